@@ -1,0 +1,84 @@
+# Everything a fresh machine needs is installed by these targets; nothing is assumed but
+# python3 (>= 3.11), node/npm and apt-get (as root or through sudo) for Debian packages.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+ENV ?= dev
+STAMP := .make
+
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export JSII_DEPRECATED := quiet
+export PYTHONDONTWRITEBYTECODE := 1
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEB_PACKAGES := mosquitto
+
+.PHONY: help setup test demo bench synth diff deploy destroy lint clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP)/venv: requirements.txt requirements-dev.txt pyproject.toml
+	@mkdir -p $(STAMP)
+	@echo "==> Python environment ($(VENV))"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+$(STAMP)/node: package.json
+	@mkdir -p $(STAMP)
+	@echo "==> CDK CLI (npm, pinned in package.json)"
+	@npm install --no-audit --no-fund --silent
+	@touch $@
+
+$(STAMP)/debs:
+	@mkdir -p $(STAMP)
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "==> Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@touch $@
+
+setup: $(STAMP)/venv $(STAMP)/node $(STAMP)/debs ## Install everything (venv, CDK CLI, mosquitto)
+
+test: setup ## Install what is missing, then lint and run every test
+	@echo "==> ruff"
+	@$(VENV)/bin/ruff check .
+	@echo "==> mypy"
+	@$(VENV)/bin/mypy energy_monitoring runtime/energy_runtime local app.py
+	@echo "==> pytest"
+	@$(VENV)/bin/pytest -q
+
+demo: setup ## Run the whole pipeline locally on the default scenario
+	@$(PY) -m local.demo $(ARGS)
+
+bench: setup ## Benchmark the handlers (writes out/bench/results.json)
+	@$(PY) -m tools.bench $(ARGS)
+
+synth: setup ## Synthesize every environment offline into cdk.out
+	@$(CDK) synth --quiet --no-notices --no-version-reporting > /dev/null
+	@echo "templates in cdk.out/"
+
+diff: setup ## cdk diff for one environment: make diff ENV=prod
+	@$(CDK) diff --no-notices "energy-$(ENV)/*"
+
+deploy: setup ## cdk deploy for one environment: make deploy ENV=dev
+	@$(CDK) deploy --no-notices "energy-$(ENV)/*"
+
+destroy: setup ## cdk destroy for one environment: make destroy ENV=dev
+	@$(CDK) destroy --no-notices "energy-$(ENV)/*"
+
+lint: setup ## ruff and mypy only
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/mypy energy_monitoring runtime/energy_runtime local app.py
+
+clean: ## Remove build output (keeps the venv and node_modules)
+	rm -rf cdk.out out .pytest_cache .mypy_cache .ruff_cache
