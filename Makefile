@@ -12,6 +12,8 @@ STAMP := .make
 
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+# The machine's Node.js is 20; jsii still runs on it but prints a large banner on every synth.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_DEPRECATED := quiet
 export PYTHONDONTWRITEBYTECODE := 1
 
