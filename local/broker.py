@@ -1,0 +1,110 @@
+"""Mosquitto on loopback with mutual TLS and per-device ACLs mirroring the IoT policy.
+
+AWS IoT lets a certificate connect as its own thing and publish only to
+`energy/consumption/${iot:Connection.Thing.ThingName}`. Locally the certificate's common
+name becomes the MQTT username (`use_identity_as_username`) and an ACL pattern grants
+write access to `energy/consumption/%u` only. The topic-rule bridge is the one client
+allowed to read every device topic.
+"""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from local import processes
+from local.pki import CertFiles, CertificateAuthority
+
+TOPIC_PREFIX = "energy/consumption/"
+RULE_CLIENT_NAME = "local-topic-rule"
+
+
+@dataclass(frozen=True)
+class Broker:
+    port: int
+    ca: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    def stop(self) -> None:
+        processes.stop(self.process)
+
+
+def mosquitto_binary() -> str:
+    found = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if not found:
+        raise RuntimeError(
+            "mosquitto is not installed: run `make setup` (Debian package mosquitto)"
+        )
+    return found
+
+
+def write_config(directory: Path, *, port: int, server: CertFiles) -> Path:
+    acl = directory / "acl"
+    acl.write_text(
+        "# Devices publish to their own topic only (the IoT policy's ThingName variable).\n"
+        f"pattern write {TOPIC_PREFIX}%u\n"
+        "# The topic-rule bridge reads every device topic and publishes nothing.\n"
+        f"user {RULE_CLIENT_NAME}\n"
+        f"topic read {TOPIC_PREFIX}+\n"
+    )
+    config = directory / "mosquitto.conf"
+    config.write_text(
+        "\n".join(
+            [
+                # Started by an unprivileged user it cannot switch; started by root it
+                # would drop to `mosquitto`, who cannot read the run directory's keys.
+                f"user {getpass.getuser()}",
+                "persistence false",
+                "log_dest stdout",
+                "log_type error",
+                "log_type warning",
+                "log_type notice",
+                "connection_messages true",
+                "allow_anonymous false",
+                # The bridge may lag behind a burst: never drop its queued QoS 1 messages.
+                "max_queued_messages 0",
+                "max_queued_bytes 0",
+                f"acl_file {acl}",
+                f"listener {port} 127.0.0.1",
+                f"cafile {server.ca}",
+                f"certfile {server.cert}",
+                f"keyfile {server.key}",
+                "require_certificate true",
+                "use_identity_as_username true",
+                "tls_version tlsv1.2",
+                "",
+            ]
+        )
+    )
+    return config
+
+
+def start_broker(directory: Path, ca: CertificateAuthority, *, attempts: int = 5) -> Broker:
+    """Start mosquitto on a free loopback port; retries if the port was taken meanwhile."""
+    directory.mkdir(parents=True, exist_ok=True)
+    server = ca.issue_server("broker")
+    last_error: Exception | None = None
+    for _ in range(attempts):
+        port = processes.free_loopback_port()
+        config = write_config(directory, port=port, server=server)
+        child = processes.spawn(
+            [mosquitto_binary(), "-c", str(config)], log=directory / "mosquitto.log"
+        )
+        try:
+            processes.wait_for_port(port, timeout=10, process=child)
+        except (RuntimeError, TimeoutError) as error:
+            last_error = error
+            processes.stop(child)
+            continue
+        return Broker(port=port, ca=ca.ca_path, process=child)
+    log = (directory / "mosquitto.log").read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"mosquitto did not start: {last_error}\n{log}")
