@@ -1,0 +1,126 @@
+"""Read the table the way analysts, the local pipeline and the tests need it.
+
+All functions take a boto3 DynamoDB `Table` resource and one device id, and return plain
+Python values (floats, ISO-8601 UTC strings), oldest first where there is an order.
+The open interval lives in the device's LATEST item until newer data closes it; the
+functions below merge it in, so callers see every interval and every day with data.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+
+from energy_runtime import layout
+from energy_runtime.aggregate import iso_utc
+from energy_runtime.codec import decode_points
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    return value
+
+
+def _blob(value: Any) -> bytes:
+    # The resource layer returns Binary wrappers for B attributes.
+    return bytes(getattr(value, "value", value))
+
+
+def _query_all(table: Any, device_id: str, prefix: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "KeyConditionExpression": Key("pk").eq(device_id) & Key("sk").begins_with(prefix),
+        "ConsistentRead": True,
+    }
+    while True:
+        page = table.query(**kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _latest_item(table: Any, device_id: str) -> dict[str, Any] | None:
+    response = table.get_item(Key={"pk": device_id, "sk": layout.LATEST_SK}, ConsistentRead=True)
+    item: dict[str, Any] | None = response.get("Item")
+    return item
+
+
+def device_latest(table: Any, device_id: str) -> dict[str, Any] | None:
+    """The newest accepted reading of the device (by event time), or None."""
+    item = _latest_item(table, device_id)
+    if item is None:
+        return None
+    latest = {
+        "device_id": device_id,
+        "ts": item["ts"],
+        "energy_wh": float(item["energy_wh"]),
+        "power_w": float(item["power_w"]),
+        "received_at": int(item["received_at"]),
+    }
+    for name in layout.OPTIONAL_FIELDS:
+        if name in item:
+            latest[name] = _plain(item[name])
+    return latest
+
+
+def _interval_row(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "interval_start": item["interval_start"],
+        "energy_wh": float(item["energy_wh"]),
+        "reading_count": int(item["reading_count"]),
+        "power_min_w": float(item["power_min_w"]),
+        "power_max_w": float(item["power_max_w"]),
+        "power_mean_w": float(item["power_mean_w"]),
+    }
+
+
+def _open_interval_row(latest: dict[str, Any]) -> dict[str, Any] | None:
+    if "open_points" not in latest:
+        return None
+    points = decode_points(_blob(latest["open_points"]))
+    powers = [p.power_dw for p in points]
+    return {
+        "interval_start": iso_utc(int(latest["open_start_ms"])),
+        "energy_wh": int(latest["open_energy_mwh"]) / 1000,
+        "reading_count": len(points),
+        "power_min_w": min(powers) / 10,
+        "power_max_w": max(powers) / 10,
+        "power_mean_w": sum(powers) / len(powers) / 10,
+    }
+
+
+def device_intervals(table: Any, device_id: str) -> list[dict[str, Any]]:
+    """Every interval with data (closed ones and the open one), oldest first."""
+    rows = [_interval_row(item) for item in _query_all(table, device_id, layout.INTERVAL_PREFIX)]
+    latest = _latest_item(table, device_id)
+    open_row = _open_interval_row(latest) if latest else None
+    closed_starts = {row["interval_start"] for row in rows}
+    if open_row is not None and open_row["interval_start"] not in closed_starts:
+        rows.append(open_row)
+    rows.sort(key=lambda row: row["interval_start"])
+    return rows
+
+
+def device_daily_energy(table: Any, device_id: str) -> dict[str, float]:
+    """Energy per UTC day (YYYY-MM-DD -> Wh): closed days from their DAY item, the days
+    still open summed from their intervals."""
+    closed = {
+        str(item["day"]): float(item["energy_wh"])
+        for item in _query_all(table, device_id, layout.DAY_PREFIX)
+    }
+    open_days: dict[str, int] = defaultdict(int)
+    for row in device_intervals(table, device_id):
+        day = row["interval_start"][:10]
+        if day not in closed:
+            open_days[day] += round(row["energy_wh"] * 1000)
+    daily = dict(closed)
+    daily.update({day: mwh / 1000 for day, mwh in open_days.items()})
+    return dict(sorted(daily.items()))
+
