@@ -36,12 +36,12 @@ def _put_varint(out: bytearray, value: int) -> None:
 
 
 def encode_points(points: list[Point]) -> bytes:
-    """Encode points sorted by time (the caller guarantees order and unique times)."""
+    """Encode points sorted by time, times >= 0 (the caller guarantees both)."""
     out = bytearray()
     _put_varint(out, len(points))
     prev_ts = prev_energy = prev_power = 0
     for ts_ms, energy_mwh, power_dw in points:
-        _put_varint(out, _zigzag(ts_ms - prev_ts))
+        _put_varint(out, ts_ms - prev_ts)  # sorted: never negative, no zigzag needed
         _put_varint(out, _zigzag(energy_mwh - prev_energy))
         _put_varint(out, _zigzag(power_dw - prev_power))
         prev_ts, prev_energy, prev_power = ts_ms, energy_mwh, power_dw
@@ -67,7 +67,7 @@ def decode_points(data: bytes) -> list[Point]:
     points: list[Point] = []
     ts = energy = power = 0
     for i in range(1, len(values), 3):
-        ts += _unzigzag(values[i])
+        ts += values[i]
         energy += _unzigzag(values[i + 1])
         power += _unzigzag(values[i + 2])
         points.append(Point(ts, energy, power))

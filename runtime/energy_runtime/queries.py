@@ -59,7 +59,7 @@ def device_latest(table: Any, device_id: str) -> dict[str, Any] | None:
         return None
     latest = {
         "device_id": device_id,
-        "ts": item["ts"],
+        "ts": iso_utc(int(item["ts_ms"])),
         "energy_wh": float(item["energy_wh"]),
         "power_w": float(item["power_w"]),
         "received_at": int(item["received_at"]),
@@ -72,7 +72,7 @@ def device_latest(table: Any, device_id: str) -> dict[str, Any] | None:
 
 def _interval_row(item: dict[str, Any]) -> dict[str, Any]:
     return {
-        "interval_start": item["interval_start"],
+        "interval_start": str(item["sk"])[len(layout.INTERVAL_PREFIX) :],
         "energy_wh": float(item["energy_wh"]),
         "reading_count": int(item["reading_count"]),
         "power_min_w": float(item["power_min_w"]),
@@ -123,4 +123,3 @@ def device_daily_energy(table: Any, device_id: str) -> dict[str, float]:
     daily = dict(closed)
     daily.update({day: mwh / 1000 for day, mwh in open_days.items()})
     return dict(sorted(daily.items()))
-

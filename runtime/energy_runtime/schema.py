@@ -38,6 +38,9 @@ INTERVAL_COLUMNS: Final[tuple[Column, ...]] = (
     ("power_mean_w", "double"),
     ("first_ts", "timestamp"),
     ("last_ts", "timestamp"),
+    # Rises each time the interval's aggregate changes; keep the highest per
+    # (device_id, interval_start): see docs/data-model.md.
+    ("revision", "bigint"),
 )
 
 RAW_PREFIX: Final = "raw/"

@@ -1,0 +1,40 @@
+"""boto3 clients shared by the handlers.
+
+No endpoint is ever hard-coded: boto3 honours AWS_ENDPOINT_URL (the local pipeline points
+it at a moto server). Transient errors (throttling, 5xx, connection resets) are retried
+by botocore's adaptive retry mode before a handler reports an item failure. boto3 is
+imported on first use so that importing a handler module stays cheap (cold start).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+MAX_ATTEMPTS = 6
+
+
+@cache
+def client(service: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS},
+        connect_timeout=5,
+        read_timeout=20,
+        tcp_keepalive=True,
+    )
+    return boto3.session.Session().client(service, config=config)
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests start a fresh moto backend per test)."""
+    client.cache_clear()
+
+
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """Errors worth a retry by the event source (after botocore's own retries)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (ClientError, BotoCoreError)

@@ -1,0 +1,254 @@
+"""Processor function: hand-off messages (SQS) -> DynamoDB state, Parquet, alerts.
+
+Per invocation: merge the readings of all messages per device, read the devices' hot
+items in bulk, plan each device's writes (state.py), write the Parquet rows first (named
+by content, so a retry rewrites the same objects), then the items (conditional), then the
+alerts. A device whose writes fail transiently fails only the messages that carried it;
+a message that is not a hand-off at all is quarantined, never retried forever.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from pydantic import ValidationError
+
+from energy_runtime import alerts, archive, aws
+from energy_runtime.aggregate import interval_start_ms, merge_points
+from energy_runtime.codec import Point, decode_points
+from energy_runtime.models import HandoffMessage
+from energy_runtime.settings import ProcessorSettings, load_processor_settings
+from energy_runtime.state import (
+    HotState,
+    Latest,
+    Plan,
+    StoredInterval,
+    closing_starts,
+    plan_device,
+    split_late,
+)
+from energy_runtime.store import ConcurrentUpdate, Store
+from energy_runtime.telemetry import Telemetry
+
+telemetry = Telemetry("energy-processor")
+logger = telemetry.logger
+metrics = telemetry.metrics
+MAX_ATTEMPTS_PER_DEVICE = 3
+
+
+@cache
+def settings() -> ProcessorSettings:
+    return load_processor_settings()
+
+
+@dataclass(slots=True)
+class DeviceInput:
+    points: list[Point] = field(default_factory=list)
+    latest: Latest | None = None
+    message_ids: set[str] = field(default_factory=set)
+    reading_count: int = 0
+
+
+def _collect(records: list[dict[str, Any]]) -> tuple[dict[str, DeviceInput], list[dict[str, Any]]]:
+    """Per-device inputs, and the records that are not valid hand-off messages."""
+    devices: dict[str, DeviceInput] = defaultdict(DeviceInput)
+    poison: list[dict[str, Any]] = []
+    for record in records:
+        try:
+            message = HandoffMessage.model_validate_json(record["body"])
+            decoded = [
+                (
+                    device,
+                    [
+                        decode_points(base64.b64decode(i.points, validate=True))
+                        for i in device.intervals
+                    ],
+                )
+                for device in message.devices
+            ]
+        except (ValidationError, ValueError, binascii.Error):
+            poison.append(record)
+            continue
+        for device, groups in decoded:
+            entry = devices[device.device_id]
+            entry.message_ids.add(record["messageId"])
+            for group in groups:
+                entry.points.extend(group)
+                entry.reading_count += len(group)
+            latest = device.latest
+            candidate = Latest(
+                latest.ts_ms,
+                latest.energy_mwh,
+                latest.power_dw,
+                latest.received_at,
+                tuple(sorted(latest.optional.items())),
+            )
+            entry.latest = candidate if entry.latest is None else max(entry.latest, candidate)
+    return devices, poison
+
+
+def _plan(
+    store: Store, device_id: str, hot: HotState | None, entry: DeviceInput, cfg: ProcessorSettings
+) -> Plan:
+    points = merge_points(entry.points)
+    late, current = split_late(hot, points)
+    stored: dict[int, StoredInterval] = {}
+    context: list[Point] = []
+    if late and hot is not None:
+        first = interval_start_ms(late[0].ts_ms, cfg.interval_minutes)
+        stored, context = store.read_range(device_id, first, hot.open_start_ms)
+    closing = [s for s in closing_starts(hot, current, cfg.interval_minutes) if s not in stored]
+    stored.update(store.read_intervals(device_id, closing))
+    assert entry.latest is not None
+    return plan_device(
+        device_id,
+        hot,
+        points,
+        entry.latest,
+        stored=stored,
+        late_context=context,
+        interval_minutes=cfg.interval_minutes,
+        max_power_w=cfg.rules.max_power_w,
+    )
+
+
+def process_sqs_event(
+    event: dict[str, Any], *, config: ProcessorSettings, dynamodb: Any, s3: Any, sns: Any
+) -> dict[str, Any]:
+    records = event.get("Records", [])
+    devices, poison = _collect(records)
+    if poison:
+        _quarantine_messages(s3, config, poison)
+    store = Store(dynamodb, config.table_name, ttl_days=config.interval_ttl_days)
+    failed_messages: set[str] = set()
+    pending = sorted(devices)
+    written = alerts_sent = accepted = 0
+    for attempt in range(MAX_ATTEMPTS_PER_DEVICE):
+        if not pending:
+            break
+        hot_states = store.read_hot(pending)
+        plans = {d: _plan(store, d, hot_states.get(d), devices[d], config) for d in pending}
+        rows = [
+            archive.make_row(d, summary, rev, config.interval_minutes)
+            for d, plan in plans.items()
+            for summary, rev in plan.changed
+        ]
+        try:
+            archive.put_objects(
+                s3, config.archive_bucket, archive.parquet_objects(rows, config.processed_prefix)
+            )
+        except aws.transient_errors():
+            logger.exception("processed archive write failed")
+            for d in pending:
+                failed_messages.update(devices[d].message_ids)
+            pending = []
+            break
+        retry: list[str] = []
+        for device_id, plan in plans.items():
+            try:
+                written += store.write(plan)
+            except ConcurrentUpdate:
+                retry.append(device_id)
+                continue
+            except aws.transient_errors():
+                logger.exception("device write failed", extra={"device_id": device_id})
+                failed_messages.update(devices[device_id].message_ids)
+                continue
+            accepted += devices[device_id].reading_count
+            alerts_sent += _alert(store, sns, config, plan)
+        if retry and attempt == MAX_ATTEMPTS_PER_DEVICE - 1:
+            for device_id in retry:
+                failed_messages.update(devices[device_id].message_ids)
+        pending = retry
+
+    telemetry.count("AggregatesWritten", written)
+    telemetry.count("AlertsSent", alerts_sent)
+    logger.info(
+        "hand-off applied",
+        extra={
+            "messages": len(records),
+            "devices": len(devices),
+            "readings": accepted,
+            "items_written": written,
+            "alerts_sent": alerts_sent,
+            "poison_messages": len(poison),
+            "failed_messages": len(failed_messages),
+        },
+    )
+    return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failed_messages)]}
+
+
+def _alert(store: Store, sns: Any, config: ProcessorSettings, plan: Plan) -> int:
+    candidates: list[alerts.Alert] = []
+    for summary, _rev in plan.changed:
+        alert = alerts.high_usage(plan.device_id, summary, config.high_usage_threshold_wh)
+        if alert:
+            candidates.append(alert)
+    for summary in plan.newly_closed:
+        if summary.energy_wh < alerts.ANOMALY_MIN_WH:
+            continue
+        baseline = store.recent_energies(
+            plan.device_id, summary.start_ms, alerts.BASELINE_INTERVALS
+        )
+        alert = alerts.anomaly(plan.device_id, summary, baseline, config.anomaly_factor)
+        if alert:
+            candidates.append(alert)
+    sent = 0
+    for alert in candidates:
+        period = alert.period_ms(config.alert_period_minutes)
+        if not store.claim_alert(plan.device_id, alert.kind, period, alerts.MARKER_TTL_S):
+            continue
+        try:
+            alerts.publish(sns, config.alert_topic_arn, alert)
+            sent += 1
+        except aws.transient_errors():
+            logger.exception("alert publish failed (marker kept: at most once)")
+    return sent
+
+
+def _quarantine_messages(s3: Any, config: ProcessorSettings, records: list[dict[str, Any]]) -> None:
+    """Messages that are not hand-offs: keep them (with why) instead of retrying forever."""
+    lines = [
+        json.dumps(
+            {
+                "reason": "bad_handoff_message",
+                "message_id": r.get("messageId"),
+                "raw": r.get("body"),
+            }
+        )
+        for r in records
+    ]
+    body = ("\n".join(lines) + "\n").encode()
+    digest = hashlib.sha256(body).hexdigest()[:32]
+    hour = time.strftime("year=%Y/month=%m/day=%d/hour=%H", time.gmtime())
+    key = f"{config.quarantine_prefix}{hour}/handoff-{digest}.jsonl"
+    s3.put_object(Bucket=config.archive_bucket, Key=key, Body=body)
+    telemetry.count("ReadingsQuarantined", len(records))
+    telemetry.count_by_reason(Counter({"bad_handoff_message": len(records)}))
+    logger.error("quarantined messages that are not hand-offs", extra={"count": len(records)})
+
+
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    records = event.get("Records") or [{}]
+    logger.set_correlation_id(records[0].get("messageId"))
+    if context is not None:
+        logger.append_keys(request_id=getattr(context, "aws_request_id", None))
+    tracer = telemetry.tracer()
+    with tracer.provider.in_subsegment("## processor") as subsegment:
+        subsegment.put_annotation(key="messages", value=len(records))
+        return process_sqs_event(
+            event,
+            config=settings(),
+            dynamodb=aws.client("dynamodb"),
+            s3=aws.client("s3"),
+            sns=aws.client("sns"),
+        )

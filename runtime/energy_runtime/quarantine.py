@@ -1,0 +1,72 @@
+"""Rejected readings to S3 as JSON lines, partitioned by the hour they were received.
+
+Object keys are derived from the records they hold (sequence number and position), so a
+Lambda retry of the same batch rewrites the same object instead of adding a copy. A retry
+with different batch boundaries can put a rejected reading in a second object; each line
+carries (sequence_number, index), which identifies it, for de-duplication in queries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from energy_runtime.readings import Rejection
+
+
+def _hour_prefix(prefix: str, received_at_ms: int) -> str:
+    moment = datetime.fromtimestamp(received_at_ms / 1000, tz=UTC)
+    return moment.strftime(f"{prefix}year=%Y/month=%m/day=%d/hour=%H/")
+
+
+def _line(rejection: Rejection, event_source_arn: str) -> str:
+    raw = rejection.raw if isinstance(rejection.raw, str) else json.dumps(rejection.raw)
+    return json.dumps(
+        {
+            "device_id": rejection.device_id,
+            "received_at": rejection.received_at,
+            "reason": rejection.reason,
+            "detail": rejection.detail,
+            "event_source_arn": event_source_arn,
+            "sequence_number": rejection.sequence_number,
+            "index": rejection.index,
+            "raw": raw,
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+def quarantine_objects(
+    rejections: list[Rejection], *, prefix: str, event_source_arn: str, fallback_ms: int
+) -> dict[str, tuple[bytes, list[Rejection]]]:
+    """Object key -> (JSON-lines body, the rejections in it)."""
+    by_hour: dict[str, list[Rejection]] = defaultdict(list)
+    for rejection in rejections:
+        received = rejection.received_at if rejection.received_at is not None else fallback_ms
+        by_hour[_hour_prefix(prefix, received)].append(rejection)
+    objects: dict[str, tuple[bytes, list[Rejection]]] = {}
+    for hour_prefix, group in by_hour.items():
+        body = "\n".join(_line(r, event_source_arn) for r in group).encode() + b"\n"
+        identity = "\n".join(f"{r.sequence_number}:{r.index}" for r in group)
+        digest = hashlib.sha256(f"{event_source_arn}\n{identity}".encode()).hexdigest()[:32]
+        objects[f"{hour_prefix}{digest}.jsonl"] = (body, group)
+    return objects
+
+
+def put_objects(
+    s3: Any, bucket: str, objects: dict[str, tuple[bytes, list[Rejection]]]
+) -> list[Rejection]:
+    """Write the objects; returns the rejections whose object could not be written."""
+    from energy_runtime.aws import transient_errors
+
+    failed: list[Rejection] = []
+    for key, (body, group) in objects.items():
+        try:
+            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+        except transient_errors():
+            failed.extend(group)
+    return failed

@@ -1,0 +1,164 @@
+"""The per-device state machine of the processor: pure functions, no AWS.
+
+Given the device's hot item, the readings of this invocation and the stored intervals the
+readings touch, `plan_device` says what to write. Every output is a function of the set of
+readings seen so far (plus revision counters), so replaying, reordering or re-splitting
+batches converges on the same aggregates, and a merge that changes nothing writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from energy_runtime.aggregate import (
+    LOOKBACK,
+    IntervalSummary,
+    interval_start_ms,
+    merge_points,
+    split_by_interval,
+    summarize,
+)
+from energy_runtime.codec import Point
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Latest:
+    """The newest reading (max by time, ties by value: a semilattice like the rest)."""
+
+    ts_ms: int
+    energy_mwh: int
+    power_dw: int
+    received_at: int
+    optional: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInterval:
+    start_ms: int
+    points: list[Point]
+    energy_mwh: int
+    rev: int
+
+
+@dataclass(frozen=True, slots=True)
+class HotState:
+    version: int
+    latest: Latest
+    open_start_ms: int
+    open_points: list[Point]
+    open_energy_mwh: int
+    open_rev: int
+    tail: list[Point]  # the last LOOKBACK readings before the open interval
+
+
+@dataclass(slots=True)
+class IntervalWrite:
+    summary: IntervalSummary
+    points: list[Point]
+    rev: int
+    expected_rev: int | None  # None: the item must not exist yet
+
+
+@dataclass(slots=True)
+class Plan:
+    device_id: str
+    intervals: list[IntervalWrite] = field(default_factory=list)
+    hot: HotState | None = None  # None: the hot item is unchanged
+    expected_version: int | None = None
+    changed: list[tuple[IntervalSummary, int]] = field(default_factory=list)  # rows, rev
+    touched_days_ms: set[int] = field(default_factory=set)  # closed days to re-total
+    newly_closed: list[IntervalSummary] = field(default_factory=list)
+
+
+def split_late(hot: HotState | None, points: list[Point]) -> tuple[list[Point], list[Point]]:
+    """(readings before the open interval, the rest)."""
+    if hot is None:
+        return [], points
+    cut = hot.open_start_ms
+    return [p for p in points if p.ts_ms < cut], [p for p in points if p.ts_ms >= cut]
+
+
+def closing_starts(hot: HotState | None, current: list[Point], interval_minutes: int) -> list[int]:
+    """Intervals this batch closes (they become INT items): all but the newest with data."""
+    starts = {interval_start_ms(p.ts_ms, interval_minutes) for p in current}
+    if hot is not None:
+        starts.add(hot.open_start_ms)
+    return sorted(starts)[:-1]
+
+
+def plan_device(
+    device_id: str,
+    hot: HotState | None,
+    points: list[Point],
+    latest: Latest,
+    *,
+    stored: dict[int, StoredInterval],
+    late_context: list[Point],
+    interval_minutes: int,
+    max_power_w: int,
+) -> Plan:
+    """`stored` holds every stored interval from the earliest late reading up to the open
+    interval, and any stored item of an interval being closed; `late_context` the
+    LOOKBACK readings before the earliest late reading."""
+    plan = Plan(device_id=device_id, expected_version=hot.version if hot else None)
+    late, current = split_late(hot, points)
+
+    closed: dict[int, list[Point]] = {start: s.points for start, s in stored.items()}
+    for start, group in split_by_interval(late, interval_minutes).items():
+        closed[start] = merge_points(closed.get(start, ()), group)
+
+    groups = split_by_interval(current, interval_minutes)
+    if hot is not None:
+        groups[hot.open_start_ms] = merge_points(hot.open_points, groups.get(hot.open_start_ms, ()))
+    starts = sorted(groups)
+    for start in starts[:-1]:
+        closed[start] = merge_points(closed.get(start, ()), groups[start])
+    open_start = starts[-1]
+    open_points = groups[open_start]
+
+    context = late_context if late else (hot.tail if hot else [])
+    for start in sorted(closed):
+        summary = summarize(start, context, closed[start], max_power_w)
+        context = (context + closed[start])[-LOOKBACK:]
+        before = stored.get(start)
+        plan.touched_days_ms.add(start - start % 86_400_000)
+        is_old_open = hot is not None and start == hot.open_start_ms
+        if is_old_open:
+            plan.newly_closed.append(summary)
+        if before and before.points == closed[start] and before.energy_mwh == summary.energy_mwh:
+            continue
+        base_rev = max(before.rev if before else 0, hot.open_rev if hot and is_old_open else 0)
+        plan.intervals.append(
+            IntervalWrite(summary, closed[start], base_rev + 1, before.rev if before else None)
+        )
+        plan.changed.append((summary, base_rev + 1))
+    tail = context
+
+    open_summary = summarize(open_start, tail, open_points, max_power_w)
+    new_latest = max(latest, hot.latest) if hot else latest
+    if hot is not None and open_start == hot.open_start_ms:
+        same_open = (
+            hot.open_points == open_points and hot.open_energy_mwh == open_summary.energy_mwh
+        )
+        open_rev = hot.open_rev if same_open else hot.open_rev + 1
+    else:
+        same_open = False
+        open_rev = 1
+    if not same_open:
+        plan.changed.append((open_summary, open_rev))
+    new_hot = HotState(
+        version=(hot.version + 1) if hot else 1,
+        latest=new_latest,
+        open_start_ms=open_start,
+        open_points=open_points,
+        open_energy_mwh=open_summary.energy_mwh,
+        open_rev=open_rev,
+        tail=tail,
+    )
+    unchanged = hot is not None and same_open and hot.tail == tail and hot.latest == new_latest
+    plan.hot = None if unchanged else new_hot
+    # Days still open (the open interval's day or later) are totalled by the queries.
+    open_day = open_start - open_start % 86_400_000
+    plan.touched_days_ms = {day for day in plan.touched_days_ms if day < open_day}
+    return plan

@@ -1,0 +1,277 @@
+"""DynamoDB side of the processor: read state, write what a Plan says, conditionally.
+
+Items are written with PutItem under a condition on their version (hot item) or revision
+(interval item), so two invocations racing on one device cannot lose each other's
+readings: the loser re-reads and merges again. Nothing is written when a merge changes
+nothing, which is what makes replays free and the table byte-for-byte stable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from energy_runtime import layout
+from energy_runtime.aggregate import LOOKBACK, MS_PER_DAY, day_of, iso_utc
+from energy_runtime.codec import Point, decode_points, encode_points
+from energy_runtime.state import HotState, IntervalWrite, Latest, Plan, StoredInterval
+
+
+class ConcurrentUpdate(Exception):
+    """Another invocation changed the device's items first; re-read and merge again."""
+
+
+def _n(value: int | float) -> dict[str, str]:
+    return {"N": repr(value) if isinstance(value, float) else str(value)}
+
+
+def _num(attribute: dict[str, str]) -> int | float:
+    text = attribute["N"]
+    return float(text) if any(c in text for c in ".eE") else int(text)
+
+
+# --- hot item -------------------------------------------------------------------------
+
+
+def hot_item(device_id: str, hot: HotState) -> dict[str, Any]:
+    latest = hot.latest
+    item: dict[str, Any] = {
+        "pk": {"S": device_id},
+        "sk": {"S": layout.LATEST_SK},
+        "version": _n(hot.version),
+        "ts_ms": _n(latest.ts_ms),
+        "energy_wh": _n(latest.energy_mwh / 1000),
+        "power_w": _n(latest.power_dw / 10),
+        "received_at": _n(latest.received_at),
+        "open_start_ms": _n(hot.open_start_ms),
+        "open_points": {"B": encode_points(hot.open_points)},
+        "open_energy_mwh": _n(hot.open_energy_mwh),
+        "open_rev": _n(hot.open_rev),
+        "tail_points": {"B": encode_points(hot.tail)},
+    }
+    for name, value in latest.optional:
+        item[name] = _n(value)
+    return item
+
+
+def parse_hot(item: dict[str, Any]) -> HotState:
+    optional = tuple((name, _num(item[name])) for name in layout.OPTIONAL_FIELDS if name in item)
+    return HotState(
+        version=int(item["version"]["N"]),
+        latest=Latest(
+            ts_ms=int(item["ts_ms"]["N"]),
+            energy_mwh=round(float(item["energy_wh"]["N"]) * 1000),
+            power_dw=round(float(item["power_w"]["N"]) * 10),
+            received_at=int(item["received_at"]["N"]),
+            optional=optional,
+        ),
+        open_start_ms=int(item["open_start_ms"]["N"]),
+        open_points=decode_points(bytes(item["open_points"]["B"])),
+        open_energy_mwh=int(item["open_energy_mwh"]["N"]),
+        open_rev=int(item["open_rev"]["N"]),
+        tail=decode_points(bytes(item["tail_points"]["B"])) if item["tail_points"]["B"] else [],
+    )
+
+
+# --- interval and day items ----------------------------------------------------------
+
+
+def interval_item(device_id: str, write: IntervalWrite, ttl_days: int) -> dict[str, Any]:
+    summary = write.summary
+    return {
+        "pk": {"S": device_id},
+        "sk": {"S": layout.interval_sk(summary.start_ms)},
+        "points": {"B": encode_points(write.points)},
+        "energy_wh": _n(summary.energy_mwh / 1000),
+        "reading_count": _n(summary.reading_count),
+        "power_min_w": _n(summary.power_min_dw / 10),
+        "power_max_w": _n(summary.power_max_dw / 10),
+        "power_mean_w": _n(summary.power_mean_w),
+        "rev": _n(write.rev),
+        "expires_at": _n(summary.start_ms // 1000 + ttl_days * 86_400),
+    }
+
+
+def parse_interval(item: dict[str, Any]) -> StoredInterval:
+    from datetime import datetime
+
+    start = datetime.fromisoformat(item["sk"]["S"][len(layout.INTERVAL_PREFIX) :])
+    return StoredInterval(
+        start_ms=round(start.timestamp() * 1000),
+        points=decode_points(bytes(item["points"]["B"])),
+        energy_mwh=round(float(item["energy_wh"]["N"]) * 1000),
+        rev=int(item["rev"]["N"]),
+    )
+
+
+class Store:
+    def __init__(self, dynamodb: Any, table_name: str, *, ttl_days: int) -> None:
+        self.db = dynamodb
+        self.table = table_name
+        self.ttl_days = ttl_days
+
+    def read_hot(self, device_ids: list[str]) -> dict[str, HotState]:
+        found: dict[str, HotState] = {}
+        for i in range(0, len(device_ids), 100):
+            keys = [
+                {"pk": {"S": d}, "sk": {"S": layout.LATEST_SK}} for d in device_ids[i : i + 100]
+            ]
+            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                response = self.db.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self.table, []):
+                    found[item["pk"]["S"]] = parse_hot(item)
+                request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def read_intervals(self, device_id: str, starts: list[int]) -> dict[int, StoredInterval]:
+        if not starts:
+            return {}
+        keys = [{"pk": {"S": device_id}, "sk": {"S": layout.interval_sk(s)}} for s in starts]
+        found: dict[int, StoredInterval] = {}
+        request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            response = self.db.batch_get_item(RequestItems=request)
+            for item in response["Responses"].get(self.table, []):
+                stored = parse_interval(item)
+                found[stored.start_ms] = stored
+            request = response.get("UnprocessedKeys") or {}
+        return found
+
+    def _query(self, **kwargs: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self.db.query(TableName=self.table, ConsistentRead=True, **kwargs)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page or "Limit" in kwargs:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def read_range(
+        self, device_id: str, first_ms: int, end_ms: int
+    ) -> tuple[dict[int, StoredInterval], list[Point]]:
+        """Stored intervals in [first_ms, end_ms) and the LOOKBACK readings before them."""
+        key = {":pk": {"S": device_id}}
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues={
+                **key,
+                ":lo": {"S": layout.interval_sk(first_ms)},
+                ":hi": {"S": layout.interval_sk(end_ms - 1)},
+            },
+        )
+        stored = {s.start_ms: s for s in map(parse_interval, items)}
+        before = self._query(
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues={
+                **key,
+                ":lo": {"S": layout.INTERVAL_PREFIX},
+                ":hi": {"S": layout.interval_sk(first_ms - 1)},
+            },
+            ScanIndexForward=False,
+            Limit=LOOKBACK,
+        )
+        context: list[Point] = []
+        for item in reversed(before):
+            context.extend(parse_interval(item).points)
+        return stored, context[-LOOKBACK:]
+
+    def recent_energies(self, device_id: str, before_ms: int, count: int) -> list[float]:
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues={
+                ":pk": {"S": device_id},
+                ":lo": {"S": layout.INTERVAL_PREFIX},
+                ":hi": {"S": layout.interval_sk(before_ms - 1)},
+            },
+            ProjectionExpression="energy_wh",
+            ScanIndexForward=False,
+            Limit=count,
+        )
+        return [float(item["energy_wh"]["N"]) for item in items]
+
+    def write(self, plan: Plan) -> int:
+        """Apply a plan; returns the number of items written. Raises ConcurrentUpdate."""
+        from botocore.exceptions import ClientError
+
+        written = 0
+        try:
+            for interval in plan.intervals:
+                condition: dict[str, Any]
+                if interval.expected_rev is None:
+                    condition = {"ConditionExpression": "attribute_not_exists(pk)"}
+                else:
+                    condition = {
+                        "ConditionExpression": "rev = :rev",
+                        "ExpressionAttributeValues": {":rev": _n(interval.expected_rev)},
+                    }
+                self.db.put_item(
+                    TableName=self.table,
+                    Item=interval_item(plan.device_id, interval, self.ttl_days),
+                    **condition,
+                )
+                written += 1
+            for day_ms in sorted(plan.touched_days_ms):
+                written += self._total_day(plan.device_id, day_ms)
+            if plan.hot is not None:
+                if plan.expected_version is None:
+                    condition = {"ConditionExpression": "attribute_not_exists(pk)"}
+                else:
+                    condition = {
+                        "ConditionExpression": "version = :v",
+                        "ExpressionAttributeValues": {":v": _n(plan.expected_version)},
+                    }
+                self.db.put_item(
+                    TableName=self.table, Item=hot_item(plan.device_id, plan.hot), **condition
+                )
+                written += 1
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise ConcurrentUpdate(plan.device_id) from error
+            raise
+        return written
+
+    def _total_day(self, device_id: str, day_ms: int) -> int:
+        """Re-total a closed day from its interval items; write its DAY item if it differs."""
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues={
+                ":pk": {"S": device_id},
+                ":lo": {"S": layout.interval_sk(day_ms)},
+                ":hi": {"S": layout.interval_sk(day_ms + MS_PER_DAY - 1)},
+            },
+            ProjectionExpression="energy_wh",
+        )
+        total_mwh = sum(round(float(item["energy_wh"]["N"]) * 1000) for item in items)
+        day = day_of(day_ms)
+        key = {"pk": {"S": device_id}, "sk": {"S": layout.day_sk(day)}}
+        current = self.db.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+        item = {
+            **key,
+            "day": {"S": day},
+            "energy_wh": _n(total_mwh / 1000),
+            "interval_count": _n(len(items)),
+        }
+        if current == item:
+            return 0
+        self.db.put_item(TableName=self.table, Item=item)
+        return 1
+
+    def claim_alert(self, device_id: str, kind: str, period_ms: int, ttl_s: int) -> bool:
+        """Put the alert's marker unless it exists: True means this caller may publish."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.db.put_item(
+                TableName=self.table,
+                Item={
+                    "pk": {"S": device_id},
+                    "sk": {"S": layout.alert_sk(kind, iso_utc(period_ms))},
+                    "expires_at": _n(period_ms // 1000 + ttl_s),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
