@@ -1,0 +1,117 @@
+"""The S3 archive: raw and processed data, its access-log bucket, Athena's results bucket."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from energy_monitoring.config import EnvironmentConfig
+
+
+def bucket_name(config: EnvironmentConfig, scope: Construct, purpose: str) -> str:
+    """Globally unique, predictable bucket name (analysts and IAM policies quote it).
+
+    Built from the calling stack's own account and region, so other stacks of the
+    environment address the bucket by name without a cross-stack export.
+    """
+    stack = cdk.Stack.of(scope)
+    return f"{config.resource_prefix}-{purpose}-{stack.account}-{stack.region}"
+
+
+def archive_bucket(scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> s3.IBucket:
+    """The environment's archive bucket, as seen from any of its stacks."""
+    return s3.Bucket.from_bucket_name(scope, construct_id, bucket_name(config, scope, "archive"))
+
+
+class ArchiveBuckets(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, key: kms.IKey
+    ) -> None:
+        super().__init__(scope, construct_id)
+        retention = config.retention
+        destroy = config.removal_policy == "destroy"
+        removal = cdk.RemovalPolicy.DESTROY if destroy else cdk.RemovalPolicy.RETAIN
+
+        # Server access logs cannot be delivered to an SSE-KMS bucket: SSE-S3 here.
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            bucket_name=bucket_name(config, self, "access-logs"),
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=removal,
+            auto_delete_objects=destroy,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=cdk.Duration.days(retention.access_log_expire_days),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+                )
+            ],
+        )
+
+        self.archive = s3.Bucket(
+            self,
+            "Archive",
+            bucket_name=bucket_name(config, self, "archive"),
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="archive/",
+            removal_policy=removal,
+            auto_delete_objects=destroy,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="tier-and-expire",
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                            transition_after=cdk.Duration.days(retention.archive_ia_after_days),
+                        ),
+                        s3.Transition(
+                            storage_class=s3.StorageClass.GLACIER,
+                            transition_after=cdk.Duration.days(
+                                retention.archive_glacier_after_days
+                            ),
+                        ),
+                    ],
+                    expiration=cdk.Duration.days(retention.archive_expire_after_days),
+                    noncurrent_version_expiration=cdk.Duration.days(
+                        retention.noncurrent_expire_days
+                    ),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+                )
+            ],
+        )
+
+        self.athena_results = s3.Bucket(
+            self,
+            "AthenaResults",
+            bucket_name=bucket_name(config, self, "athena-results"),
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="athena-results/",
+            removal_policy=removal,
+            auto_delete_objects=destroy,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-query-results",
+                    expiration=cdk.Duration.days(retention.athena_results_expire_days),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+                )
+            ],
+        )

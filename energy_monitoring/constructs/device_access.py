@@ -1,0 +1,67 @@
+"""The IoT policy every meter certificate gets, and the meters' thing type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_iot as iot
+from constructs import Construct
+
+from energy_monitoring.config import EnvironmentConfig
+
+TOPIC_ROOT = "energy/consumption"
+THING_NAME_VARIABLE = "${iot:Connection.Thing.ThingName}"
+
+
+def device_topics(*, rule_name: str, basic_ingest: bool) -> list[str]:
+    """The only topics a meter may publish to: its own, and Basic Ingest's if enabled."""
+    topics = [f"{TOPIC_ROOT}/{THING_NAME_VARIABLE}"]
+    if basic_ingest:
+        topics.append(f"$aws/rules/{rule_name}/{TOPIC_ROOT}/{THING_NAME_VARIABLE}")
+    return topics
+
+
+class DeviceAccess(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+
+        def iot_arn(resource: str) -> str:
+            return f"arn:{stack.partition}:iot:{stack.region}:{stack.account}:{resource}"
+
+        topics = device_topics(
+            rule_name=config.iot_rule_name, basic_ingest=config.ingest.basic_ingest
+        )
+        document: dict[str, Any] = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    # A certificate connects only as the thing it is attached to.
+                    "Effect": "Allow",
+                    "Action": "iot:Connect",
+                    "Resource": iot_arn(f"client/{THING_NAME_VARIABLE}"),
+                    "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": "iot:Publish",
+                    "Resource": [iot_arn(f"topic/{topic}") for topic in topics],
+                },
+            ],
+        }
+        self.policy = iot.CfnPolicy(
+            self,
+            "MeterPolicy",
+            policy_name=f"{config.resource_prefix}-meter",
+            policy_document=document,
+        )
+        self.thing_type = iot.CfnThingType(
+            self,
+            "MeterType",
+            thing_type_name=f"{config.resource_prefix}-meter",
+            thing_type_properties=iot.CfnThingType.ThingTypePropertiesProperty(
+                thing_type_description="Apartment energy meter publishing readings over MQTT",
+                searchable_attributes=["building", "apartment"],
+            ),
+        )

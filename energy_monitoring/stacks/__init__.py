@@ -1,0 +1,1 @@
+"""The four stacks of an environment."""

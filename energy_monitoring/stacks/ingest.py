@@ -1,0 +1,139 @@
+"""Ingest: meters' IoT policy and thing type, the topic rule, the stream, the raw archive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_iot as iot
+from aws_cdk import aws_kinesis as kinesis
+from aws_cdk import aws_kinesisfirehose as firehose
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from energy_monitoring.config import EnvironmentConfig
+from energy_monitoring.constructs.archive import archive_bucket
+from energy_monitoring.constructs.device_access import DeviceAccess
+from energy_monitoring.constructs.raw_archive import RawArchiveDelivery
+from energy_monitoring.constructs.retention import log_retention
+from energy_monitoring.constructs.topic_rule import IngestRule
+from energy_monitoring.stacks.storage import StorageResources
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestResources:
+    stream: kinesis.IStream
+    rule_name: str
+    delivery_stream: firehose.IDeliveryStream
+    policy_name: str
+    thing_type_name: str
+
+
+class IngestStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        storage: StorageResources,
+        termination_protection: bool,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description=f"Energy monitoring ({config.name}): IoT ingest, stream, raw archive",
+            termination_protection=termination_protection,
+        )
+        settings = config.stream
+        provisioned = settings.capacity_mode == "provisioned"
+        stream = kinesis.Stream(
+            self,
+            "Readings",
+            stream_mode=(
+                kinesis.StreamMode.PROVISIONED if provisioned else kinesis.StreamMode.ON_DEMAND
+            ),
+            shard_count=settings.shard_count if provisioned else None,
+            encryption=kinesis.StreamEncryption.KMS,
+            encryption_key=storage.key,
+            retention_period=cdk.Duration.hours(settings.retention_hours),
+        )
+
+        archive = archive_bucket(self, "ArchiveBucket", config=config)
+        access = DeviceAccess(self, "Devices", config=config)
+        rule = IngestRule(
+            self,
+            "TopicRule",
+            rule_name=config.iot_rule_name,
+            stream=stream,
+            archive=archive,
+            key=storage.key,
+        )
+        retention = log_retention(config.retention.log_retention_days)
+        raw_archive = RawArchiveDelivery(
+            self,
+            "RawArchive",
+            config=config,
+            stream=stream,
+            archive=archive,
+            key=storage.key,
+            raw_table=storage.raw_table,
+            log_retention=retention,
+        )
+        if config.ingest.iot_logging:
+            self._iot_logging(config, retention)
+
+        self.resources = IngestResources(
+            stream=stream,
+            rule_name=rule.rule_name,
+            delivery_stream=raw_archive.delivery_stream,
+            policy_name=access.policy.ref,
+            thing_type_name=access.thing_type.ref,
+        )
+        outputs = {
+            "StreamName": (stream.stream_name, "Kinesis stream the topic rule writes to"),
+            "TopicRuleName": (rule.rule_name, "IoT topic rule routing meter messages"),
+            "IotPolicyName": (access.policy.ref, "IoT policy to attach to meter certificates"),
+            "ThingTypeName": (access.thing_type.ref, "IoT thing type for meters"),
+            "MeterTopicTemplate": (
+                "energy/consumption/<thing-name>",
+                "MQTT topic a meter publishes to",
+            ),
+            "RawDeliveryStreamName": (
+                raw_archive.delivery_stream.delivery_stream_name,
+                "Firehose delivery stream writing raw/ Parquet",
+            ),
+        }
+        for output_id, (value, description) in outputs.items():
+            cdk.CfnOutput(self, output_id, value=value, description=description)
+
+    def _iot_logging(self, config: EnvironmentConfig, retention: logs.RetentionDays) -> None:
+        """AWS::IoT::Logging is a singleton per account and region: one environment owns it."""
+        log_group = logs.LogGroup(
+            self,
+            "IotLogs",
+            log_group_name="AWSIotLogsV2",
+            retention=retention,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        role = iam.Role(
+            self,
+            "IotLoggingRole",
+            assumed_by=iam.ServicePrincipal("iot.amazonaws.com"),
+            description="Lets AWS IoT Core write its logs to CloudWatch Logs",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            )
+        )
+        logging = iot.CfnLogging(
+            self,
+            "IotLogging",
+            account_id=self.account,
+            default_log_level=config.ingest.iot_log_level,
+            role_arn=role.role_arn,
+        )
+        logging.node.add_dependency(role)

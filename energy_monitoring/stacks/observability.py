@@ -1,0 +1,365 @@
+"""Observability: dashboard, alarms to an encrypted ops topic, Device Defender."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from energy_monitoring.config import EnvironmentConfig
+from energy_monitoring.constructs.device_defender import MeterSecurityProfile
+from energy_monitoring.constructs.energy_function import METRICS_NAMESPACE, EnergyFunction
+from energy_monitoring.stacks.ingest import IngestResources
+from energy_monitoring.stacks.processing import (
+    BATCHING_SERVICE,
+    PROCESSOR_SERVICE,
+    ProcessingResources,
+)
+from energy_monitoring.stacks.storage import StorageResources
+
+FIVE_MINUTES = cdk.Duration.minutes(5)
+GE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+LT = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
+
+
+def runtime_metric(
+    name: str, service: str, *, period: cdk.Duration = FIVE_MINUTES
+) -> cloudwatch.Metric:
+    """A metric the handlers emit (EMF), by the names and dimensions of the contract."""
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": service},
+        statistic="Sum",
+        period=period,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Signal:
+    """One row of the dashboard and, when it has a threshold, one alarm."""
+
+    alarm_id: str
+    description: str
+    metric: cloudwatch.IMetric
+    threshold: float
+    comparison: cloudwatch.ComparisonOperator = GE
+    missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING
+    evaluation_periods: int = 1
+
+
+class ObservabilityStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        storage: StorageResources,
+        ingest: IngestResources,
+        processing: ProcessingResources,
+        termination_protection: bool,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description=f"Energy monitoring ({config.name}): dashboard, alarms, Device Defender",
+            termination_protection=termination_protection,
+        )
+        ops_key = kms.Key(
+            self,
+            "OpsKey",
+            alias=f"alias/{config.resource_prefix}-ops",
+            description=f"Encrypts the energy monitoring ops topic of {config.name}",
+            enable_key_rotation=True,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+            pending_window=cdk.Duration.days(7),
+        )
+        # CloudWatch alarms publish to the encrypted topic with the service's identity.
+        ops_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+        self.ops_topic = sns.Topic(
+            self,
+            "OpsTopic",
+            display_name=f"Energy monitoring operations ({config.name})",
+            master_key=ops_key,
+            enforce_ssl=True,
+        )
+        self.ops_topic.add_subscription(subscriptions.EmailSubscription(config.alarms.ops_email))
+
+        signals = self._signals(config, storage, ingest, processing)
+        self.alarms = [self._alarm(signal) for signal in signals]
+        self._dashboard(config, ingest, processing, signals)
+        MeterSecurityProfile(self, "DeviceDefender", config=config, topic=self.ops_topic)
+
+        cdk.CfnOutput(
+            self,
+            "OpsTopicArn",
+            value=self.ops_topic.topic_arn,
+            description="SNS topic of operational alarms",
+        )
+
+    def _alarm(self, signal: _Signal) -> cloudwatch.Alarm:
+        alarm = cloudwatch.Alarm(
+            self,
+            signal.alarm_id,
+            alarm_description=signal.description,
+            metric=signal.metric,
+            threshold=signal.threshold,
+            comparison_operator=signal.comparison,
+            evaluation_periods=signal.evaluation_periods,
+            treat_missing_data=signal.missing,
+        )
+        alarm.add_alarm_action(actions.SnsAction(self.ops_topic))
+        alarm.add_ok_action(actions.SnsAction(self.ops_topic))
+        return alarm
+
+    def _signals(
+        self,
+        config: EnvironmentConfig,
+        storage: StorageResources,
+        ingest: IngestResources,
+        processing: ProcessingResources,
+    ) -> list[_Signal]:
+        alarms = config.alarms
+        iterator_age_ms = alarms.iterator_age_minutes * 60 * 1000
+        received = runtime_metric("ReadingsReceived", BATCHING_SERVICE)
+        quarantined = runtime_metric("ReadingsQuarantined", BATCHING_SERVICE)
+        silent_period = cdk.Duration.minutes(alarms.silent_minutes)
+        signals = [
+            _Signal(
+                alarm_id="TopicRuleFailures",
+                description="The IoT topic rule failed to deliver messages to Kinesis",
+                metric=cloudwatch.Metric(
+                    namespace="AWS/IoT",
+                    metric_name="Failure",
+                    dimensions_map={"RuleName": ingest.rule_name},
+                    statistic="Sum",
+                    period=FIVE_MINUTES,
+                ),
+                threshold=1,
+            ),
+            _Signal(
+                alarm_id="StreamIteratorAge",
+                description="Records wait too long in the stream (milliseconds)",
+                metric=ingest.stream.metric_get_records_iterator_age_milliseconds(
+                    statistic="Maximum", period=FIVE_MINUTES
+                ),
+                threshold=iterator_age_ms,
+                comparison=GT,
+            ),
+            _Signal(
+                alarm_id="BatchingIteratorAge",
+                description="The batching Lambda lags behind the stream (milliseconds)",
+                metric=processing.batching.function.metric(
+                    "IteratorAge", statistic="Maximum", period=FIVE_MINUTES
+                ),
+                threshold=iterator_age_ms,
+                comparison=GT,
+            ),
+            *self._function_signals("Batching", processing.batching, config),
+            *self._function_signals("Processor", processing.processor, config),
+            _Signal(
+                alarm_id="HandoffDeadLetters",
+                description="Hand-off messages the processor could not apply",
+                metric=processing.handoff_dead_letters.metric_approximate_number_of_messages_visible(
+                    statistic="Maximum", period=FIVE_MINUTES
+                ),
+                threshold=1,
+            ),
+            _Signal(
+                alarm_id="StreamFailures",
+                description="Kinesis batches that exhausted their retries",
+                metric=processing.stream_failures.metric_approximate_number_of_messages_visible(
+                    statistic="Maximum", period=FIVE_MINUTES
+                ),
+                threshold=1,
+            ),
+            _Signal(
+                alarm_id="TableThrottles",
+                description="DynamoDB throttled reads or writes",
+                metric=cloudwatch.MathExpression(
+                    expression="FILL(reads, 0) + FILL(writes, 0)",
+                    label="Throttle events",
+                    period=FIVE_MINUTES,
+                    using_metrics={
+                        "reads": storage.table.metric(
+                            "ReadThrottleEvents", statistic="Sum", period=FIVE_MINUTES
+                        ),
+                        "writes": storage.table.metric(
+                            "WriteThrottleEvents", statistic="Sum", period=FIVE_MINUTES
+                        ),
+                    },
+                ),
+                threshold=1,
+            ),
+            _Signal(
+                alarm_id="RawArchiveFreshness",
+                description="Firehose has not delivered the oldest raw record (seconds)",
+                metric=cloudwatch.Metric(
+                    namespace="AWS/Firehose",
+                    metric_name="DeliveryToS3.DataFreshness",
+                    dimensions_map={
+                        "DeliveryStreamName": ingest.delivery_stream.delivery_stream_name
+                    },
+                    statistic="Maximum",
+                    period=FIVE_MINUTES,
+                ),
+                threshold=config.ingest.firehose_buffer_seconds + 900,
+                comparison=GT,
+            ),
+            _Signal(
+                alarm_id="QuarantineRate",
+                description="Share of received readings quarantined (percent)",
+                metric=cloudwatch.MathExpression(
+                    expression="IF(received > 0, 100 * quarantined / received, 0)",
+                    label="Quarantined %",
+                    period=FIVE_MINUTES,
+                    using_metrics={"received": received, "quarantined": quarantined},
+                ),
+                threshold=alarms.quarantine_percent,
+                comparison=GT,
+                evaluation_periods=3,
+            ),
+            _Signal(
+                alarm_id="NoReadingsAccepted",
+                description="No reading was accepted: meters or ingest are silent",
+                metric=runtime_metric("ReadingsAccepted", BATCHING_SERVICE, period=silent_period),
+                threshold=1,
+                comparison=LT,
+                missing=cloudwatch.TreatMissingData.BREACHING,
+            ),
+            _Signal(
+                alarm_id="NoAggregatesWritten",
+                description="The processor wrote no aggregates: the hand-off is stuck",
+                metric=runtime_metric("AggregatesWritten", PROCESSOR_SERVICE, period=silent_period),
+                threshold=1,
+                comparison=LT,
+                missing=cloudwatch.TreatMissingData.BREACHING,
+            ),
+        ]
+        return signals
+
+    @staticmethod
+    def _function_signals(
+        label: str, handler: EnergyFunction, config: EnvironmentConfig
+    ) -> list[_Signal]:
+        function = handler.function
+        timeout_seconds = (
+            config.functions.batching_timeout_seconds
+            if label == "Batching"
+            else config.functions.processor_timeout_seconds
+        )
+        return [
+            _Signal(
+                alarm_id=f"{label}Errors",
+                description=f"The {label.lower()} Lambda failed invocations",
+                metric=function.metric_errors(period=FIVE_MINUTES),
+                threshold=1,
+            ),
+            _Signal(
+                alarm_id=f"{label}Throttles",
+                description=f"The {label.lower()} Lambda was throttled",
+                metric=function.metric_throttles(period=FIVE_MINUTES),
+                threshold=1,
+            ),
+            _Signal(
+                alarm_id=f"{label}Duration",
+                description=f"The {label.lower()} Lambda nears its timeout (p99, milliseconds)",
+                metric=function.metric_duration(statistic="p99", period=FIVE_MINUTES),
+                threshold=timeout_seconds * 1000 * 0.8,
+                comparison=GT,
+                evaluation_periods=3,
+            ),
+        ]
+
+    def _dashboard(
+        self,
+        config: EnvironmentConfig,
+        ingest: IngestResources,
+        processing: ProcessingResources,
+        signals: list[_Signal],
+    ) -> None:
+        dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"{config.resource_prefix}-pipeline",
+            default_interval=cdk.Duration.hours(6),
+        )
+        messages_in = cloudwatch.Metric(
+            namespace="AWS/IoT",
+            metric_name="TopicMatch",
+            dimensions_map={"RuleName": ingest.rule_name},
+            statistic="Sum",
+            period=FIVE_MINUTES,
+            label="Messages matched by the rule",
+        )
+        by_reason = cloudwatch.MathExpression(
+            expression=(
+                f"SEARCH('{{{METRICS_NAMESPACE},service,reason}} "
+                f"MetricName=\"QuarantinedByReason\"', 'Sum', 300)"
+            ),
+            label="Quarantined by reason",
+            period=FIVE_MINUTES,
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Messages in",
+                left=[messages_in, ingest.stream.metric_incoming_records(period=FIVE_MINUTES)],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Readings",
+                left=[
+                    runtime_metric("ReadingsReceived", BATCHING_SERVICE),
+                    runtime_metric("ReadingsAccepted", BATCHING_SERVICE),
+                    runtime_metric("ReadingsQuarantined", BATCHING_SERVICE),
+                ],
+                right=[by_reason],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Aggregates and alerts",
+                left=[
+                    runtime_metric("AggregatesWritten", PROCESSOR_SERVICE),
+                    runtime_metric("AlertsSent", PROCESSOR_SERVICE),
+                ],
+                width=12,
+            ),
+        )
+        # One graph per signal, alarm threshold drawn in.
+        widgets = [
+            cloudwatch.GraphWidget(
+                title=signal.description,
+                left=[signal.metric],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(value=signal.threshold, label="alarm")
+                ],
+                width=8,
+            )
+            for signal in signals
+        ]
+        for start in range(0, len(widgets), 3):
+            dashboard.add_widgets(*widgets[start : start + 3])
+        dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(
+                title="Alarms",
+                alarms=[*self.alarms, processing.batching.rollback_alarm,
+                        processing.processor.rollback_alarm],
+                width=24,
+            )
+        )  # fmt: skip

@@ -1,0 +1,133 @@
+"""Storage: the customer-managed key, the DynamoDB table, the S3 archive, Glue and Athena."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from energy_monitoring.config import EnvironmentConfig
+from energy_monitoring.constructs.archive import ArchiveBuckets
+from energy_monitoring.constructs.catalog import AnalyticsCatalog
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageResources:
+    """What the other stacks of the environment use from this one."""
+
+    key: kms.IKey
+    table: dynamodb.ITable
+    database_name: str
+    raw_table: glue.CfnTable
+    raw_table_name: str
+    interval_table_name: str
+
+
+class StorageStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        termination_protection: bool,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description=f"Energy monitoring ({config.name}): keys, table, archive, catalog",
+            termination_protection=termination_protection,
+        )
+        removal = (
+            cdk.RemovalPolicy.DESTROY
+            if config.removal_policy == "destroy"
+            else cdk.RemovalPolicy.RETAIN
+        )
+
+        key = kms.Key(
+            self,
+            "DataKey",
+            alias=f"alias/{config.resource_prefix}-data",
+            description=f"Encrypts the energy monitoring data of {config.name}",
+            enable_key_rotation=True,
+            removal_policy=removal,
+            pending_window=cdk.Duration.days(7 if config.removal_policy == "destroy" else 30),
+        )
+        # Log groups of this environment are encrypted with the same key; CloudWatch Logs
+        # needs it granted in the key policy, scoped to this account's log groups.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": (
+                            f"arn:{self.partition}:logs:{self.region}:{self.account}:*"
+                        )
+                    }
+                },
+            )
+        )
+
+        table = dynamodb.Table(
+            self,
+            "Readings",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute="expires_at",
+            deletion_protection=config.deletion_protection,
+            removal_policy=removal,
+        )
+
+        buckets = ArchiveBuckets(self, "Archive", config=config, key=key)
+        catalog = AnalyticsCatalog(
+            self,
+            "Catalog",
+            config=config,
+            archive=buckets.archive,
+            results=buckets.athena_results,
+            key=key,
+        )
+
+        self.resources = StorageResources(
+            key=key,
+            table=table,
+            database_name=catalog.database_name,
+            raw_table=catalog.raw_table,
+            raw_table_name=catalog.raw_table.ref,
+            interval_table_name=catalog.interval_table.ref,
+        )
+
+        outputs = {
+            "TableName": (table.table_name, "DynamoDB table of latest, interval and daily items"),
+            "ArchiveBucketName": (buckets.archive.bucket_name, "S3 archive (raw/, processed/)"),
+            "AthenaResultsBucketName": (
+                buckets.athena_results.bucket_name,
+                "S3 bucket of Athena query results",
+            ),
+            "GlueDatabaseName": (catalog.database_name, "Glue database for Athena/QuickSight"),
+            "RawTableName": (catalog.raw_table.ref, "Glue table over raw/"),
+            "IntervalTableName": (catalog.interval_table.ref, "Glue table over intervals"),
+            "AthenaWorkgroupName": (catalog.workgroup.ref, "Athena workgroup for QuickSight"),
+            "DataKeyArn": (key.key_arn, "KMS key encrypting this environment's data"),
+        }
+        for output_id, (value, description) in outputs.items():
+            cdk.CfnOutput(self, output_id, value=value, description=description)
