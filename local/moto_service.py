@@ -1,0 +1,245 @@
+"""The moto server on loopback, over TLS, counting what the pipeline asks of each service.
+
+Run as `python -m local.moto_service --ready FILE --cert C --key K`: it binds a free
+127.0.0.1 port, writes the port to FILE, and serves moto's AWS APIs. A WSGI middleware
+counts requests per service and action, Kinesis records put, DynamoDB write units and S3
+object PUTs per top-level prefix; GET /_local/counts returns them as JSON.
+
+DynamoDB write units are estimated from the request (1 KB units per item written, at least
+one; an UpdateItem counts its key and new values), since moto does not meter capacity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import io
+import json
+import math
+import signal
+import ssl
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+COUNTS_PATH = "/_local/counts"
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+
+
+def _value_size(value: dict[str, Any]) -> int:
+    (kind, raw), *_ = value.items()
+    if kind == "S":
+        return len(str(raw).encode())
+    if kind == "N":
+        return len(str(raw)) // 2 + 1
+    if kind == "B":
+        return len(base64.b64decode(raw))
+    if kind in ("SS", "NS", "BS", "L"):
+        return 3 + sum(
+            _value_size({kind[0] if kind != "L" else next(iter(v)): v} if kind != "L" else v)
+            for v in raw
+        )
+    if kind == "M":
+        return 3 + item_size(raw)
+    return 1
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """Approximate DynamoDB item size in bytes: names plus values."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def write_units(action: str, body: dict[str, Any]) -> int:
+    def units(size: int) -> int:
+        return max(1, math.ceil(size / 1024))
+
+    if action == "PutItem":
+        return units(item_size(body.get("Item", {})))
+    if action == "UpdateItem":
+        values = body.get("ExpressionAttributeValues", {})
+        return units(item_size(body.get("Key", {})) + item_size(values))
+    if action == "DeleteItem":
+        return 1
+    if action == "BatchWriteItem":
+        total = 0
+        for requests in body.get("RequestItems", {}).values():
+            for request in requests:
+                put = request.get("PutRequest")
+                total += units(item_size(put["Item"])) if put else 1
+        return total
+    if action == "TransactWriteItems":
+        return sum(
+            2 * write_units(next(iter(op)), next(iter(op.values())))
+            for op in body.get("TransactItems", [])
+        )
+    return 0
+
+
+class CountingMiddleware:
+    def __init__(self, app: Callable[[Environ, StartResponse], Iterable[bytes]]) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.requests: Counter[str] = Counter()
+        self.kinesis_records = 0
+        self.dynamodb_write_units = 0
+        self.s3_puts: Counter[str] = Counter()
+        self.sns_publishes = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "requests": dict(self.requests),
+                "kinesis_records_put": self.kinesis_records,
+                "dynamodb_write_units": self.dynamodb_write_units,
+                "s3_puts": dict(self.s3_puts),
+                "sns_publishes": self.sns_publishes,
+            }
+
+    def _count(self, environ: Environ, body: bytes) -> None:
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        service = (
+            auth.split("Credential=", 1)[1].split("/")[3] if "Credential=" in auth else "unknown"
+        )
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        action = target.rsplit(".", 1)[-1] if target else ""
+        method = environ.get("REQUEST_METHOD", "GET")
+        if not action and body and service in ("sns", "sqs", "sts", "iam"):
+            action = parse_qs(body.decode(errors="replace")).get("Action", [""])[0]
+        if service == "s3":
+            path = unquote(environ.get("PATH_INFO", "/")).lstrip("/")
+            _bucket, _, key = path.partition("/")
+            action = f"{method} {'object' if key else 'bucket'}"
+            if (
+                method in ("PUT", "POST")
+                and key
+                and "uploadId" not in environ.get("QUERY_STRING", "")
+            ):
+                with self.lock:
+                    self.s3_puts[key.split("/", 1)[0] + "/" if "/" in key else key] += 1
+        with self.lock:
+            self.requests[f"{service}:{action or method}"] += 1
+        if service == "kinesis" and action in ("PutRecords", "PutRecord"):
+            records = len(json.loads(body).get("Records", [])) if action == "PutRecords" else 1
+            with self.lock:
+                self.kinesis_records += records
+        elif service == "dynamodb" and action:
+            units = write_units(action, json.loads(body)) if body else 0
+            with self.lock:
+                self.dynamodb_write_units += units
+        elif service == "sns" and action in ("Publish", "PublishBatch"):
+            with self.lock:
+                self.sns_publishes += 1
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == COUNTS_PATH and "HTTP_AUTHORIZATION" not in environ:
+            payload = json.dumps(self.snapshot()).encode()
+            start_response(
+                "200 OK",
+                [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))],
+            )
+            return [payload]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        # Counting must never break a request: whatever it makes of the body, moto gets it.
+        with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
+            self._count(environ, body)
+        return self.app(environ, start_response)
+
+
+class _KeepAliveHandler(WSGIRequestHandler):
+    # HTTP/1.1 keeps boto3's pooled TLS connections open between requests.
+    protocol_version = "HTTP/1.1"
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="moto server on loopback with request counts")
+    parser.add_argument("--ready", type=Path, required=True, help="file to write the port to")
+    parser.add_argument("--cert", type=Path, required=True)
+    parser.add_argument("--key", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    from moto.server import DomainDispatcherApplication, create_backend_app
+
+    app = CountingMiddleware(DomainDispatcherApplication(create_backend_app))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(args.cert), str(args.key))
+    server = make_server(
+        "127.0.0.1", 0, app, threaded=True, request_handler=_KeepAliveHandler, ssl_context=context
+    )
+    server.daemon_threads = True  # type: ignore[attr-defined]
+
+    def shutdown(_signum: int, _frame: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    tmp = args.ready.with_suffix(".tmp")
+    tmp.write_text(str(server.server_port))
+    tmp.replace(args.ready)
+    server.serve_forever()
+    server.server_close()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
+
+
+def start(directory: Path, *, cert: Path, key: Path, timeout: float = 30.0) -> tuple[Any, str]:
+    """Start the server as a child process; returns (process, https endpoint URL)."""
+    import time
+
+    from local import processes
+
+    ready = directory / "moto.port"
+    ready.unlink(missing_ok=True)
+    child = processes.spawn(
+        [
+            sys.executable,
+            "-m",
+            "local.moto_service",
+            "--ready",
+            str(ready),
+            "--cert",
+            str(cert),
+            "--key",
+            str(key),
+        ],
+        log=directory / "moto.log",
+    )
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        if child.poll() is not None:
+            raise RuntimeError(
+                f"moto server exited: {(directory / 'moto.log').read_text()[-2000:]}"
+            )
+        if time.monotonic() > deadline:
+            processes.stop(child)
+            raise TimeoutError("moto server did not start")
+        time.sleep(0.05)
+    port = int(ready.read_text())
+    processes.wait_for_port(port, timeout=timeout, process=child)
+    return child, f"https://127.0.0.1:{port}"
+
+
+def counts(endpoint: str, ca_bundle: Path) -> dict[str, Any]:
+    import urllib.request
+
+    context = ssl.create_default_context(cafile=str(ca_bundle))
+    with urllib.request.urlopen(endpoint + COUNTS_PATH, context=context, timeout=10) as response:
+        result: dict[str, Any] = json.loads(response.read())
+    return result

@@ -1,0 +1,439 @@
+"""Meter simulator: N apartments publishing cumulative-register readings over MQTT/TLS.
+
+Simulated time runs `speed` times faster than the wall clock. Every `interval_s` of
+simulated time each meter takes a reading (event time, import register in Wh with mWh
+resolution, power in W); every `readings_per_message` readings it publishes them as one
+message (`{"readings": [...]}`, or a bare reading when that is 1) to its own topic.
+
+Faults are injected at configurable rates, and the ground truth records what the pipeline
+must make of them (see `GroundTruth`):
+- duplicate: a message is published twice (a device retrying after a lost PUBACK);
+- late: a message is held back and published `late_delay_s` of simulated time later;
+- reset: the meter is swapped for a new one whose register starts at zero;
+- garbage: an extra message that is malformed (not JSON, a missing field, a wrong type,
+  a negative register); each garbage message holds exactly one reading's worth of input.
+
+The same code publishes to AWS IoT Core (`--endpoint`, `--cert`, `--key`, `--ca`,
+`--thing`) for one real device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import heapq
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import paho.mqtt.client as mqtt
+from energy_runtime.aggregate import LOOKBACK
+
+from local.broker import TOPIC_PREFIX
+from local.mqtt import connect, tls_client
+from local.pki import CertificateAuthority
+from local.profiles import DAY_S, ApartmentProfile
+
+GARBAGE_KINDS = ("not-json", "missing-field", "wrong-type", "negative-register")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Faults:
+    duplicate_rate: float = 0.01  # per message
+    late_rate: float = 0.005  # per message
+    late_delay_s: int = 3600  # simulated seconds a late message is held back
+    reset_rate: float = 0.05  # meter swaps per apartment and simulated day
+    garbage_rate: float = 0.005  # extra malformed messages, per message
+
+    def __post_init__(self) -> None:
+        for name in ("duplicate_rate", "late_rate", "reset_rate", "garbage_rate"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(f"fault rate {name} must be within 0..1, got {value}")
+        if self.late_delay_s < 0:
+            raise ValueError(f"late_delay_s must be >= 0, got {self.late_delay_s}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    apartments: int = 50
+    days: float = 1.0
+    interval_s: int = 10
+    readings_per_message: int = 6
+    speed: float = 1440.0  # simulated seconds per wall-clock second
+    start_epoch_s: int = 0  # 0: midnight UTC, `days` before today
+    seed: int = 7
+    faults: Faults = field(default_factory=Faults)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "apartments": self.apartments >= 1,
+            "days": self.days > 0,
+            "interval_s": self.interval_s >= 1,
+            "readings_per_message": self.readings_per_message >= 1,
+            "speed": self.speed > 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"scenario setting {name} is out of range: {getattr(self, name)}")
+
+    @property
+    def duration_s(self) -> int:
+        return int(self.days * DAY_S)
+
+    def resolved_start(self) -> int:
+        if self.start_epoch_s:
+            return self.start_epoch_s
+        today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return int(today.timestamp()) - int(-(-self.duration_s // DAY_S)) * DAY_S
+
+    def device_ids(self) -> list[str]:
+        return [f"apt-{i:04d}" for i in range(1, self.apartments + 1)]
+
+
+@dataclass
+class DeviceTruth:
+    """What one meter sent, and the energy the pipeline must report for it."""
+
+    readings: int = 0  # distinct genuine readings (each event time once)
+    duplicate_readings: int = 0  # extra copies sent by duplicated messages
+    late_readings: int = 0  # genuine readings that were published late
+    garbage_messages: int = 0
+    resets: int = 0
+    physical_energy_wh: float = 0.0  # register rises between first and last reading
+    expected_energy_wh: float = 0.0  # physical minus the documented meter-swap loss
+    first_ts: int = 0
+    last_ts: int = 0
+    _segments: list[list[int]] = field(default_factory=list, repr=False)  # mWh registers
+
+    def finish(self) -> None:
+        physical = expected = 0
+        for index, registers in enumerate(self._segments):
+            if not registers:
+                continue
+            physical += registers[-1] - registers[0]
+            # A swap to a lower register counts nothing until LOOKBACK readings of the new
+            # meter are in (energy_runtime.aggregate): the new segment counts from there.
+            counted_from = 0 if index == 0 else LOOKBACK - 1
+            if len(registers) > counted_from:
+                expected += registers[-1] - registers[counted_from]
+        self.physical_energy_wh = physical / 1000
+        self.expected_energy_wh = expected / 1000
+
+    def public(self) -> dict[str, object]:
+        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+
+
+@dataclass(frozen=True)
+class Message:
+    publish_at: float  # simulated epoch seconds
+    device_id: str
+    payload: bytes
+    readings: int  # reading-equivalents in the payload
+    last_ts: int  # event time of its newest reading (0 for garbage)
+    kind: str  # "readings", "duplicate", "late" or a garbage kind
+
+
+class Publisher(Protocol):
+    def publish(self, message: Message) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _reading(
+    ts: int, register_mwh: int, power_w: float, seq: int, rng: random.Random
+) -> dict[str, object]:
+    voltage = round(rng.gauss(230.0, 1.5), 1)
+    pf = round(rng.uniform(0.9, 0.99), 2)
+    return {
+        "ts": ts,
+        "energy_wh": register_mwh / 1000,
+        "power_w": round(power_w, 1),
+        "voltage_v": voltage,
+        "current_a": round(power_w / (voltage * pf), 2),
+        "power_factor": pf,
+        "frequency_hz": round(rng.gauss(50.0, 0.02), 2),
+        "seq": seq,
+    }
+
+
+def _garbage(kind: str, ts: int) -> bytes:
+    if kind == "not-json":
+        return b"\x00\xff{not json"
+    if kind == "missing-field":
+        return json.dumps({"ts": ts, "power_w": 120.0}).encode()
+    if kind == "wrong-type":
+        return json.dumps({"ts": ts, "energy_wh": "lots", "power_w": 120.0}).encode()
+    return json.dumps({"ts": ts, "energy_wh": -5.0, "power_w": 120.0}).encode()
+
+
+class Simulation:
+    """Generates every message of a scenario in publish order, and its ground truth."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.start = scenario.resolved_start()
+        weekday = dt.datetime.fromtimestamp(self.start, dt.UTC).weekday()
+        self.devices = scenario.device_ids()
+        self.profiles = {
+            device: ApartmentProfile(
+                seed=scenario.seed * 100_003 + i,
+                days=int(-(-scenario.days // 1)),
+                start_weekday=weekday,
+            )
+            for i, device in enumerate(self.devices)
+        }
+        self.truth = {device: DeviceTruth() for device in self.devices}
+
+    def messages(self) -> Iterator[Message]:
+        sc, faults = self.scenario, self.scenario.faults
+        rng = random.Random(sc.seed)
+        registers = {d: rng.randint(1_000_000, 40_000_000) for d in self.devices}
+        seqs = dict.fromkeys(self.devices, 0)
+        pending: dict[str, list[dict[str, object]]] = {d: [] for d in self.devices}
+        held: list[tuple[float, int, Message]] = []  # late messages, by publish time
+        order = 0
+        steps = sc.duration_s // sc.interval_s
+        # Keep the first and last messages of each device on time: they bound the truth.
+        late_window = (
+            sc.readings_per_message * sc.interval_s * 2,
+            sc.duration_s - faults.late_delay_s - 60,
+        )
+        for truth in self.truth.values():
+            truth._segments.append([])
+        for step in range(steps + 1):
+            t_rel = step * sc.interval_s
+            ts = self.start + t_rel
+            while held and held[0][0] <= ts:
+                yield heapq.heappop(held)[2]
+            for device in self.devices:
+                truth = self.truth[device]
+                profile = self.profiles[device]
+                if (
+                    step
+                    and rng.random() < faults.reset_rate * sc.interval_s / DAY_S
+                    and (late_window[0] < t_rel < late_window[1])
+                ):
+                    registers[device] = 0  # meter swap: the new meter starts at zero
+                    truth.resets += 1
+                    truth._segments.append([])
+                power = profile.power_w(t_rel)
+                if step:
+                    registers[device] += round(power * sc.interval_s / 3.6)
+                seqs[device] += 1
+                reading = _reading(ts, registers[device], power, seqs[device], rng)
+                truth.readings += 1
+                truth._segments[-1].append(registers[device])
+                truth.first_ts = truth.first_ts or ts
+                truth.last_ts = ts
+                batch = pending[device]
+                batch.append(reading)
+                if len(batch) < sc.readings_per_message and step < steps:
+                    continue
+                pending[device] = []
+                body = batch[0] if len(batch) == 1 else {"readings": batch}
+                payload = json.dumps(body, separators=(",", ":")).encode()
+                message = Message(ts, device, payload, len(batch), ts, "readings")
+                near_swap = truth.resets and len(truth._segments[-1]) <= LOOKBACK + len(batch)
+                if (
+                    late_window[0] < t_rel < late_window[1]
+                    and not near_swap
+                    and rng.random() < faults.late_rate
+                ):
+                    truth.late_readings += len(batch)
+                    order += 1
+                    late = Message(
+                        ts + faults.late_delay_s, device, payload, len(batch), ts, "late"
+                    )
+                    heapq.heappush(held, (late.publish_at, order, late))
+                else:
+                    yield message
+                if rng.random() < faults.duplicate_rate:
+                    truth.duplicate_readings += len(batch)
+                    yield Message(ts, device, payload, len(batch), ts, "duplicate")
+                if rng.random() < faults.garbage_rate:
+                    kind = rng.choice(GARBAGE_KINDS)
+                    truth.garbage_messages += 1
+                    yield Message(ts, device, _garbage(kind, ts), 1, 0, kind)
+        while held:
+            yield heapq.heappop(held)[2]
+        for truth in self.truth.values():
+            truth.finish()
+
+
+class MqttPublisher:
+    """One TLS connection per device, each with its own certificate (QoS 1)."""
+
+    def __init__(
+        self, host: str, port: int, credentials: Callable[[str], tuple[Path, Path, Path]]
+    ) -> None:
+        self.host, self.port = host, port
+        self.credentials = credentials
+        self.clients: dict[str, mqtt.Client] = {}
+        self.last: dict[str, mqtt.MQTTMessageInfo] = {}
+        self.refused = 0
+        self._lock = threading.Lock()
+
+    def _client(self, device: str) -> mqtt.Client:
+        client = self.clients.get(device)
+        if client is None:
+            cert, key, ca = self.credentials(device)
+            client = tls_client(device, cert=cert, key=key, ca=ca)
+
+            def on_publish(_c: object, _u: object, _mid: int, reason: object, _p: object) -> None:
+                if getattr(reason, "is_failure", False):
+                    with self._lock:
+                        self.refused += 1
+
+            client.on_publish = on_publish
+            connect(client, self.host, self.port)
+            self.clients[device] = client
+        return client
+
+    def publish(self, message: Message) -> None:
+        client = self._client(message.device_id)
+        info = client.publish(TOPIC_PREFIX + message.device_id, message.payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise RuntimeError(
+                f"publish for {message.device_id} failed: {mqtt.error_string(info.rc)}"
+            )
+        self.last[message.device_id] = info
+
+    def close(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        for info in self.last.values():
+            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+        for client in self.clients.values():
+            client.disconnect()
+            client.loop_stop()
+
+
+@dataclass
+class RunStats:
+    messages: int = 0
+    readings: int = 0  # reading-equivalents, including duplicates and garbage
+    by_kind: dict[str, int] = field(default_factory=dict)
+    publish_log: list[tuple[str, int, float]] = field(default_factory=list)  # device, last_ts, wall
+    wall_s: float = 0.0
+
+
+def run(
+    simulation: Simulation,
+    publisher: Publisher,
+    *,
+    progress: Callable[[RunStats, float], None] | None = None,
+    stop: threading.Event | None = None,
+) -> RunStats:
+    """Publish every message, pacing simulated time at the scenario's speed."""
+    stats = RunStats()
+    speed = simulation.scenario.speed
+    wall0 = time.monotonic()
+    next_report = wall0
+    total = simulation.scenario.duration_s
+    for message in simulation.messages():
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt("simulation stopped")
+        due = wall0 + (message.publish_at - simulation.start) / speed
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        publisher.publish(message)
+        stats.messages += 1
+        stats.readings += message.readings
+        stats.by_kind[message.kind] = stats.by_kind.get(message.kind, 0) + 1
+        if message.last_ts:
+            stats.publish_log.append((message.device_id, message.last_ts, time.time()))
+        now = time.monotonic()
+        if progress is not None and now >= next_report:
+            progress(stats, min(1.0, (message.publish_at - simulation.start) / total))
+            next_report = now + 1.0
+    publisher.close()
+    stats.wall_s = time.monotonic() - wall0
+    return stats
+
+
+def _aws_main(args: argparse.Namespace, scenario: Scenario) -> None:
+    # One real device: its thing name, certificate and key as AWS IoT issued them.
+    host, _, port = args.endpoint.partition(":")
+    scenario = Scenario(**{**asdict(scenario), "apartments": 1, "faults": scenario.faults})
+    simulation = Simulation(scenario)
+    simulation.devices = [args.thing]
+    simulation.profiles = {args.thing: next(iter(simulation.profiles.values()))}
+    simulation.truth = {args.thing: DeviceTruth()}
+    publisher = MqttPublisher(host, int(port or 8883), lambda _d: (args.cert, args.key, args.ca))
+    stats = run(simulation, publisher)
+    print(
+        json.dumps(
+            {
+                "messages": stats.messages,
+                "readings": stats.readings,
+                "truth": simulation.truth[args.thing].public(),
+            }
+        )
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--apartments", type=int, default=5)
+    parser.add_argument("--days", type=float, default=1 / 24)
+    parser.add_argument("--interval", type=int, default=10, help="seconds between readings")
+    parser.add_argument("--readings-per-message", type=int, default=6)
+    parser.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--endpoint", help="AWS IoT endpoint host[:port] (ATS)")
+    parser.add_argument("--cert", type=Path)
+    parser.add_argument("--key", type=Path)
+    parser.add_argument("--ca", type=Path, help="Amazon Root CA 1")
+    parser.add_argument("--thing", help="the thing name the certificate is attached to")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, help="local broker port")
+    parser.add_argument("--pki", type=Path, help="local CA directory (ca.pem, *.crt, *.key)")
+    args = parser.parse_args(argv)
+    scenario = Scenario(
+        apartments=args.apartments,
+        days=args.days,
+        interval_s=args.interval,
+        readings_per_message=args.readings_per_message,
+        speed=args.speed,
+        seed=args.seed,
+        faults=Faults(duplicate_rate=0, late_rate=0, reset_rate=0, garbage_rate=0)
+        if args.endpoint
+        else Faults(),
+    )
+    if args.endpoint:
+        if not (args.cert and args.key and args.ca and args.thing):
+            parser.error("--endpoint needs --cert, --key, --ca and --thing")
+        _aws_main(args, scenario)
+        return
+    if not (args.port and args.pki):
+        parser.error("a local run needs --port and --pki (or use python -m local.demo)")
+    pki: Path = args.pki
+    ca = pki / "ca.pem"
+    simulation = Simulation(scenario)
+    stats = run(
+        simulation,
+        MqttPublisher(args.host, args.port, lambda d: (pki / f"{d}.crt", pki / f"{d}.key", ca)),
+    )
+    print(json.dumps({"messages": stats.messages, "readings": stats.readings}))
+
+
+if __name__ == "__main__":
+    main()
+
+__all__ = [
+    "CertificateAuthority",
+    "Faults",
+    "Message",
+    "MqttPublisher",
+    "Scenario",
+    "Simulation",
+    "run",
+]
