@@ -191,7 +191,7 @@ def decode_record(
         )
         return 1
     try:
-        body = json.loads(raw)
+        body = json.loads(raw.decode())  # UTF-8 only: json.loads(bytes) would sniff UTF-16
     except UnicodeDecodeError as error:
         out.rejected.append(
             Rejection(

@@ -1,0 +1,195 @@
+"""Helpers for the runtime tests: moto in-process AWS and events in the exact AWS shapes."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from energy_runtime import aws
+from energy_runtime.batching import process_kinesis_event
+from energy_runtime.processor import process_sqs_event
+from energy_runtime.settings import (
+    BatchingSettings,
+    ProcessorSettings,
+    load_batching_settings,
+    load_processor_settings,
+)
+from moto import mock_aws
+
+REGION = "eu-west-1"
+STREAM_ARN = f"arn:aws:kinesis:{REGION}:123456789012:stream/energy-readings"
+SEQUENCE_BASE = 49_590_338_271_490_256_608_559_692_538_361_571_095_921_575_989_136_588_898
+T0 = 1_795_000_000  # 2026-11-18T11:06:40Z, epoch seconds
+
+
+def kinesis_record(
+    device_id: str, payload: bytes | dict[str, Any] | list[Any], received_at_ms: int, seq: int
+) -> dict[str, Any]:
+    """One record of a Lambda Kinesis event, as the topic rule would have put it."""
+    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    data = {
+        "payload": base64.b64encode(raw).decode(),
+        "device_id": device_id,
+        "received_at": received_at_ms,
+    }
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": device_id,
+            "sequenceNumber": str(SEQUENCE_BASE + seq),
+            "data": base64.b64encode(json.dumps(data).encode()).decode(),
+            "approximateArrivalTimestamp": received_at_ms / 1000,
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"shardId-000000000000:{seq}",
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/batching",
+        "awsRegion": REGION,
+        "eventSourceARN": STREAM_ARN,
+    }
+
+
+def kinesis_event(records: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"Records": records}
+
+
+@dataclass
+class Cloud:
+    sqs: Any
+    s3: Any
+    sns: Any
+    dynamodb: Any
+    table: Any  # boto3 Table resource, for queries.py
+    queue_url: str
+    bucket: str
+    batching: BatchingSettings
+    processor: ProcessorSettings
+
+    def run_batching(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        return process_kinesis_event(
+            kinesis_event(records), config=self.batching, sqs=self.sqs, s3=self.s3
+        )
+
+    def drain_handoff(self) -> list[dict[str, Any]]:
+        """Receive every hand-off message as SQS event records (and delete them)."""
+        records: list[dict[str, Any]] = []
+        while True:
+            got = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+            ).get("Messages", [])
+            if not got:
+                return records
+            for message in got:
+                records.append(sqs_record(message["MessageId"], message["Body"]))
+                self.sqs.delete_message(
+                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+
+    def run_processor(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        return process_sqs_event(
+            {"Records": records},
+            config=self.processor,
+            dynamodb=self.dynamodb,
+            s3=self.s3,
+            sns=self.sns,
+        )
+
+    def pipeline(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Batching, then processor over everything it handed off; returns the hand-offs."""
+        assert self.run_batching(records) == {"batchItemFailures": []}
+        handoffs = self.drain_handoff()
+        if handoffs:
+            assert self.run_processor(handoffs) == {"batchItemFailures": []}
+        return handoffs
+
+    def table_items(self) -> list[dict[str, Any]]:
+        items = self.dynamodb.scan(TableName=self.processor.table_name)["Items"]
+        return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
+
+    def keys(self, prefix: str) -> list[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+def sqs_record(message_id: str, body: str) -> dict[str, Any]:
+    """One record of a Lambda SQS event."""
+    return {
+        "messageId": message_id,
+        "receiptHandle": f"handle-{message_id}",
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1795000000000",
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": "1795000000001",
+        },
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:energy-handoff",
+        "awsRegion": REGION,
+    }
+
+
+def create_table(dynamodb: Any, name: str) -> None:
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def cloud_context(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "EnergyMonitoring",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        aws.reset_clients()
+        sqs = boto3.client("sqs", region_name=REGION)
+        s3 = boto3.client("s3", region_name=REGION)
+        sns = boto3.client("sns", region_name=REGION)
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        queue_url = sqs.create_queue(QueueName="energy-handoff")["QueueUrl"]
+        bucket = "energy-archive"
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        topic_arn = sns.create_topic(Name="energy-alerts")["TopicArn"]
+        create_table(dynamodb, "energy")
+        env = {
+            "HANDOFF_QUEUE_URL": queue_url,
+            "ARCHIVE_BUCKET": bucket,
+            "TABLE_NAME": "energy",
+            "ALERT_TOPIC_ARN": topic_arn,
+            "HIGH_USAGE_THRESHOLD_WH": "1000",
+        }
+        yield Cloud(
+            sqs=sqs,
+            s3=s3,
+            sns=sns,
+            dynamodb=dynamodb,
+            table=boto3.resource("dynamodb", region_name=REGION).Table("energy"),
+            queue_url=queue_url,
+            bucket=bucket,
+            batching=load_batching_settings(env),
+            processor=load_processor_settings(env),
+        )
+        aws.reset_clients()

@@ -1,0 +1,164 @@
+"""The batching handler against moto: hand-off, quarantine, partial failures, handler."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from energy_runtime import batching
+from energy_runtime.codec import decode_points
+from runtime_fixtures import T0, Cloud, kinesis_record
+
+GOOD = {"ts": T0, "energy_wh": 1000.0, "power_w": 500.0}
+
+
+def readings(start_s: int, count: int, energy_wh: float = 1000.0) -> list[dict[str, Any]]:
+    return [
+        {"ts": start_s + 10 * i, "energy_wh": energy_wh + 1.5 * i, "power_w": 540.0}
+        for i in range(count)
+    ]
+
+
+def quarantined_lines(cloud: Cloud) -> list[dict[str, Any]]:
+    lines = []
+    for key in cloud.keys("quarantine/"):
+        body = cloud.s3.get_object(Bucket=cloud.bucket, Key=key)["Body"].read().decode()
+        lines.extend(json.loads(line) for line in body.splitlines())
+    return lines
+
+
+def test_readings_are_handed_off_per_device_and_interval(cloud: Cloud) -> None:
+    records = [
+        kinesis_record("m-1", {"readings": readings(T0, 6)}, (T0 + 60) * 1000, 1),
+        kinesis_record("m-2", {"readings": readings(T0, 3, 50.0)}, (T0 + 60) * 1000, 2),
+        kinesis_record("m-1", {"readings": readings(T0 + 60, 6, 1009.0)}, (T0 + 120) * 1000, 3),
+    ]
+    assert cloud.run_batching(records) == {"batchItemFailures": []}
+    [message] = cloud.drain_handoff()
+    body = json.loads(message["body"])
+    assert body["first_sequence_number"] == records[0]["kinesis"]["sequenceNumber"]
+    devices = {d["device_id"]: d for d in body["devices"]}
+    m1 = devices["m-1"]
+    points = [p for i in m1["intervals"] for p in decode_points(base64.b64decode(i["points"]))]
+    assert len(points) == 12 and [p.ts_ms for p in points] == sorted(p.ts_ms for p in points)
+    assert m1["latest"]["ts_ms"] == (T0 + 110) * 1000
+    # 12 readings 1.5 Wh apart: the partials carry 11 deltas in total (the first has no base).
+    assert sum(i["energy_wh"] for i in m1["intervals"]) == pytest.approx(16.5)
+    assert sum(i["reading_count"] for i in devices["m-2"]["intervals"]) == 3
+
+
+def test_duplicates_within_a_batch_collapse_to_one_reading(cloud: Cloud) -> None:
+    batch = readings(T0, 6)
+    records = [
+        kinesis_record("m-1", {"readings": batch}, (T0 + 60) * 1000, 1),
+        kinesis_record("m-1", {"readings": batch}, (T0 + 61) * 1000, 2),
+    ]
+    cloud.run_batching(records)
+    [message] = cloud.drain_handoff()
+    [device] = json.loads(message["body"])["devices"]
+    assert sum(i["reading_count"] for i in device["intervals"]) == 6
+
+
+def test_bad_data_is_quarantined_with_its_reason_and_never_fails_the_batch(cloud: Cloud) -> None:
+    received = (T0 + 60) * 1000
+    records = [
+        kinesis_record("m-1", {"readings": [GOOD, {**GOOD, "energy_wh": -5}]}, received, 1),
+        kinesis_record("m-1", b"{oops", received, 2),
+        kinesis_record("m-1", b"y" * (cloud.batching.max_payload_bytes + 1), received, 3),
+    ]
+    assert cloud.run_batching(records) == {"batchItemFailures": []}
+    lines = quarantined_lines(cloud)
+    assert sorted(line["reason"] for line in lines) == [
+        "malformed_json",
+        "negative_value",
+        "oversized_payload",
+    ]
+    negative = next(line for line in lines if line["reason"] == "negative_value")
+    assert negative["device_id"] == "m-1" and negative["index"] == 1
+    assert json.loads(negative["raw"]) == {**GOOD, "energy_wh": -5}
+    assert negative["received_at"] == received
+    [key] = cloud.keys("quarantine/")
+    assert key.startswith("quarantine/year=2026/month=11/day=18/hour=11/")
+
+
+def test_a_replayed_batch_rewrites_the_same_quarantine_object(cloud: Cloud) -> None:
+    records = [kinesis_record("m-1", b"[[[", (T0 + 60) * 1000, 1)]
+    cloud.run_batching(records)
+    first = cloud.keys("quarantine/")
+    cloud.run_batching(records)
+    assert cloud.keys("quarantine/") == first and len(first) == 1
+
+
+def test_only_transient_failures_are_reported_from_each_devices_first_record(cloud: Cloud) -> None:
+    records = [
+        kinesis_record("m-1", b"not json", (T0 + 60) * 1000, 1),
+        kinesis_record("m-1", GOOD, (T0 + 60) * 1000, 2),
+        kinesis_record("m-2", GOOD, (T0 + 60) * 1000, 3),
+    ]
+    gone = cloud.queue_url.rsplit("/", 1)[0] + "/no-such-queue"
+    config = replace(cloud.batching, handoff_queue_url=gone)
+    response = batching.process_kinesis_event(
+        {"Records": records}, config=config, sqs=cloud.sqs, s3=cloud.s3
+    )
+    failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+    # m-1's first record is the poison one: Lambda retries from there, the poison is
+    # quarantined again under the same key, and the good reading is handed off.
+    assert failed == {
+        records[0]["kinesis"]["sequenceNumber"],
+        records[2]["kinesis"]["sequenceNumber"],
+    }
+    assert len(quarantined_lines(cloud)) == 1
+
+
+def test_a_quarantine_write_failure_fails_only_the_records_it_held(cloud: Cloud) -> None:
+    records = [
+        kinesis_record("m-1", GOOD, (T0 + 60) * 1000, 1),
+        kinesis_record("m-2", b"not json", (T0 + 60) * 1000, 2),
+    ]
+    config = replace(cloud.batching, archive_bucket="no-such-bucket")
+    response = batching.process_kinesis_event(
+        {"Records": records}, config=config, sqs=cloud.sqs, s3=cloud.s3
+    )
+    assert response == {
+        "batchItemFailures": [{"itemIdentifier": records[1]["kinesis"]["sequenceNumber"]}]
+    }
+    assert len(cloud.drain_handoff()) == 1
+
+
+def test_the_lambda_handler_reads_its_settings_and_emits_the_contract_metrics(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HANDOFF_QUEUE_URL", cloud.queue_url)
+    monkeypatch.setenv("ARCHIVE_BUCKET", cloud.bucket)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "energy-batching")
+    batching.settings.cache_clear()
+    batching.metrics.clear_metrics()
+    event = {
+        "Records": [
+            kinesis_record("m-1", {"readings": [GOOD, {**GOOD, "ts": "soon"}]}, (T0 + 60) * 1000, 1)
+        ]
+    }
+    try:
+        assert batching.handler(event, None) == {"batchItemFailures": []}
+    finally:
+        batching.settings.cache_clear()
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    values = {
+        k: sum(v) if isinstance(v, list) else v
+        for blob in emf
+        for k, v in blob.items()
+        if k[0].isupper()
+    }
+    assert values["ReadingsReceived"] == 2
+    assert values["ReadingsAccepted"] == 1
+    assert values["ReadingsQuarantined"] == 1
+    by_reason = next(blob for blob in emf if "QuarantinedByReason" in blob)
+    assert by_reason["reason"] == "bad_timestamp" and by_reason["service"] == "energy-batching"
+    assert all(
+        blob["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "EnergyMonitoring" for blob in emf
+    )
+    assert len(cloud.drain_handoff()) == 1
