@@ -124,7 +124,7 @@ def plan_device(
         before = stored.get(start)
         plan.touched_days_ms.add(start - start % 86_400_000)
         is_old_open = hot is not None and start == hot.open_start_ms
-        if is_old_open:
+        if hot is None or start >= hot.open_start_ms:  # closed now, not a late revision
             plan.newly_closed.append(summary)
         if before and before.points == closed[start] and before.energy_mwh == summary.energy_mwh:
             continue

@@ -8,7 +8,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-
 from energy_runtime import batching
 from energy_runtime.codec import decode_points
 from runtime_fixtures import T0, Cloud, kinesis_record

@@ -1,0 +1,329 @@
+"""The processor against moto: idempotent state, late data, defects, alerts, failures."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from energy_runtime import processor, queries
+from energy_runtime.schema import INTERVAL_COLUMNS
+from runtime_fixtures import T0, Cloud, kinesis_record, sqs_record
+
+START = T0 - T0 % 900  # an interval boundary (15 minutes)
+
+
+def series(
+    device: str,
+    start_s: int,
+    count: int,
+    *,
+    energy_wh: float = 5000.0,
+    step_wh: float = 2.0,
+    seq: int = 0,
+    per_record: int = 6,
+) -> list[dict[str, Any]]:
+    """Kinesis records of a device sending a reading every 10 s, `per_record` per message."""
+    readings = [
+        {"ts": start_s + 10 * i, "energy_wh": energy_wh + step_wh * i, "power_w": 720.0 + i % 7}
+        for i in range(count)
+    ]
+    return records_of(device, readings, seq)
+
+
+def records_of(
+    device: str, readings: list[dict[str, Any]], seq: int = 0, per_record: int = 6
+) -> list[dict[str, Any]]:
+    out = []
+    for n, i in enumerate(range(0, len(readings), per_record)):
+        chunk = readings[i : i + per_record]
+        received = int(max(r["ts"] for r in chunk) * 1000) + 500
+        out.append(kinesis_record(device, {"readings": chunk}, received, seq + n))
+    return out
+
+
+def count_writes(cloud: Cloud) -> list[str]:
+    calls: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        calls.append(params["Item"]["sk"]["S"])
+
+    cloud.dynamodb.meta.events.register("before-parameter-build.dynamodb.PutItem", record)
+    return calls
+
+
+def energies(cloud: Cloud, device: str) -> list[tuple[str, float, int]]:
+    return [
+        (r["interval_start"], r["energy_wh"], r["reading_count"])
+        for r in queries.device_intervals(cloud.table, device)
+    ]
+
+
+def test_energy_per_interval_comes_from_register_deltas(cloud: Cloud) -> None:
+    cloud.pipeline(series("m-1", START, 200))  # 200 readings, 2 Wh apart, 33 minutes
+    rows = energies(cloud, "m-1")
+    assert rows == [
+        (queries.iso_utc(START * 1000), 178.0, 90),
+        (queries.iso_utc((START + 900) * 1000), 180.0, 90),
+        (queries.iso_utc((START + 1800) * 1000), 40.0, 20),
+    ]
+    assert sum(e for _, e, _ in rows) == 2.0 * 199  # the register delta, exactly
+    latest = queries.device_latest(cloud.table, "m-1")
+    assert latest is not None and latest["energy_wh"] == 5000.0 + 2.0 * 199
+    assert latest["ts"] == queries.iso_utc((START + 1990) * 1000)
+
+
+def test_replaying_any_batch_writes_nothing_and_leaves_the_table_identical(cloud: Cloud) -> None:
+    records = series("m-1", START, 200) + series("m-2", START, 150, seq=100)
+    first = cloud.pipeline(records[:30])
+    second = cloud.pipeline(records[30:])
+    table, objects = cloud.table_items(), cloud.keys("processed/")
+    writes = count_writes(cloud)
+    for handoff in (first, second, first + second):
+        assert cloud.run_processor(handoff) == {"batchItemFailures": []}
+    cloud.pipeline(records)  # the whole stream again, re-batched by the batching function
+    assert writes == []
+    assert cloud.table_items() == table
+    assert cloud.keys("processed/") == objects
+
+
+def test_late_readings_merge_into_closed_intervals_and_days(cloud: Cloud) -> None:
+    # Two devices get the same readings; m-late gets 5 of them an hour late.
+    readings = [
+        {"ts": START - 1800 + 10 * i, "energy_wh": 100.0 + 3 * i, "power_w": 1080.0}
+        for i in range(400)
+    ]
+    held_back = {20, 21, 95, 180, 181}  # in three different, by then closed, intervals
+    cloud.pipeline(records_of("m-ref", readings))
+    cloud.pipeline(records_of("m-late", [r for i, r in enumerate(readings) if i not in held_back]))
+    before = energies(cloud, "m-late")
+    cloud.pipeline(records_of("m-late", [readings[i] for i in sorted(held_back)], seq=1000))
+    assert energies(cloud, "m-late") == energies(cloud, "m-ref") != before
+    assert queries.device_daily_energy(cloud.table, "m-late") == queries.device_daily_energy(
+        cloud.table, "m-ref"
+    )
+
+
+def test_a_day_item_is_written_when_the_day_closes_and_fixed_by_late_data(cloud: Cloud) -> None:
+    midnight = (T0 // 86_400 + 1) * 86_400
+    readings = [
+        {"ts": midnight - 600 + 10 * i, "energy_wh": 10.0 + i, "power_w": 360.0} for i in range(120)
+    ]
+    late = readings.pop(59)  # 23:59:50, the last reading of the day
+    cloud.pipeline(records_of("m-1", readings))
+    day = queries.iso_utc((midnight - 600) * 1000)[:10]
+    day_item = cloud.dynamodb.get_item(
+        TableName="energy", Key={"pk": {"S": "m-1"}, "sk": {"S": f"DAY#{day}"}}
+    )["Item"]
+    assert float(day_item["energy_wh"]["N"]) == 58.0  # up to 23:59:40
+    cloud.pipeline(records_of("m-1", [late], seq=500))
+    daily = queries.device_daily_energy(cloud.table, "m-1")
+    assert daily[day] == 59.0 and sum(daily.values()) == 119.0
+
+
+def test_a_meter_swap_loses_at_most_the_lookback_and_never_goes_negative(cloud: Cloud) -> None:
+    before = [
+        {"ts": START + 10 * i, "energy_wh": 90_000.0 + 2 * i, "power_w": 720.0} for i in range(60)
+    ]
+    after = [
+        {"ts": START + 600 + 10 * i, "energy_wh": 3.0 + 2 * i, "power_w": 720.0} for i in range(60)
+    ]
+    cloud.pipeline(records_of("m-1", before + after))
+    rows = energies(cloud, "m-1")
+    assert all(e >= 0 for _, e, _ in rows)
+    total = sum(e for _, e, _ in rows)
+    assert 2 * 59 + 2 * 59 - 2 * 3 <= total <= 2 * 59 + 2 * 59  # at most 3 readings lost
+
+
+def test_spurious_backward_values_count_nothing_and_do_not_rebase(cloud: Cloud) -> None:
+    readings = [{"ts": START + 10 * i, "energy_wh": 500.0 + i, "power_w": 360.0} for i in range(60)]
+    glitched = [dict(r) for r in readings]
+    glitched[20]["energy_wh"] = 12.0
+    glitched[40]["energy_wh"] = 0.0
+    glitched[41]["energy_wh"] = 0.0
+    cloud.pipeline(records_of("m-ref", readings))
+    cloud.pipeline(records_of("m-glitch", glitched))
+    assert sum(e for _, e, _ in energies(cloud, "m-glitch")) == 59.0
+    assert energies(cloud, "m-glitch") == energies(cloud, "m-ref")
+
+
+def test_power_spikes_show_in_the_maximum_and_implausible_ones_are_quarantined(
+    cloud: Cloud,
+) -> None:
+    readings = [{"ts": START + 10 * i, "energy_wh": 500.0 + i, "power_w": 360.0} for i in range(30)]
+    readings[10]["power_w"] = 9_000.0
+    readings[11]["power_w"] = 900_000.0
+    cloud.pipeline(records_of("m-1", readings))
+    [row] = queries.device_intervals(cloud.table, "m-1")
+    assert row["power_max_w"] == 9000.0 and row["reading_count"] == 29
+    assert row["energy_wh"] == 29.0  # the quarantined reading's energy is in the next delta
+    [key] = cloud.keys("quarantine/")
+    line = json.loads(cloud.s3.get_object(Bucket=cloud.bucket, Key=key)["Body"].read())
+    assert line["reason"] == "implausible_power"
+
+
+def test_parquet_rows_match_the_glue_columns_and_the_table(cloud: Cloud) -> None:
+    records = series("m-1", START, 200) + series("m-2", START + 300, 100, seq=100)
+    cloud.pipeline(records[:10])
+    cloud.pipeline(records[10:25])
+    cloud.pipeline(records[25:])
+    rows: list[dict[str, Any]] = []
+    for key in cloud.keys("processed/intervals/"):
+        assert "/year=2026/month=11/day=18/hour=" in key
+        table = pq.read_table(
+            io.BytesIO(cloud.s3.get_object(Bucket=cloud.bucket, Key=key)["Body"].read())
+        )
+        assert [(f.name) for f in table.schema] == [name for name, _ in INTERVAL_COLUMNS]
+        rows.extend(table.to_pylist())
+    best: dict[tuple[str, Any], dict[str, Any]] = {}
+    for row in rows:  # what Athena's max_by(..., revision) picks
+        key = (row["device_id"], row["interval_start"])
+        if key not in best or row["revision"] > best[key]["revision"]:
+            best[key] = row
+    for device in ("m-1", "m-2"):
+        expected = [(e, n) for _, e, n in energies(cloud, device)]
+        got = [
+            (r["energy_wh"], r["reading_count"])
+            for k, r in sorted(best.items(), key=lambda kv: kv[0][1])
+            if k[0] == device
+        ]
+        assert got == expected
+
+
+def _alert_messages(cloud: Cloud) -> list[dict[str, Any]]:
+    return [json.loads(json.loads(m["Body"])["Message"]) for m in cloud.drain_alert_queue()]
+
+
+@pytest.fixture
+def alert_queue(cloud: Cloud) -> Cloud:
+    url = cloud.sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
+    arn = cloud.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    cloud.sns.subscribe(TopicArn=cloud.processor.alert_topic_arn, Protocol="sqs", Endpoint=arn)
+
+    def drain() -> list[dict[str, Any]]:
+        got = cloud.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        return got
+
+    cloud.drain_alert_queue = drain  # type: ignore[attr-defined]
+    return cloud
+
+
+def test_high_usage_alerts_once_per_device_and_period_whatever_the_replays(
+    alert_queue: Cloud,
+) -> None:
+    cloud = alert_queue
+    cloud.processor = replace(cloud.processor, high_usage_threshold_wh=100.0)
+    records = series("m-1", START, 360, step_wh=4.0)  # 360 Wh per interval, 4 intervals
+    handoffs = cloud.pipeline(records[:20]) + cloud.pipeline(records[20:])
+    cloud.run_processor(handoffs)
+    messages = _alert_messages(cloud)
+    assert [(m["device_id"], m["kind"]) for m in messages] == [("m-1", "high_usage")]
+
+
+def test_anomaly_alerts_compare_with_the_devices_own_baseline(alert_queue: Cloud) -> None:
+    cloud = alert_queue
+    readings = [
+        {"ts": START + 10 * i, "energy_wh": 1000.0 + 1.0 * i, "power_w": 360.0}
+        for i in range(90 * 10)
+    ]
+    energy = readings[-1]["energy_wh"]
+    for i in range(90):  # the 11th interval uses ten times the usual energy
+        energy += 10.0
+        readings.append({"ts": START + 9000 + 10 * i, "energy_wh": energy, "power_w": 3600.0})
+    readings.append({"ts": START + 9900, "energy_wh": energy + 1, "power_w": 360.0})
+    cloud.pipeline(records_of("m-1", readings))
+    messages = _alert_messages(cloud)
+    assert [m["kind"] for m in messages] == ["anomaly"]
+    assert messages[0]["interval_start"] == queries.iso_utc((START + 9000) * 1000)
+
+
+def test_a_message_that_is_not_a_handoff_is_quarantined_not_retried(cloud: Cloud) -> None:
+    good = cloud.pipeline(series("m-1", START, 12))
+    assert cloud.run_processor([sqs_record("poison-1", "{}"), *good]) == {"batchItemFailures": []}
+    [key] = cloud.keys("quarantine/")
+    assert "handoff-" in key
+    assert queries.device_latest(cloud.table, "m-1") is not None
+
+
+class FailingFor:
+    """The real moto client, except that writes for one device throttle."""
+
+    def __init__(self, client: Any, device: str) -> None:
+        self.client, self.device = client, device
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def put_item(self, **kwargs: Any) -> Any:
+        if kwargs["Item"]["pk"]["S"] == self.device:
+            from botocore.exceptions import ClientError
+
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "ProvisionedThroughputExceededException",
+                        "Message": "slow down",
+                    }
+                },
+                "PutItem",
+            )
+        return self.client.put_item(**kwargs)
+
+
+def test_transient_write_failures_fail_only_the_messages_of_that_device(cloud: Cloud) -> None:
+    cloud.run_batching(series("m-ok", START, 12))
+    cloud.run_batching(series("m-slow", START, 12, seq=50))
+    handoffs = cloud.drain_handoff()
+    response = processor.process_sqs_event(
+        {"Records": handoffs},
+        config=cloud.processor,
+        dynamodb=FailingFor(cloud.dynamodb, "m-slow"),
+        s3=cloud.s3,
+        sns=cloud.sns,
+    )
+    slow = [h["messageId"] for h in handoffs if '"m-slow"' in h["body"]]
+    assert response == {"batchItemFailures": [{"itemIdentifier": m} for m in slow]}
+    assert queries.device_latest(cloud.table, "m-ok") is not None
+    assert queries.device_latest(cloud.table, "m-slow") is None
+    assert cloud.run_processor(handoffs) == {"batchItemFailures": []}  # the retry
+    assert queries.device_latest(cloud.table, "m-slow") is not None
+
+
+class RacingClient:
+    """The real moto client; just before the first LATEST write, another invocation
+    applies other readings of the same device (a concurrent processor)."""
+
+    def __init__(self, cloud: Cloud, rival: list[dict[str, Any]]) -> None:
+        self.cloud, self.rival = cloud, rival
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.cloud.dynamodb, name)
+
+    def put_item(self, **kwargs: Any) -> Any:
+        if self.rival and kwargs["Item"]["sk"]["S"] == "LATEST":
+            rival, self.rival = self.rival, []
+            assert self.cloud.run_processor(rival) == {"batchItemFailures": []}
+        return self.cloud.dynamodb.put_item(**kwargs)
+
+
+def test_concurrent_invocations_on_one_device_lose_nothing(cloud: Cloud) -> None:
+    readings = [{"ts": START + 10 * i, "energy_wh": 100.0 + i, "power_w": 360.0} for i in range(60)]
+    cloud.pipeline(records_of("m-1", readings[:6]))
+    cloud.run_batching(records_of("m-1", readings[6:30], seq=100))
+    mine = cloud.drain_handoff()
+    cloud.run_batching(records_of("m-1", readings[30:], seq=200))
+    rival = cloud.drain_handoff()
+    response = processor.process_sqs_event(
+        {"Records": mine},
+        config=cloud.processor,
+        dynamodb=RacingClient(cloud, rival),
+        s3=cloud.s3,
+        sns=cloud.sns,
+    )
+    assert response == {"batchItemFailures": []}
+    assert [(e, n) for _, e, n in energies(cloud, "m-1")] == [(59.0, 60)]
