@@ -328,9 +328,10 @@ def run(
     *,
     progress: Callable[[RunStats, float], None] | None = None,
     stop: threading.Event | None = None,
+    stats: RunStats | None = None,
 ) -> RunStats:
     """Publish every message, pacing simulated time at the scenario's speed."""
-    stats = RunStats()
+    stats = stats if stats is not None else RunStats()
     speed = simulation.scenario.speed
     wall0 = time.monotonic()
     next_report = wall0

@@ -1,0 +1,285 @@
+"""`make demo`: simulated apartments through the whole pipeline on this machine.
+
+Synthesizes the CDK app, starts mosquitto (mutual TLS, per-device ACLs) and a moto server
+provisioned from the dev templates, the topic-rule bridge, one trigger process per Lambda
+function running the real handlers, and the raw archive; publishes the scenario; waits
+until everything is processed; verifies conservation and energy against the ground truth;
+writes out/demo/summary.json and out/demo/dashboard.html. Exit status 0 only if verified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from local import pipeline as local_pipeline
+from local.simulator import Faults, MqttPublisher, RunStats, Scenario, Simulation, run
+from local.verify import ENERGY_TOLERANCE_WH, collect, verify
+
+LATENCY_SAMPLE_DEVICES = 5
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__)
+    parser.add_argument("--apartments", type=int, default=50)
+    parser.add_argument("--days", type=float, default=1.0, help="simulated days")
+    parser.add_argument("--interval", type=int, default=10, help="seconds between readings")
+    parser.add_argument("--readings-per-message", type=int, default=6)
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        help="simulated seconds per second (default: a day in 60 s)",
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--duplicate-rate", type=float, default=0.01)
+    parser.add_argument("--late-rate", type=float, default=0.005)
+    parser.add_argument(
+        "--reset-rate", type=float, default=0.05, help="meter swaps per apartment-day"
+    )
+    parser.add_argument("--garbage-rate", type=float, default=0.005)
+    parser.add_argument("--out", type=Path, default=Path("out/demo"))
+    parser.add_argument("--drain-timeout", type=float, default=180.0)
+    return parser.parse_args(argv)
+
+
+class LatencySampler(threading.Thread):
+    """Polls a few devices' latest item; latency = seen in DynamoDB - published over MQTT."""
+
+    def __init__(
+        self, pipeline: local_pipeline.Pipeline, devices: list[str], stats: RunStats
+    ) -> None:
+        super().__init__(daemon=True, name="latency-sampler")
+        self.devices, self.stats = devices, stats
+        deployment = pipeline.deployment
+        self.table = (
+            deployment.session()
+            .resource("dynamodb", endpoint_url=deployment.endpoint, verify=deployment.ca_bundle)
+            .Table(deployment.table_name)
+        )
+        self.samples: list[float] = []
+        self.stop = threading.Event()
+        self._seen: dict[str, int] = {}
+
+    def run(self) -> None:
+        from energy_runtime.queries import device_latest
+
+        published: dict[tuple[str, int], float] = {}
+        consumed = 0
+        while not self.stop.wait(0.5):
+            log = self.stats.publish_log
+            for device, ts, wall in log[consumed : len(log)]:
+                if device in self.devices:
+                    published.setdefault((device, ts), wall)
+            consumed = len(log)
+            for device in self.devices:
+                latest = device_latest(self.table, device)
+                if not latest:
+                    continue
+                ts = int(
+                    time.mktime(time.strptime(latest["ts"][:19], "%Y-%m-%dT%H:%M:%S"))
+                    - time.timezone
+                )
+                if self._seen.get(device) != ts and (device, ts) in published:
+                    self.samples.append(time.time() - published[(device, ts)])
+                self._seen[device] = ts
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    speed = args.speed or 1440.0
+    scenario = Scenario(
+        apartments=args.apartments,
+        days=args.days,
+        interval_s=args.interval,
+        readings_per_message=args.readings_per_message,
+        speed=speed,
+        seed=args.seed,
+        faults=Faults(
+            duplicate_rate=args.duplicate_rate,
+            late_rate=args.late_rate,
+            reset_rate=args.reset_rate,
+            garbage_rate=args.garbage_rate,
+        ),
+    )
+    out: Path = args.out
+    run_dir = out / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    started = time.monotonic()
+    print(f"==> synthesizing the CDK app ({local_pipeline.STAGE} templates)", flush=True)
+    stage = local_pipeline.load_templates(run_dir)
+    print("==> starting mosquitto, moto server, topic rule, triggers, raw archive", flush=True)
+    pipeline = local_pipeline.start(run_dir, stage, time_scale=speed)
+    try:
+        return _run(args, scenario, pipeline, started)
+    finally:
+        pipeline.stop()
+
+
+def _run(
+    args: argparse.Namespace, scenario: Scenario, pipeline: local_pipeline.Pipeline, started: float
+) -> int:
+    out: Path = args.out
+    simulation = Simulation(scenario)
+    ca = pipeline.ca
+    pki = ca.directory
+    for device in simulation.devices:
+        ca.issue_client(device)
+    publisher = MqttPublisher(
+        pipeline.broker.host,
+        pipeline.broker.port,
+        lambda d: (pki / f"{d}.crt", pki / f"{d}.key", ca.ca_path),
+    )
+    print(
+        f"==> {scenario.apartments} apartments, {scenario.days:g} simulated day(s) at {scenario.interval_s}-s readings,"
+        f" {scenario.readings_per_message} per message, {scenario.speed:g}x real time",
+        flush=True,
+    )
+
+    def progress(stats: RunStats, fraction: float) -> None:
+        bridge = pipeline.status("bridge")
+        batching = pipeline.status("batching").get("stats", {})
+        processor = pipeline.status("processor").get("stats", {})
+        print(
+            f"    {fraction:6.1%} simulated | published {stats.messages:>7} msgs | rule {bridge.get('put', 0):>7}"
+            f" | batching {batching.get('invocations', 0):>5} inv | processor {processor.get('invocations', 0):>5}"
+            f" inv | {time.monotonic() - started:5.0f}s",
+            flush=True,
+        )
+
+    stats = RunStats()
+    sampler = LatencySampler(pipeline, simulation.devices[:LATENCY_SAMPLE_DEVICES], stats)
+    sampler.start()
+    publish_started = time.monotonic()
+    stats = run(simulation, publisher, progress=progress, stats=stats)
+    publish_s = time.monotonic() - publish_started
+    print(
+        f"==> published {stats.messages} messages in {publish_s:.1f}s; waiting for the pipeline to drain",
+        flush=True,
+    )
+    drain_s = local_pipeline.wait_drained(
+        pipeline, messages=stats.messages, timeout=args.drain_timeout
+    )
+    sampler.stop.set()
+    sampler.join(5)
+    counts = pipeline.counts()
+    worker_status = {name: pipeline.status(name) for name in pipeline.workers}
+    results = collect(pipeline.deployment, simulation.devices)
+    verdict = verify(stats.readings, simulation.truth, results)
+    duration = time.monotonic() - started
+
+    requests = counts["requests"]
+    batching = worker_status["batching"].get("stats", {})
+    processor = worker_status["processor"].get("stats", {})
+    summary: dict[str, Any] = {
+        "ok": verdict.ok,
+        "published": verdict.published,
+        "duplicates_merged": verdict.duplicates,
+        "stored": verdict.stored,
+        "quarantined": verdict.quarantined,
+        "lost": verdict.lost,
+        "energy_mismatches": len(verdict.energy_mismatches),
+        "energy_mismatch_details": verdict.energy_mismatches[:20],
+        "energy_tolerance_wh": ENERGY_TOLERANCE_WH,
+        "duration_s": round(duration, 1),
+        "publish_s": round(publish_s, 1),
+        "drain_s": round(drain_s, 1),
+        "scenario": asdict(scenario),
+        "messages_published": stats.messages,
+        "messages_by_kind": stats.by_kind,
+        "quarantined_by_reason": results.quarantined_by_reason,
+        "requests": {
+            "iot_messages": worker_status["bridge"].get("received", 0),
+            "kinesis_records": counts["kinesis_records_put"],
+            "kinesis_put_requests": requests.get("kinesis:PutRecords", 0),
+            "lambda_invocations": {
+                "batching": batching.get("invocations", 0),
+                "processor": processor.get("invocations", 0),
+            },
+            "dynamodb_write_units": counts["dynamodb_write_units"],
+            "s3_puts": sum(counts["s3_puts"].values()),
+            "s3_puts_by_prefix": counts["s3_puts"],
+            "sqs_send_requests": requests.get("sqs:SendMessage", 0)
+            + requests.get("sqs:SendMessageBatch", 0),
+            "sns_publishes": counts["sns_publishes"],
+            "all": requests,
+        },
+        "lambda": {"batching": batching, "processor": processor},
+        "raw_archive": {"objects": results.raw_archive_objects, "rows": results.raw_archive_rows},
+        "processed_objects": results.processed_objects,
+        "on_failure_messages": results.on_failure_messages,
+        "dead_letters": results.dead_letters,
+        "alerts": len(results.alerts),
+        "latency_s": {
+            "samples": len(sampler.samples),
+            "p50": round(_percentile(sampler.samples, 0.5), 2),
+            "p95": round(_percentile(sampler.samples, 0.95), 2),
+            "max": round(max(sampler.samples, default=0.0), 2),
+        },
+        "throughput_readings_per_s": round(verdict.published / max(publish_s + drain_s, 1e-9), 1),
+        "settings": {
+            "batching": asdict(pipeline.deployment.mappings["batching"]),
+            "processor": asdict(pipeline.deployment.mappings["processor"]),
+            "time_scale": scenario.speed,
+        },
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    from local.dashboard import write_dashboard
+
+    write_dashboard(out / "dashboard.html", summary, results, simulation)
+    _print_table(summary)
+    print(f"==> {out / 'summary.json'}, {out / 'dashboard.html'}", flush=True)
+    if not verdict.ok:
+        print("==> VERIFICATION FAILED", file=sys.stderr, flush=True)
+        return 1
+    print(
+        "==> verified: nothing lost, every apartment's energy matches the ground truth", flush=True
+    )
+    return 0
+
+
+def _print_table(summary: dict[str, Any]) -> None:
+    requests = summary["requests"]
+    rows = [
+        ("readings published", summary["published"]),
+        ("  duplicate copies merged", summary["duplicates_merged"]),
+        ("  stored", summary["stored"]),
+        ("  quarantined", summary["quarantined"]),
+        ("  lost", summary["lost"]),
+        ("energy mismatches", summary["energy_mismatches"]),
+        ("IoT messages", requests["iot_messages"]),
+        ("Kinesis records", requests["kinesis_records"]),
+        ("Lambda invocations (batching)", requests["lambda_invocations"]["batching"]),
+        ("Lambda invocations (processor)", requests["lambda_invocations"]["processor"]),
+        ("DynamoDB write units", requests["dynamodb_write_units"]),
+        ("S3 PUTs", requests["s3_puts"]),
+        ("alerts", summary["alerts"]),
+        (
+            "latency publish->DynamoDB p50/p95 s",
+            f"{summary['latency_s']['p50']}/{summary['latency_s']['p95']}",
+        ),
+        ("duration s", summary["duration_s"]),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"    {name:<{width}}  {value:>12}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Starts and stops the whole local pipeline: broker, moto server, bridge, triggers, archive."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local import moto_service, processes
+from local.broker import RULE_CLIENT_NAME, Broker, start_broker
+from local.pki import CertificateAuthority
+from local.provision import Deployment, provision
+from local.templates import Stage, load_stage, synthesize
+from local.worker import read_status
+
+REPO = Path(__file__).resolve().parent.parent
+STAGE = "energy-dev"
+
+
+@dataclass
+class Pipeline:
+    run_dir: Path
+    ca: CertificateAuthority
+    broker: Broker
+    moto: subprocess.Popen[bytes]
+    deployment: Deployment
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def status(self, name: str) -> dict[str, Any]:
+        return read_status(self.run_dir / f"{name}.status.json")
+
+    def counts(self) -> dict[str, Any]:
+        return moto_service.counts(self.deployment.endpoint, self.ca.ca_path)
+
+    def stop(self) -> None:
+        # Workers first (they flush), then the services they talk to.
+        for child in reversed(list(self.workers.values())):
+            processes.stop(child, grace=15)
+        self.broker.stop()
+        processes.stop(self.moto)
+
+
+def load_templates(run_dir: Path) -> Stage:
+    return load_stage(synthesize(run_dir / "cdk.out"), STAGE)
+
+
+def _child_env(deployment: Deployment, extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(deployment.client_env())
+    env.update(extra)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "runtime")])
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def start(
+    run_dir: Path,
+    stage: Stage,
+    *,
+    time_scale: float,
+    handlers: dict[str, str] | None = None,
+    with_archive: bool = True,
+) -> Pipeline:
+    """Everything up and subscribed; the caller owns stop() (also registered at exit)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ca = CertificateAuthority(run_dir / "pki")
+    broker = start_broker(run_dir / "broker", ca)
+    moto_cert = ca.issue_server("moto")
+    moto, endpoint = moto_service.start(run_dir, cert=moto_cert.cert, key=moto_cert.key)
+    deployment = provision(stage, Deployment(endpoint=endpoint, ca_bundle=str(ca.ca_path)))
+    deployment_file = run_dir / "deployment.json"
+    deployment.save(deployment_file)
+    pipeline = Pipeline(run_dir, ca, broker, moto, deployment)
+    common = ["--deployment", str(deployment_file), "--time-scale", str(time_scale)]
+    rule = ca.issue_client(RULE_CLIENT_NAME)
+
+    def launch(name: str, module: str, args: list[str], env: dict[str, str]) -> None:
+        (run_dir / f"{name}.status.json").unlink(missing_ok=True)
+        pipeline.workers[name] = processes.spawn(
+            [
+                sys.executable,
+                "-m",
+                module,
+                *common,
+                "--status",
+                str(run_dir / f"{name}.status.json"),
+                *args,
+            ],
+            env=_child_env(deployment, env),
+            log=run_dir / f"{name}.log",
+            cwd=REPO,
+        )
+
+    for function in ("batching", "processor"):
+        override = ["--handler", handlers[function]] if handlers and function in handlers else []
+        launch(
+            function,
+            "local.trigger",
+            ["--function", function, *override],
+            deployment.functions[function].environment,
+        )
+    if with_archive:
+        launch("archive", "local.archive", [], {})
+    launch(
+        "bridge",
+        "local.bridge",
+        [
+            "--port",
+            str(broker.port),
+            "--cert",
+            str(rule.cert),
+            "--key",
+            str(rule.key),
+            "--ca",
+            str(rule.ca),
+        ],
+        {},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for name, child in pipeline.workers.items():
+            if child.poll() is not None:
+                log = (run_dir / f"{name}.log").read_text(errors="replace")[-3000:]
+                pipeline.stop()
+                raise RuntimeError(f"{name} exited with {child.returncode}:\n{log}")
+        if all(pipeline.status(name) for name in pipeline.workers):
+            return pipeline
+        time.sleep(0.1)
+    pipeline.stop()
+    raise TimeoutError("the pipeline's workers did not report ready within 60 s")
+
+
+def wait_drained(pipeline: Pipeline, *, messages: int, timeout: float, report: Any = None) -> float:
+    """Wait until every published message went through bridge, triggers and archive."""
+    started = time.monotonic()
+    deadline = started + timeout
+    stable = 0
+    while time.monotonic() < deadline:
+        for name, child in pipeline.workers.items():
+            if child.poll() is not None:
+                raise RuntimeError(f"{name} died: see {pipeline.run_dir / (name + '.log')}")
+        bridge = pipeline.status("bridge")
+        done = bridge.get("received", -1) >= messages and bridge.get("backlog", 1) == 0
+        done = done and bridge.get("put", -1) >= bridge.get("received", 0)
+        for name in ("batching", "processor", "archive"):
+            if name in pipeline.workers:
+                done = done and bool(pipeline.status(name).get("caught_up"))
+        # Caught-up must hold across a few status rounds: a batch may be in flight.
+        stable = stable + 1 if done else 0
+        if stable >= 4:
+            return time.monotonic() - started
+        if report is not None:
+            report()
+        time.sleep(0.25)
+    raise TimeoutError(f"the pipeline did not drain within {timeout:.0f} s")

@@ -1,0 +1,152 @@
+"""Reads what the pipeline stored and checks it against the simulator's ground truth.
+
+Conservation: every reading-equivalent published is stored or quarantined, except the
+extra copies a duplicated message carries, which the runtime merges by event time (its
+documented treatment): lost = published - duplicate copies - stored - quarantined = 0.
+
+Energy: per apartment, the sum of its stored interval energies must equal the ground
+truth's expected energy (register rises between its first and last reading, minus what
+the documented meter-swap treatment does not count) within ENERGY_TOLERANCE_WH: the
+registers travel with mWh resolution and the runtime sums integer mWh, so any difference
+beyond rounding is a real defect.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from energy_runtime import queries
+
+from local.provision import Deployment
+from local.simulator import DeviceTruth
+
+ENERGY_TOLERANCE_WH = 0.01
+
+
+@dataclass
+class Results:
+    stored: int = 0
+    quarantined: int = 0
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    per_device: dict[str, dict[str, Any]] = field(default_factory=dict)
+    intervals: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    raw_archive_rows: int = 0
+    raw_archive_objects: int = 0
+    processed_objects: int = 0
+    on_failure_messages: int = 0
+    dead_letters: int = 0
+
+
+def _objects(s3: Any, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(obj["Key"] for obj in page.get("Contents", []))
+    return keys
+
+
+def collect(deployment: Deployment, devices: list[str]) -> Results:
+    results = Results()
+    table = (
+        deployment.session()
+        .resource("dynamodb", endpoint_url=deployment.endpoint, verify=deployment.ca_bundle)
+        .Table(deployment.table_name)
+    )
+    for device in devices:
+        rows = queries.device_intervals(table, device)
+        results.intervals[device] = rows
+        stored = sum(int(r["reading_count"]) for r in rows)
+        results.stored += stored
+        results.per_device[device] = {
+            "stored": stored,
+            "energy_wh": sum(float(r["energy_wh"]) for r in rows),
+            "daily_wh": queries.device_daily_energy(table, device),
+            "latest": queries.device_latest(table, device),
+        }
+    s3 = deployment.client("s3")
+    reasons: Counter[str] = Counter()
+    for key in _objects(s3, deployment.archive_bucket, "quarantine/"):
+        body = s3.get_object(Bucket=deployment.archive_bucket, Key=key)["Body"].read().decode()
+        for line in body.splitlines():
+            if line.strip():
+                reasons[json.loads(line).get("reason", "unknown")] += 1
+    results.quarantined = sum(reasons.values())
+    results.quarantined_by_reason = dict(reasons)
+    raw_keys = _objects(s3, deployment.archive_bucket, "raw/")
+    results.raw_archive_objects = len(raw_keys)
+    import io
+
+    import pyarrow.parquet as pq
+
+    for key in raw_keys:
+        data = s3.get_object(Bucket=deployment.archive_bucket, Key=key)["Body"].read()
+        results.raw_archive_rows += pq.read_metadata(io.BytesIO(data)).num_rows
+    results.processed_objects = len(_objects(s3, deployment.archive_bucket, "processed/"))
+    sqs = deployment.client("sqs")
+    if deployment.alert_tap_url:
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=deployment.alert_tap_url, MaxNumberOfMessages=10
+            ).get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                try:
+                    body = json.loads(message["Body"])
+                except json.JSONDecodeError:
+                    body = {"message": message["Body"]}
+                results.alerts.append(body if isinstance(body, dict) else {"message": body})
+            sqs.delete_message_batch(
+                QueueUrl=deployment.alert_tap_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
+            )
+    for logical, url in deployment.queues.items():
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+        )
+        depth = int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+        if url == deployment.mappings["batching"].on_failure_url:
+            results.on_failure_messages += depth
+        elif "Dead" in logical or "DLQ" in logical.upper():
+            results.dead_letters += depth
+    return results
+
+
+@dataclass
+class Verdict:
+    published: int
+    duplicates: int
+    stored: int
+    quarantined: int
+    lost: int
+    energy_mismatches: list[dict[str, Any]]
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0 and not self.energy_mismatches
+
+
+def verify(published: int, truth: dict[str, DeviceTruth], results: Results) -> Verdict:
+    duplicates = sum(t.duplicate_readings for t in truth.values())
+    lost = published - duplicates - results.stored - results.quarantined
+    mismatches = []
+    for device, expected in truth.items():
+        stored = results.per_device.get(device, {}).get("energy_wh", 0.0)
+        if abs(stored - expected.expected_energy_wh) > ENERGY_TOLERANCE_WH:
+            mismatches.append(
+                {
+                    "device_id": device,
+                    "stored_wh": round(stored, 3),
+                    "expected_wh": round(expected.expected_energy_wh, 3),
+                    "difference_wh": round(stored - expected.expected_energy_wh, 3),
+                    "resets": expected.resets,
+                    "late_readings": expected.late_readings,
+                }
+            )
+    return Verdict(published, duplicates, results.stored, results.quarantined, lost, mismatches)
