@@ -1,0 +1,87 @@
+"""The synthesized app as a whole: its layout, cfn-lint, cdk-nag and per-stack snapshots.
+
+Snapshots mask asset hashes and Lambda version digests (they change with every runtime
+edit and are not infrastructure), so a snapshot fails only when the infrastructure
+changes. After an intended change, regenerate them with
+`UPDATE_SNAPSHOTS=1 pytest tests/infra` and review the diff like code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import cfnlint.api
+import pytest
+
+from infra.synthesis import STACKS, SynthesizedApp
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
+# A Lambda version's logical id ends in a digest of the function's code and settings.
+VERSION_DIGEST = re.compile(r"(CurrentVersion[0-9A-F]{8})[0-9a-f]{32}")
+ENVIRONMENTS = ("dev", "staging", "prod")
+KEYS = [(environment, stack) for environment in ENVIRONMENTS for stack in STACKS]
+
+
+def masked(template: dict[str, Any]) -> str:
+    text = json.dumps(template, indent=1, sort_keys=True)
+    text = ASSET_HASH.sub("<asset-hash>", text)
+    return VERSION_DIGEST.sub(r"\1<code-digest>", text) + "\n"
+
+
+def test_one_stage_per_environment_with_four_stacks(synthesized: SynthesizedApp) -> None:
+    assert set(synthesized.templates) == set(KEYS)
+
+
+def test_no_unacknowledged_cdk_nag_findings(synthesized: SynthesizedApp) -> None:
+    # Synthesis raises on errors; warnings would only show in the report.
+    report_path = synthesized.outdir / "validation-report.json"
+    if not report_path.exists():
+        return
+    report = json.loads(report_path.read_text())
+    findings = [
+        (violation["ruleName"], construct["constructPath"])
+        for plugin in report["pluginReports"]
+        if plugin["pluginName"] == "AwsSolutions"
+        for violation in plugin["violations"]
+        for construct in violation["violatingConstructs"]
+    ]
+    assert findings == []
+
+
+@pytest.mark.parametrize(("environment", "stack"), KEYS)
+def test_cfn_lint_finds_no_errors(
+    synthesized: SynthesizedApp, environment: str, stack: str, environments: dict[str, Any]
+) -> None:
+    region = environments[environment].region or "us-east-1"
+    text = synthesized.template_files[(environment, stack)].read_text()
+    matches = cfnlint.api.lint(text, regions=[region])
+    errors = [f"{m.rule.id} {m.path}: {m.message}" for m in matches if m.rule.severity == "error"]
+    assert errors == []
+
+
+@pytest.mark.parametrize(("environment", "stack"), KEYS)
+def test_snapshot(synthesized: SynthesizedApp, environment: str, stack: str) -> None:
+    snapshot = SNAPSHOTS / f"energy-{environment}-{stack}.json"
+    current = masked(synthesized.template(environment, stack))
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOTS.mkdir(exist_ok=True)
+        snapshot.write_text(current)
+    assert snapshot.exists(), f"no snapshot: run UPDATE_SNAPSHOTS=1 pytest {__file__}"
+    assert current == snapshot.read_text(), (
+        f"{environment}/{stack} changed; if intended: UPDATE_SNAPSHOTS=1 pytest tests/infra"
+    )
+
+
+def test_masking_hides_only_code_digests() -> None:
+    version = "BatchingFunctionCurrentVersionFFE0AC2E" + "4" * 32
+    template = {"Code": {"S3Key": "a" * 64 + ".zip"}, "Name": "energy-dev", "Ref": version}
+    assert json.loads(masked(template)) == {
+        "Code": {"S3Key": "<asset-hash>.zip"},
+        "Name": "energy-dev",
+        "Ref": "BatchingFunctionCurrentVersionFFE0AC2E<code-digest>",
+    }

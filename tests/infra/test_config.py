@@ -1,0 +1,176 @@
+"""Settings validation: a wrong or missing setting names itself and its environment."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from energy_monitoring.application_paths import CDK_JSON
+from energy_monitoring.config import (
+    CONTEXT_KEY,
+    DEFAULTS,
+    ConfigError,
+    load_environments,
+    parse_environment,
+)
+
+
+def project_settings() -> dict[str, Any]:
+    settings: dict[str, Any] = json.loads(CDK_JSON.read_text())["context"][CONTEXT_KEY]
+    return settings
+
+
+def dev_with(**overrides: Any) -> dict[str, Any]:
+    raw = copy.deepcopy(project_settings()["environments"]["dev"])
+    for dotted, value in overrides.items():
+        target = raw
+        *parents, leaf = dotted.split("__")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return raw
+
+
+def test_project_environments_parse_with_their_own_settings() -> None:
+    environments = {env.name: env for env in load_environments(project_settings())}
+
+    assert set(environments) == {"dev", "staging", "prod"}
+    assert environments["dev"].account is None  # dev may be env-agnostic
+    assert environments["prod"].removal_policy == "retain"
+    assert environments["prod"].deletion_protection is True
+    assert environments["prod"].stream.capacity_mode == "provisioned"
+    assert environments["dev"].retention.log_retention_days == 14
+    # Settings not overridden keep the single default.
+    assert environments["staging"].batching.batch_size == DEFAULTS["batching"]["batch_size"]
+
+
+def test_contract_batching_defaults() -> None:
+    batching = parse_environment("dev", dev_with()).batching
+
+    assert (batching.batch_size, batching.window_seconds) == (10000, 300)
+    assert (batching.handoff_batch_size, batching.handoff_window_seconds) == (100, 5)
+
+
+def test_arm64_is_the_default_architecture() -> None:
+    assert parse_environment("dev", dev_with()).functions.architecture == "arm64"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"batching__batch_size": 20000},
+            "energy-monitoring.environments.dev.batching.batch_size: 20000 is above the maximum",
+        ),
+        (
+            {"batching__window_seconds": "300"},
+            "energy-monitoring.environments.dev.batching.window_seconds: expected int, got '300'",
+        ),
+        (
+            {"functions__architecture": "sparc"},
+            "energy-monitoring.environments.dev.functions.architecture: 'sparc' is not one of",
+        ),
+        (
+            {"retention__log_retention_days": 10},
+            "energy-monitoring.environments.dev.retention.log_retention_days: 10 is not one of",
+        ),
+        (
+            {"alarms__ops_email": "not-an-address"},
+            "energy-monitoring.environments.dev.alarms.ops_email: 'not-an-address' does not match",
+        ),
+        (
+            {"ingest__firehose_buffer_mb": 32},
+            "energy-monitoring.environments.dev.ingest.firehose_buffer_mb: 32 is below the minimum",
+        ),
+        (
+            {"deletion_protection": "yes"},
+            "energy-monitoring.environments.dev.deletion_protection: expected bool, got 'yes'",
+        ),
+        (
+            {"stream__shard_cout": 2},
+            "energy-monitoring.environments.dev.stream: unknown setting(s) ['shard_cout']",
+        ),
+        (
+            {"data__interval_minutes": 7},
+            "energy-monitoring.environments.dev.data.interval_minutes: 7 is not one of",
+        ),
+        (
+            {"batching__retry_attempts": True},
+            "energy-monitoring.environments.dev.batching.retry_attempts: expected int, got True",
+        ),
+    ],
+)
+def test_wrong_setting_is_named_with_its_environment(
+    overrides: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_environment("dev", dev_with(**overrides))
+    assert expected in str(error.value)
+
+
+def test_missing_ops_email_is_named() -> None:
+    raw = dev_with()
+    del raw["alarms"]["ops_email"]
+
+    with pytest.raises(ConfigError, match=r"environments\.dev\.alarms\.ops_email: missing"):
+        parse_environment("dev", raw)
+
+
+def test_only_dev_may_be_env_agnostic() -> None:
+    raw = copy.deepcopy(project_settings()["environments"]["prod"])
+    raw["account"] = None
+    raw["region"] = None
+
+    with pytest.raises(ConfigError, match=r"environments\.prod\.account: only dev"):
+        parse_environment("prod", raw)
+
+
+def test_account_without_region_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"environments\.dev\.account/region: set both"):
+        parse_environment("dev", dev_with(account="123456789012"))
+
+
+def test_bad_account_format_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"environments\.dev\.account: '1234' does not match"):
+        parse_environment("dev", dev_with(account="1234", region="eu-west-1"))
+
+
+def test_lifecycle_must_tier_before_it_expires() -> None:
+    raw = dev_with(
+        retention__archive_glacier_after_days=400, retention__archive_expire_after_days=200
+    )
+
+    with pytest.raises(ConfigError, match=r"environments\.dev\.retention: archive_ia_after_days <"):
+        parse_environment("dev", raw)
+
+
+def test_large_handoff_batches_need_a_window() -> None:
+    raw = dev_with(batching__handoff_batch_size=500, batching__handoff_window_seconds=0)
+
+    with pytest.raises(ConfigError, match=r"dev\.batching\.handoff_window_seconds: must be at"):
+        parse_environment("dev", raw)
+
+
+def test_environment_name_is_validated() -> None:
+    with pytest.raises(ConfigError, match=r"environments\.Prod_1: environment name must match"):
+        parse_environment("Prod_1", {})
+
+
+def test_missing_context_stops_with_a_message() -> None:
+    with pytest.raises(ConfigError, match="context 'energy-monitoring' is missing"):
+        load_environments(None)
+    with pytest.raises(ConfigError, match=r"energy-monitoring\.environments: missing or empty"):
+        load_environments({"environments": {}})
+
+
+def test_bad_setting_stops_synthesis_of_the_app() -> None:
+    from energy_monitoring.application import build_app
+
+    context = json.loads(CDK_JSON.read_text())["context"]
+    context[CONTEXT_KEY]["environments"]["staging"]["batching"] = {"window_seconds": 900}
+
+    with pytest.raises(ConfigError, match=r"environments\.staging\.batching\.window_seconds"):
+        build_app(context=context)

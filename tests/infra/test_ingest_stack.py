@@ -1,0 +1,158 @@
+"""Ingest stack: the IoT policy's resources, the rule, the stream, Firehose, IoT logging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from energy_monitoring.constructs.topic_rule import RULE_SQL
+from infra.synthesis import SynthesizedApp
+
+
+def flatten(value: Any) -> str:
+    """A CloudFormation string with pseudo parameters shown as <Name>."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    separator, parts = value["Fn::Join"]
+    return str(separator).join(flatten(part) for part in parts)
+
+
+def policy_statements(app: SynthesizedApp, environment: str) -> dict[str, Any]:
+    policy = app.one(environment, "Ingest", "AWS::IoT::Policy")["Properties"]
+    return {statement["Action"]: statement for statement in policy["PolicyDocument"]["Statement"]}
+
+
+ARN = "arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>"
+
+
+def test_device_connects_only_as_its_own_thing(synthesized: SynthesizedApp) -> None:
+    connect = policy_statements(synthesized, "dev")["iot:Connect"]
+
+    assert flatten(connect["Resource"]) == f"{ARN}:client/${{iot:Connection.Thing.ThingName}}"
+    assert connect["Condition"] == {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}
+
+
+def test_device_publishes_only_to_its_own_topic(synthesized: SynthesizedApp) -> None:
+    publish = policy_statements(synthesized, "dev")["iot:Publish"]
+
+    assert [flatten(resource) for resource in publish["Resource"]] == [
+        f"{ARN}:topic/energy/consumption/${{iot:Connection.Thing.ThingName}}"
+    ]
+
+
+def test_basic_ingest_topic_is_allowed_only_where_enabled(synthesized: SynthesizedApp) -> None:
+    publish = policy_statements(synthesized, "staging")["iot:Publish"]
+    resources = [flatten(resource) for resource in publish["Resource"]]
+
+    # Staging has a concrete account and region: the ARN carries them literally.
+    assert resources == [
+        "arn:aws:iot:eu-central-1:111111111111:topic/energy/consumption/"
+        "${iot:Connection.Thing.ThingName}",
+        "arn:aws:iot:eu-central-1:111111111111:topic/$aws/rules/energy_staging_ingest/"
+        "energy/consumption/${iot:Connection.Thing.ThingName}",
+    ]
+
+
+def test_no_policy_grants_subscribe_or_wildcards(synthesized: SynthesizedApp) -> None:
+    for environment in ("dev", "staging", "prod"):
+        statements = policy_statements(synthesized, environment)
+        assert set(statements) == {"iot:Connect", "iot:Publish"}
+        for statement in statements.values():
+            resources = statement["Resource"]
+            for resource in resources if isinstance(resources, list) else [resources]:
+                assert not flatten(resource).endswith("*")
+
+
+def test_rule_follows_the_contract(synthesized: SynthesizedApp) -> None:
+    rule = synthesized.one("dev", "Ingest", "AWS::IoT::TopicRule")["Properties"]
+    payload = rule["TopicRulePayload"]
+
+    assert rule["RuleName"] == "energy_dev_ingest"
+    assert payload["Sql"] == RULE_SQL
+    assert payload["Sql"] == (
+        "SELECT encode(*, 'base64') AS payload, topic(3) AS device_id, "
+        "timestamp() AS received_at FROM 'energy/consumption/+'"
+    )
+    assert payload["AwsIotSqlVersion"] == "2016-03-23"
+    (action,) = payload["Actions"]
+    assert action["Kinesis"]["PartitionKey"] == "${topic(3)}"
+    error = payload["ErrorAction"]["S3"]
+    assert error["Key"].startswith("iot-errors/")
+    assert flatten(error["BucketName"]) == "energy-dev-archive-<AWS::AccountId>-<AWS::Region>"
+
+
+def test_rule_role_can_write_stream_and_error_prefix_only(synthesized: SynthesizedApp) -> None:
+    policies = synthesized.resources("dev", "Ingest", "AWS::IAM::Policy")
+    (rule_policy,) = [p for lid, p in policies.items() if lid.startswith("TopicRuleRole")]
+    statements = rule_policy["Properties"]["PolicyDocument"]["Statement"]
+    actions = {action for s in statements for action in _list(s["Action"])}
+
+    assert {"kinesis:PutRecord", "kinesis:PutRecords", "s3:PutObject"} <= actions
+    assert "kms:GenerateDataKey" in actions or "kms:GenerateDataKey*" in actions
+    assert not any(a.startswith(("s3:Get", "s3:Delete", "kinesis:Get")) for a in actions)
+    (put,) = [s for s in statements if s["Action"] == "s3:PutObject"]
+    assert flatten(put["Resource"]).endswith("-archive-<AWS::AccountId>-<AWS::Region>/iot-errors/*")
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_stream_is_encrypted_with_the_cmk_and_sized_per_environment(
+    synthesized: SynthesizedApp,
+) -> None:
+    dev = synthesized.one("dev", "Ingest", "AWS::Kinesis::Stream")["Properties"]
+    prod = synthesized.one("prod", "Ingest", "AWS::Kinesis::Stream")["Properties"]
+
+    for stream in (dev, prod):
+        assert stream["StreamEncryption"]["EncryptionType"] == "KMS"
+        assert "Fn::ImportValue" in stream["StreamEncryption"]["KeyId"]
+    assert dev["StreamModeDetails"] == {"StreamMode": "ON_DEMAND"}
+    assert "ShardCount" not in dev
+    assert prod["StreamModeDetails"] == {"StreamMode": "PROVISIONED"}
+    assert prod["ShardCount"] == 2
+    assert prod["RetentionPeriodHours"] == 168
+
+
+def test_firehose_writes_parquet_partitioned_by_receive_hour(
+    synthesized: SynthesizedApp, environments: dict[str, Any]
+) -> None:
+    stream = synthesized.one("prod", "Ingest", "AWS::KinesisFirehose::DeliveryStream")
+    properties = stream["Properties"]
+    destination = properties["ExtendedS3DestinationConfiguration"]
+    ingest = environments["prod"].ingest
+
+    assert properties["DeliveryStreamType"] == "KinesisStreamAsSource"
+    assert destination["Prefix"] == (
+        "raw/year=!{partitionKeyFromQuery:year}/month=!{partitionKeyFromQuery:month}/"
+        "day=!{partitionKeyFromQuery:day}/hour=!{partitionKeyFromQuery:hour}/"
+    )
+    assert destination["ErrorOutputPrefix"].startswith("firehose-errors/")
+    assert destination["BufferingHints"] == {
+        "IntervalInSeconds": ingest.firehose_buffer_seconds,
+        "SizeInMBs": ingest.firehose_buffer_mb,
+    }
+    assert destination["DynamicPartitioningConfiguration"]["Enabled"] is True
+    conversion = destination["DataFormatConversionConfiguration"]
+    assert conversion["Enabled"] is True
+    assert "OpenXJsonSerDe" in conversion["InputFormatConfiguration"]["Deserializer"]
+    assert "ParquetSerDe" in conversion["OutputFormatConfiguration"]["Serializer"]
+    schema = conversion["SchemaConfiguration"]
+    assert "Fn::ImportValue" in str(schema["TableName"])
+    assert destination["EncryptionConfiguration"]["KMSEncryptionConfig"]["AWSKMSKeyARN"]
+    (processor,) = destination["ProcessingConfiguration"]["Processors"]
+    parameters = {p["ParameterName"]: p["ParameterValue"] for p in processor["Parameters"]}
+    assert processor["Type"] == "MetadataExtraction"
+    assert ".received_at / 1000" in parameters["MetadataExtractionQuery"]
+
+
+def test_iot_logging_only_where_configured(synthesized: SynthesizedApp) -> None:
+    assert synthesized.resources("prod", "Ingest", "AWS::IoT::Logging")
+    assert not synthesized.resources("dev", "Ingest", "AWS::IoT::Logging")
+    assert not synthesized.resources("staging", "Ingest", "AWS::IoT::Logging")
+
+
+def test_outputs_name_policy_and_thing_type(synthesized: SynthesizedApp) -> None:
+    outputs = synthesized.template("dev", "Ingest")["Outputs"]
+    assert {"StreamName", "IotPolicyName", "ThingTypeName", "TopicRuleName"} <= set(outputs)

@@ -1,0 +1,230 @@
+"""Processing stack: event source settings, handlers, grants, hand-off, canary deployment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.synthesis import SynthesizedApp
+
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+BATCHING_VARIABLES = {
+    "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
+    "HANDOFF_QUEUE_URL", "ARCHIVE_BUCKET", "QUARANTINE_PREFIX", "INTERVAL_MINUTES",
+    "MAX_PAYLOAD_BYTES",
+}  # fmt: skip
+PROCESSOR_VARIABLES = {
+    "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
+    "ARCHIVE_BUCKET", "INTERVAL_MINUTES", "TABLE_NAME", "PROCESSED_PREFIX", "ALERT_TOPIC_ARN",
+    "HIGH_USAGE_THRESHOLD_WH", "INTERVAL_TTL_DAYS",
+}  # fmt: skip
+
+
+DEPLOYMENT_CONFIGS = {
+    "ALL_AT_ONCE": "CodeDeployDefault.LambdaAllAtOnce",
+    "CANARY_10_PERCENT_5_MINUTES": "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+    "CANARY_10_PERCENT_10_MINUTES": "CodeDeployDefault.LambdaCanary10Percent10Minutes",
+}
+
+
+def functions(app: SynthesizedApp, environment: str) -> dict[str, dict[str, Any]]:
+    """Handler -> function properties."""
+    return {
+        resource["Properties"]["Handler"]: resource["Properties"]
+        for resource in app.resources(environment, "Processing", "AWS::Lambda::Function").values()
+        if resource["Properties"].get("Handler", "").startswith("energy_runtime.")
+    }
+
+
+def mappings(app: SynthesizedApp, environment: str) -> dict[str, dict[str, Any]]:
+    """'kinesis' / 'sqs' -> event source mapping properties."""
+    result = {}
+    for resource in app.resources(
+        environment, "Processing", "AWS::Lambda::EventSourceMapping"
+    ).values():
+        properties = resource["Properties"]
+        kind = "kinesis" if "StartingPosition" in properties else "sqs"
+        result[kind] = properties
+    return result
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_kinesis_trigger_settings_come_from_config(
+    synthesized: SynthesizedApp, environment: str, environments: dict[str, Any]
+) -> None:
+    batching = environments[environment].batching
+    kinesis = mappings(synthesized, environment)["kinesis"]
+
+    assert kinesis["BatchSize"] == batching.batch_size
+    assert kinesis["MaximumBatchingWindowInSeconds"] == batching.window_seconds
+    assert kinesis["BisectBatchOnFunctionError"] is True
+    assert kinesis["MaximumRetryAttempts"] == batching.retry_attempts
+    assert kinesis["MaximumRetryAttempts"] >= 0  # never Lambda's infinite default
+    assert kinesis["MaximumRecordAgeInSeconds"] == batching.max_record_age_seconds
+    assert kinesis["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert kinesis["StartingPosition"] == "TRIM_HORIZON"
+    on_failure = kinesis["DestinationConfig"]["OnFailure"]["Destination"]
+    assert on_failure["Fn::GetAtt"][0].startswith("StreamFailures")
+
+
+def test_contract_defaults_reach_the_mappings(synthesized: SynthesizedApp) -> None:
+    dev = mappings(synthesized, "dev")
+    assert (dev["kinesis"]["BatchSize"], dev["kinesis"]["MaximumBatchingWindowInSeconds"]) == (
+        10000,
+        300,
+    )
+    assert (dev["sqs"]["BatchSize"], dev["sqs"]["MaximumBatchingWindowInSeconds"]) == (100, 5)
+    assert dev["sqs"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_triggers_invoke_the_live_aliases(synthesized: SynthesizedApp, environment: str) -> None:
+    for mapping in mappings(synthesized, environment).values():
+        assert mapping["FunctionName"]["Fn::Join"][1][-1] == ":live"
+
+
+def test_functions_run_the_runtime_handlers_with_the_contract_environment(
+    synthesized: SynthesizedApp,
+) -> None:
+    deployed = functions(synthesized, "dev")
+
+    assert set(deployed) == {"energy_runtime.batching.handler", "energy_runtime.processor.handler"}
+    batching = deployed["energy_runtime.batching.handler"]
+    processor = deployed["energy_runtime.processor.handler"]
+    assert set(batching["Environment"]["Variables"]) == BATCHING_VARIABLES
+    assert set(processor["Environment"]["Variables"]) == PROCESSOR_VARIABLES
+    assert batching["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "energy-batching"
+    assert processor["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "energy-processor"
+    assert processor["Environment"]["Variables"]["PROCESSED_PREFIX"] == "processed/"
+    assert batching["Environment"]["Variables"]["QUARANTINE_PREFIX"] == "quarantine/"
+    for function in (batching, processor):
+        assert function["Runtime"] == "python3.12"
+        assert function["Architectures"] == ["arm64"]
+        assert function["TracingConfig"] == {"Mode": "Active"}
+        assert function["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == (
+            "EnergyMonitoring"
+        )
+
+
+def test_layers_are_managed_and_region_independent(synthesized: SynthesizedApp) -> None:
+    processor = functions(synthesized, "dev")["energy_runtime.processor.handler"]
+    arns = [str(layer) for layer in processor["Layers"]]
+
+    assert any("017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-arm64:" in a for a in arns)
+    assert any("336392948345:layer:AWSSDKPandas-Python312-Arm64:" in a for a in arns)
+    assert all("AWS::Region" in a for a in arns)
+
+
+def test_code_asset_is_the_runtime_directory(synthesized: SynthesizedApp) -> None:
+    keys = {function["Code"]["S3Key"] for function in functions(synthesized, "dev").values()}
+    (key,) = keys  # both handlers share one asset
+    asset_dir = synthesized.outdir / f"asset.{key.removesuffix('.zip')}"
+    assert (asset_dir / "energy_runtime" / "schema.py").is_file()
+    assert not list(asset_dir.rglob("__pycache__"))
+    assert not list(asset_dir.rglob("*.pyc"))
+
+
+def role_statements(app: SynthesizedApp, environment: str, prefix: str) -> list[dict[str, Any]]:
+    policies = app.resources(environment, "Processing", "AWS::IAM::Policy")
+    (policy,) = [p for lid, p in policies.items() if lid.startswith(f"{prefix}RoleDefaultPolicy")]
+    statements: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def actions_of(statements: list[dict[str, Any]]) -> set[str]:
+    found = set()
+    for statement in statements:
+        action = statement["Action"]
+        found.update(action if isinstance(action, list) else [action])
+    return found
+
+
+def test_batching_role_is_least_privilege(synthesized: SynthesizedApp) -> None:
+    statements = role_statements(synthesized, "dev", "Batching")
+    actions = actions_of(statements)
+
+    assert "sqs:SendMessage" in actions
+    assert "s3:PutObject" in actions
+    assert not any(a.startswith(("dynamodb:", "sns:", "s3:Get", "s3:Delete")) for a in actions)
+    (put,) = [s for s in statements if s["Action"] == "s3:PutObject"]
+    assert put["Resource"]["Fn::Join"][1][-1] == "/quarantine/*"
+
+
+def test_processor_role_is_least_privilege(synthesized: SynthesizedApp) -> None:
+    statements = role_statements(synthesized, "dev", "Processor")
+    actions = actions_of(statements)
+
+    assert {"dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem", "sns:Publish"} <= actions
+    assert "s3:PutObject" in actions
+    assert not any(
+        a.startswith(("kinesis:Put", "s3:Delete", "dynamodb:DeleteTable")) for a in actions
+    )
+    (put,) = [s for s in statements if s["Action"] == "s3:PutObject"]
+    assert put["Resource"]["Fn::Join"][1][-1] == "/processed/*"
+
+
+def test_function_roles_carry_no_managed_policies(synthesized: SynthesizedApp) -> None:
+    roles = synthesized.resources("dev", "Processing", "AWS::IAM::Role")
+    for logical_id, role in roles.items():
+        if logical_id.startswith(("BatchingRole", "ProcessorRole")):
+            assert "ManagedPolicyArns" not in role["Properties"], logical_id
+
+
+def test_queues_are_encrypted_tls_only_and_the_handoff_has_a_dlq(
+    synthesized: SynthesizedApp, environments: dict[str, Any]
+) -> None:
+    queues = synthesized.resources("dev", "Processing", "AWS::SQS::Queue")
+    assert len(queues) == 3
+    for queue in queues.values():
+        assert "Fn::ImportValue" in str(queue["Properties"]["KmsMasterKeyId"])
+    (handoff,) = [q for lid, q in queues.items() if lid.startswith("Handoff3")]
+    redrive = handoff["Properties"]["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == environments["dev"].batching.handoff_max_receive_count
+    assert handoff["Properties"]["VisibilityTimeout"] == (
+        6 * environments["dev"].functions.processor_timeout_seconds
+    )
+    for policy in synthesized.resources("dev", "Processing", "AWS::SQS::QueuePolicy").values():
+        (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert statement["Effect"] == "Deny"
+        assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_alert_topic_is_encrypted(synthesized: SynthesizedApp) -> None:
+    topic = synthesized.one("dev", "Processing", "AWS::SNS::Topic")
+    assert "Fn::ImportValue" in str(topic["Properties"]["KmsMasterKeyId"])
+
+
+def test_log_groups_have_retention_and_the_cmk(
+    synthesized: SynthesizedApp, environments: dict[str, Any]
+) -> None:
+    groups = synthesized.resources("prod", "Processing", "AWS::Logs::LogGroup")
+    assert len(groups) == 2
+    for group in groups.values():
+        assert group["Properties"]["RetentionInDays"] == (
+            environments["prod"].retention.log_retention_days
+        )
+        assert "KmsKeyId" in group["Properties"]
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_canary_deployment_rolls_back_on_alarm(
+    synthesized: SynthesizedApp, environment: str, environments: dict[str, Any]
+) -> None:
+    groups = synthesized.resources(environment, "Processing", "AWS::CodeDeploy::DeploymentGroup")
+    deployment = environments[environment].functions.deployment
+    assert len(groups) == 2
+    for group in groups.values():
+        properties = group["Properties"]
+        assert properties["AlarmConfiguration"]["Enabled"] is True
+        assert len(properties["AlarmConfiguration"]["Alarms"]) == 1
+        assert set(properties["AutoRollbackConfiguration"]["Events"]) >= {
+            "DEPLOYMENT_FAILURE",
+            "DEPLOYMENT_STOP_ON_ALARM",
+        }
+        assert properties["DeploymentConfigName"] == DEPLOYMENT_CONFIGS[deployment]
+    aliases = synthesized.resources(environment, "Processing", "AWS::Lambda::Alias")
+    assert {alias["Properties"]["Name"] for alias in aliases.values()} == {"live"}
+    for alias in aliases.values():
+        assert alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]

@@ -1,0 +1,175 @@
+"""Storage stack: encryption everywhere, TLS-only buckets, lifecycle, table, catalog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+from energy_runtime.schema import INTERVAL_COLUMNS, PARTITION_KEYS, RAW_COLUMNS
+
+from infra.synthesis import SynthesizedApp
+
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+
+def buckets(app: SynthesizedApp, environment: str) -> dict[str, dict[str, Any]]:
+    return app.resources(environment, "Storage", "AWS::S3::Bucket")
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_key_rotates(synthesized: SynthesizedApp, environment: str) -> None:
+    key = synthesized.one(environment, "Storage", "AWS::KMS::Key")
+    assert key["Properties"]["EnableKeyRotation"] is True
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_table_is_per_device_on_demand_encrypted_with_pitr_and_ttl(
+    synthesized: SynthesizedApp, environment: str, environments: dict[str, Any]
+) -> None:
+    table = synthesized.one(environment, "Storage", "AWS::DynamoDB::Table")["Properties"]
+
+    assert table["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["SSESpecification"]["SSEType"] == "KMS"
+    assert "Fn::GetAtt" in table["SSESpecification"]["KMSMasterKeyId"]
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["DeletionProtectionEnabled"] is environments[environment].deletion_protection
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_every_bucket_is_private_and_encrypted(
+    synthesized: SynthesizedApp, environment: str
+) -> None:
+    for logical_id, bucket in buckets(synthesized, environment).items():
+        properties = bucket["Properties"]
+        assert properties["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }, logical_id
+        rule = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        algorithm = rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+        if logical_id.startswith("ArchiveAccessLogs"):
+            # S3 cannot deliver server access logs into an SSE-KMS bucket.
+            assert algorithm == "AES256"
+        else:
+            assert algorithm == "aws:kms", logical_id
+            assert rule["BucketKeyEnabled"] is True
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_every_bucket_policy_denies_plain_http(
+    synthesized: SynthesizedApp, environment: str
+) -> None:
+    policies = synthesized.resources(environment, "Storage", "AWS::S3::BucketPolicy")
+    assert len(policies) == len(buckets(synthesized, environment))
+    for policy in policies.values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert {
+            "Action": "s3:*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Resource": statements[0]["Resource"],
+        } in statements
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_archive_tiers_and_expires_as_configured(
+    synthesized: SynthesizedApp, environment: str, environments: dict[str, Any]
+) -> None:
+    retention = environments[environment].retention
+    archive = next(
+        bucket["Properties"]
+        for bucket in buckets(synthesized, environment).values()
+        if "-archive-" in str(bucket["Properties"]["BucketName"])
+    )
+    (rule,) = archive["LifecycleConfiguration"]["Rules"]
+
+    assert rule["Status"] == "Enabled"
+    assert rule["Transitions"] == [
+        {"StorageClass": "STANDARD_IA", "TransitionInDays": retention.archive_ia_after_days},
+        {"StorageClass": "GLACIER", "TransitionInDays": retention.archive_glacier_after_days},
+    ]
+    assert rule["ExpirationInDays"] == retention.archive_expire_after_days
+    assert rule["NoncurrentVersionExpiration"] == {
+        "NoncurrentDays": retention.noncurrent_expire_days
+    }
+    assert archive["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert archive["LoggingConfiguration"]["LogFilePrefix"] == "archive/"
+
+
+def test_removal_policy_follows_the_environment(synthesized: SynthesizedApp) -> None:
+    dev_table = synthesized.one("dev", "Storage", "AWS::DynamoDB::Table")
+    prod_table = synthesized.one("prod", "Storage", "AWS::DynamoDB::Table")
+    assert dev_table["DeletionPolicy"] == "Delete"
+    assert prod_table["DeletionPolicy"] == "Retain"
+
+
+def columns(table: dict[str, Any]) -> list[tuple[str, str]]:
+    descriptor = table["Properties"]["TableInput"]["StorageDescriptor"]
+    return [(column["Name"], column["Type"]) for column in descriptor["Columns"]]
+
+
+def test_glue_tables_use_the_shared_schema_and_projection(synthesized: SynthesizedApp) -> None:
+    tables = {
+        table["Properties"]["TableInput"]["Name"]: table
+        for table in synthesized.resources("dev", "Storage", "AWS::Glue::Table").values()
+    }
+
+    assert columns(tables["raw_readings"]) == list(RAW_COLUMNS)
+    assert columns(tables["interval_aggregates"]) == list(INTERVAL_COLUMNS)
+    for table in tables.values():
+        table_input = table["Properties"]["TableInput"]
+        assert [(key["Name"], key["Type"]) for key in table_input["PartitionKeys"]] == list(
+            PARTITION_KEYS
+        )
+        parameters = table_input["Parameters"]
+        assert parameters["projection.enabled"] == "true"
+        assert parameters["projection.month.digits"] == "2"
+        assert parameters["projection.hour.range"] == "0,23"
+        template = parameters["storage.location.template"]
+        assert "year=${year}/month=${month}/day=${day}/hour=${hour}/" in str(template)
+        assert table_input["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"].endswith(
+            "ParquetHiveSerDe"
+        )
+
+
+def test_athena_results_are_encrypted_with_the_key(synthesized: SynthesizedApp) -> None:
+    template = Template.from_json(synthesized.template("prod", "Storage"))
+    template.has_resource_properties(
+        "AWS::Athena::WorkGroup",
+        {
+            "Name": "energy-prod",
+            "WorkGroupConfiguration": {
+                "EnforceWorkGroupConfiguration": True,
+                "ResultConfiguration": {
+                    "EncryptionConfiguration": {
+                        "EncryptionOption": "SSE_KMS",
+                        "KmsKey": Match.any_value(),
+                    }
+                },
+            },
+        },
+    )
+
+
+def test_outputs_for_quicksight(synthesized: SynthesizedApp) -> None:
+    outputs = synthesized.template("dev", "Storage")["Outputs"]
+    for name in (
+        "TableName",
+        "ArchiveBucketName",
+        "GlueDatabaseName",
+        "RawTableName",
+        "IntervalTableName",
+        "AthenaWorkgroupName",
+    ):
+        assert name in outputs
+    assert outputs["GlueDatabaseName"]["Value"] == "energy_dev"

