@@ -62,19 +62,19 @@ def merge_points(*groups: Iterable[Point]) -> list[Point]:
 
 def contributions(context: list[Point], points: list[Point], max_power_w: int) -> list[int]:
     """Energy (mWh) each of `points` adds; `context` holds the readings before them."""
-    history = list(context[-LOOKBACK:])
+    # (energy, time) pairs: max() picks the highest register, the latest on ties
+    history = [(p.energy_mwh, p.ts_ms) for p in context[-LOOKBACK:]]
     out: list[int] = []
-    for point in points:
+    append = out.append
+    for ts_ms, energy_mwh, _power in points:
         if history:
-            base = max(history, key=lambda p: (p.energy_mwh, p.ts_ms))
-            rise = point.energy_mwh - base.energy_mwh
-            elapsed_ms = point.ts_ms - base.ts_ms
+            base_energy, base_ts = max(history)
+            rise = energy_mwh - base_energy
             # W x ms / 3600 = mWh: the most a meter can count in that time.
-            plausible = rise * 3600 <= max_power_w * elapsed_ms
-            out.append(rise if rise > 0 and plausible else 0)
+            append(rise if rise > 0 and rise * 3600 <= max_power_w * (ts_ms - base_ts) else 0)
         else:
-            out.append(0)
-        history.append(point)
+            append(0)
+        history.append((energy_mwh, ts_ms))
         if len(history) > LOOKBACK:
             del history[0]
     return out

@@ -9,12 +9,12 @@ idempotent, so the records that get re-read on that retry change nothing twice.
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from functools import cache
 from typing import Any
 
 from energy_runtime import aws, handoff, quarantine
-from energy_runtime.readings import Accepted, Decoded, Rejection, decode_record
+from energy_runtime.readings import Decoded, Rejection, decode_record
 from energy_runtime.settings import BatchingSettings, load_batching_settings
 from energy_runtime.telemetry import Telemetry
 
@@ -41,12 +41,10 @@ def process_kinesis_event(
     for record in records:
         received += decode_record(record, max_bytes, rules, decoded)
 
-    by_device: dict[str, list[Accepted]] = defaultdict(list)
-    for accepted in decoded.accepted:
-        by_device[accepted.device_id].append(accepted)
+    by_device = [device_id for device_id, points in decoded.points.items() if points]
     entries = [
-        handoff.device_entry(device_id, group, config.interval_minutes, config.rules.max_power_w)
-        for device_id, group in by_device.items()
+        handoff.device_entry(device_id, decoded, config.interval_minutes, config.rules.max_power_w)
+        for device_id in by_device
     ]
     messages = handoff.pack_messages(
         entries,
@@ -76,7 +74,7 @@ def process_kinesis_event(
 
     reasons = Counter(r.reason for r in decoded.rejected)
     telemetry.count("ReadingsReceived", received)
-    telemetry.count("ReadingsAccepted", len(decoded.accepted))
+    telemetry.count("ReadingsAccepted", decoded.accepted_count)
     telemetry.count("ReadingsQuarantined", len(decoded.rejected))
     telemetry.count_by_reason(reasons)
     logger.info(
@@ -84,7 +82,7 @@ def process_kinesis_event(
         extra={
             "records": len(records),
             "readings_received": received,
-            "readings_accepted": len(decoded.accepted),
+            "readings_accepted": decoded.accepted_count,
             "readings_quarantined": len(decoded.rejected),
             "quarantined_by_reason": dict(reasons),
             "devices": len(by_device),

@@ -40,10 +40,18 @@ def encode_points(points: list[Point]) -> bytes:
     out = bytearray()
     _put_varint(out, len(points))
     prev_ts = prev_energy = prev_power = 0
+    append = out.append
     for ts_ms, energy_mwh, power_dw in points:
-        _put_varint(out, ts_ms - prev_ts)  # sorted: never negative, no zigzag needed
-        _put_varint(out, _zigzag(energy_mwh - prev_energy))
-        _put_varint(out, _zigzag(power_dw - prev_power))
+        # time deltas are never negative (sorted); the others are zigzag-encoded
+        for value in (
+            ts_ms - prev_ts,
+            _zigzag(energy_mwh - prev_energy),
+            _zigzag(power_dw - prev_power),
+        ):
+            while value > 0x7F:
+                append((value & 0x7F) | 0x80)
+                value >>= 7
+            append(value)
         prev_ts, prev_energy, prev_power = ts_ms, energy_mwh, power_dw
     return bytes(out)
 

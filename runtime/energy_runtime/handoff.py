@@ -15,7 +15,7 @@ from typing import Any
 
 from energy_runtime.aggregate import merge_points, split_by_interval, summarize
 from energy_runtime.codec import Point, encode_points
-from energy_runtime.readings import Accepted
+from energy_runtime.readings import Decoded
 
 # SQS takes 256 KiB per message; stay well below with the envelope and JSON escaping.
 MAX_MESSAGE_BYTES = 200_000
@@ -28,18 +28,18 @@ class Message:
 
 
 def device_entry(
-    device_id: str, accepted: list[Accepted], interval_minutes: int, max_power_w: int
+    device_id: str, decoded: Decoded, interval_minutes: int, max_power_w: int
 ) -> dict[str, Any]:
-    points = merge_points(a.point for a in accepted)
-    newest = max(accepted, key=lambda a: (a.point, a.received_at))
+    points = merge_points(decoded.points[device_id])
+    newest, received_at, optional = decoded.latest[device_id]
     latest: dict[str, Any] = {
-        "ts_ms": newest.point.ts_ms,
-        "energy_mwh": newest.point.energy_mwh,
-        "power_dw": newest.point.power_dw,
-        "received_at": newest.received_at,
+        "ts_ms": newest.ts_ms,
+        "energy_mwh": newest.energy_mwh,
+        "power_dw": newest.power_dw,
+        "received_at": received_at,
     }
-    if newest.optional:
-        latest["optional"] = newest.optional
+    if optional:
+        latest["optional"] = optional
     intervals = []
     earlier: list[Point] = []
     for start_ms, group in split_by_interval(points, interval_minutes).items():

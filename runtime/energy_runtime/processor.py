@@ -19,12 +19,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from pydantic import ValidationError
-
 from energy_runtime import alerts, archive, aws
 from energy_runtime.aggregate import interval_start_ms, merge_points
 from energy_runtime.codec import Point, decode_points
-from energy_runtime.models import HandoffMessage
 from energy_runtime.settings import ProcessorSettings, load_processor_settings
 from energy_runtime.state import (
     HotState,
@@ -59,6 +56,11 @@ class DeviceInput:
 
 def _collect(records: list[dict[str, Any]]) -> tuple[dict[str, DeviceInput], list[dict[str, Any]]]:
     """Per-device inputs, and the records that are not valid hand-off messages."""
+    # pydantic is imported on first use, not at cold start (import time budget)
+    from pydantic import ValidationError
+
+    from energy_runtime.models import HandoffMessage
+
     devices: dict[str, DeviceInput] = defaultdict(DeviceInput)
     poison: list[dict[str, Any]] = []
     for record in records:

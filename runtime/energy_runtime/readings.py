@@ -21,6 +21,7 @@ from energy_runtime.codec import Point
 from energy_runtime.layout import OPTIONAL_FIELDS
 from energy_runtime.settings import ReadingRules
 
+_INF = float("inf")
 RAW_EXCERPT_BYTES = 4096  # the quarantine keeps this much of an oversized/garbled payload
 _DEVICE_ID = re.compile(r"[A-Za-z0-9:_-]{1,128}")
 
@@ -56,17 +57,13 @@ class Rejection:
 
 
 @dataclass(slots=True)
-class Accepted:
-    device_id: str
-    point: Point
-    received_at: int
-    optional: dict[str, Any] | None
-
-
-@dataclass(slots=True)
 class Decoded:
-    accepted: list[Accepted] = field(default_factory=list)
+    # device -> its accepted points, in arrival order (merged and sorted downstream)
+    points: dict[str, list[Point]] = field(default_factory=dict)
+    # device -> (newest point, its receive time, its optional fields)
+    latest: dict[str, tuple[Point, int, dict[str, Any] | None]] = field(default_factory=dict)
     rejected: list[Rejection] = field(default_factory=list)
+    accepted_count: int = 0
     # device -> sequence number of its first record (the retry point if its hand-off fails)
     first_sequence: dict[str, str] = field(default_factory=dict)
 
@@ -237,22 +234,106 @@ def decode_record(
     else:
         items = [body]
         batched = False
-    accepted, rejected = out.accepted, out.rejected
-    for index, item in enumerate(items):
-        result = check_reading(item, received_at, rules)
-        first = result[0]
-        if type(first) is str:
-            rejected.append(
-                Rejection(
-                    first,
-                    str(result[1]),
-                    device_id,
-                    received_at,
-                    sequence_number,
-                    index if batched else None,
-                    item,
-                )
-            )
-        else:
-            accepted.append(Accepted(device_id, first, received_at, result[1]))  # type: ignore[arg-type]
+    _accept(items, batched, device_id, received_at, sequence_number, rules, out)
     return len(items)
+
+
+_OPTIONAL = frozenset(OPTIONAL_FIELDS)
+_new_tuple = tuple.__new__
+
+
+def _optional_fields(item: dict[str, Any]) -> dict[str, Any] | None:
+    """Valid optional fields ({} if none), or None if one is invalid (the slow path
+    then names the defect)."""
+    found: dict[str, Any] = {}
+    for name, value in item.items():
+        if name not in _OPTIONAL or value is None:
+            continue
+        kind = type(value)
+        if name == "seq":
+            valid = kind is int and value >= 0
+        else:
+            valid = (kind is float or kind is int) and 0 <= value < _INF
+            valid = valid and (name != "power_factor" or value <= 1)
+        if not valid:
+            return None
+        found[name] = value
+    return found
+
+
+def _accept(
+    items: list[Any],
+    batched: bool,
+    device_id: str,
+    received_at: int,
+    sequence_number: str,
+    rules: ReadingRules,
+    out: Decoded,
+) -> None:
+    """The hot loop: plain readings pass inline checks; anything else (a defect, or
+    optional fields) takes check_reading, which also names the defect."""
+    points = out.points.get(device_id)
+    if points is None:
+        points = out.points[device_id] = []
+    newest: Point | None = None
+    newest_optional: dict[str, Any] | None = None
+    earliest_s = (received_at - rules.max_age_s * 1000) / 1000
+    latest_s = (received_at + rules.max_future_skew_s * 1000) / 1000
+    max_power = rules.max_power_w
+    accepted = 0
+    for index, item in enumerate(items):
+        optional = None
+        point: Point | None
+        if type(item) is dict:
+            ts: Any = item.get("ts")
+            energy: Any = item.get("energy_wh")
+            power: Any = item.get("power_w")
+            kt, ke, kp = type(ts), type(energy), type(power)
+            # NaN and infinities fail these comparisons and fall through to the slow path
+            if (
+                (kt is int or kt is float)
+                and (ke is float or ke is int)
+                and (kp is float or kp is int)
+                and earliest_s <= ts <= latest_s
+                and 0 <= energy < _INF
+                and 0 <= power <= max_power
+            ):
+                # tuple.__new__ skips NamedTuple's Python-level __new__ (hot path)
+                point = _new_tuple(
+                    Point, (round(ts * 1000), round(energy * 1000), round(power * 10))
+                )
+                if len(item) > 3:
+                    optional = _optional_fields(item)
+                    if optional is None:
+                        point = None
+            else:
+                point = None
+        else:
+            point = None
+        if point is None:
+            result = check_reading(item, received_at, rules)
+            first = result[0]
+            if type(first) is str:
+                out.rejected.append(
+                    Rejection(
+                        first,
+                        str(result[1]),
+                        device_id,
+                        received_at,
+                        sequence_number,
+                        index if batched else None,
+                        item,
+                    )
+                )
+                continue
+            point, optional = result  # type: ignore[assignment]
+            assert isinstance(point, Point)
+        points.append(point)
+        accepted += 1
+        if newest is None or point > newest:
+            newest, newest_optional = point, optional or None
+    out.accepted_count += accepted
+    if newest is not None:
+        kept = out.latest.get(device_id)
+        if kept is None or (newest, received_at) > kept[:2]:
+            out.latest[device_id] = (newest, received_at, newest_optional)

@@ -84,8 +84,8 @@ def test_a_corpus_of_bad_records_loses_nothing() -> None:
     out = Decoded()
     received = sum(decode_record(r, 131_072, RULES, out) for r in [*records, broken, bad_device])
     reasons = [r.reason for r in out.rejected]
-    assert received == len(out.accepted) + len(out.rejected) == (1 + len(CORPUS)) + 4 + 1 + 0 + 2
-    assert len(out.accepted) == 2
+    assert received == out.accepted_count + len(out.rejected) == (1 + len(CORPUS)) + 4 + 1 + 0 + 2
+    assert out.accepted_count == 2 == len(out.points["m-1"])
     assert reasons.count(Reason.BAD_ENVELOPE) == 2
     for reason in (Reason.MALFORMED_JSON, Reason.NOT_UTF8, Reason.OVERSIZED):
         assert reason in reasons
@@ -102,7 +102,7 @@ def test_the_device_comes_from_the_topic_never_from_the_payload() -> None:
     decode_record(
         kinesis_record("m-7", {**GOOD, "device_id": "m-8"}, RECEIVED_MS, 1), 131_072, RULES, out
     )
-    assert [a.device_id for a in out.accepted] == ["m-7"]
+    assert list(out.points) == ["m-7"] and out.accepted_count == 1
 
 
 values = st.one_of(

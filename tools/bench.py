@@ -1,0 +1,422 @@
+"""Benchmark of the Lambda handlers: throughput, cold-start import and cost per reading.
+
+    python -m tools.bench            # or: make bench
+
+Writes out/bench/results.json and prints a table. AWS is moto in-process (no network):
+throughput numbers include moto's own overhead for the calls a handler makes, and the
+cost numbers count the real write calls the handlers make, sized the way DynamoDB bills
+them (1 write unit per started KB of item).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "runtime"))
+
+REGION = "us-east-1"
+T0 = 1_795_000_200  # an interval boundary
+READING_PERIOD_S = 10
+PUBLISH_PERIOD_S = 60  # device-side batching: 6 readings per MQTT message
+KINESIS_BATCH_SIZE = 10_000
+
+
+# --- synthetic meters ---------------------------------------------------------------
+
+
+def device_messages(devices: int, start_s: int, seconds: int) -> list[tuple[int, str, bytes]]:
+    """(receive time ms, device, MQTT payload) for every device message in the window,
+    in receive order; every device reads every 10 s and publishes every 60 s."""
+    out = []
+    per_message = PUBLISH_PERIOD_S // READING_PERIOD_S
+    for d in range(devices):
+        device = f"apt-{d:05d}"
+        phase = (d * 7) % PUBLISH_PERIOD_S  # devices do not publish in lockstep
+        base_wh = 1_000_000.0 + d * 1_000
+        rate_w = 300 + (d * 37) % 1500
+        for publish in range(start_s + phase, start_s + seconds, PUBLISH_PERIOD_S):
+            readings = []
+            for k in range(per_message):
+                ts = publish - (per_message - 1 - k) * READING_PERIOD_S
+                readings.append(
+                    {
+                        "ts": ts,
+                        "energy_wh": round(base_wh + rate_w * (ts - T0) / 3600, 3),
+                        "power_w": float(rate_w + (ts % 13)),
+                        "voltage_v": 230.0,
+                    }
+                )
+            payload = json.dumps({"readings": readings}).encode()
+            out.append((publish * 1000 + 250, device, payload))
+    out.sort()
+    return out
+
+
+def kinesis_records(
+    messages: list[tuple[int, str, bytes]], first_seq: int = 0
+) -> list[dict[str, Any]]:
+    records = []
+    for n, (received_ms, device, payload) in enumerate(messages):
+        data = {
+            "payload": base64.b64encode(payload).decode(),
+            "device_id": device,
+            "received_at": received_ms,
+        }
+        records.append(
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": device,
+                    "sequenceNumber": str(49_600_000_000_000_000_000_000 + first_seq + n),
+                    "data": base64.b64encode(json.dumps(data).encode()).decode(),
+                    "approximateArrivalTimestamp": received_ms / 1000,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"shardId-000000000000:{first_seq + n}",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/batching",
+                "awsRegion": REGION,
+                "eventSourceARN": f"arn:aws:kinesis:{REGION}:123456789012:stream/energy",
+            }
+        )
+    return records
+
+
+def bare_decode(records: list[dict[str, Any]]) -> int:
+    """The floor: base64 + JSON decode of each record and its payload, nothing else."""
+    count = 0
+    for record in records:
+        envelope = json.loads(base64.b64decode(record["kinesis"]["data"]))
+        body = json.loads(base64.b64decode(envelope["payload"]))
+        count += len(body["readings"]) if "readings" in body else 1
+    return count
+
+
+# --- AWS (moto) ---------------------------------------------------------------------
+
+
+class Meter:
+    """Counts the write calls a handler makes, sized as DynamoDB bills them."""
+
+    def __init__(self) -> None:
+        self.write_units = 0
+        self.writes = 0
+        self.s3_puts = 0
+
+    @staticmethod
+    def _value_size(value: dict[str, Any]) -> int:
+        ((kind, inner),) = value.items()
+        if kind == "S":
+            return len(inner.encode())
+        if kind == "B":
+            return len(inner)
+        if kind == "N":
+            digits = len(inner.lstrip("-").replace(".", "").lstrip("0")) or 1
+            return math.ceil(digits / 2) + 1
+        if kind == "BOOL" or kind == "NULL":
+            return 1
+        return len(json.dumps(inner))
+
+    def item_size(self, item: dict[str, Any]) -> int:
+        return sum(len(name.encode()) + self._value_size(v) for name, v in item.items())
+
+    def on_put_item(self, params: dict[str, Any], **_: Any) -> None:
+        self.writes += 1
+        self.write_units += max(1, math.ceil(self.item_size(params["Item"]) / 1024))
+
+    def on_s3_put(self, params: dict[str, Any], **_: Any) -> None:
+        self.s3_puts += 1
+
+
+class Cloud:
+    def __init__(self) -> None:
+        os.environ.update(
+            {
+                "AWS_ACCESS_KEY_ID": "bench",
+                "AWS_SECRET_ACCESS_KEY": "bench",
+                "AWS_DEFAULT_REGION": REGION,
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_LOG_LEVEL": "WARNING",
+                "POWERTOOLS_METRICS_NAMESPACE": "EnergyMonitoring",
+            }
+        )
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        from moto import mock_aws
+
+        self.mock = mock_aws()
+        self.mock.start()
+        import boto3
+
+        self.sqs = boto3.client("sqs", region_name=REGION)
+        self.s3 = boto3.client("s3", region_name=REGION)
+        self.sns = boto3.client("sns", region_name=REGION)
+        self.dynamodb = boto3.client("dynamodb", region_name=REGION)
+        self.queue_url = self.sqs.create_queue(QueueName="handoff")["QueueUrl"]
+        self.s3.create_bucket(Bucket="archive")
+        topic = self.sns.create_topic(Name="alerts")["TopicArn"]
+        self.meter = Meter()
+        self.dynamodb.meta.events.register(
+            "before-parameter-build.dynamodb.PutItem", self.meter.on_put_item
+        )
+        self.s3.meta.events.register("before-parameter-build.s3.PutObject", self.meter.on_s3_put)
+        self.env = {
+            "HANDOFF_QUEUE_URL": self.queue_url,
+            "ARCHIVE_BUCKET": "archive",
+            "TABLE_NAME": "energy",
+            "ALERT_TOPIC_ARN": topic,
+            "HIGH_USAGE_THRESHOLD_WH": "100000",
+        }
+        self.new_table()
+
+    def new_table(self) -> None:
+        try:
+            self.dynamodb.delete_table(TableName="energy")
+        except self.dynamodb.exceptions.ResourceNotFoundException:
+            pass
+        self.dynamodb.create_table(
+            TableName="energy",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+    def drain(self) -> list[dict[str, Any]]:
+        records = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+            messages = got.get("Messages", [])
+            if not messages:
+                return records
+            for message in messages:
+                records.append({"messageId": message["MessageId"], "body": message["Body"]})
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
+            )
+
+    def stop(self) -> None:
+        self.mock.stop()
+
+
+# --- measurements -------------------------------------------------------------------
+
+
+def import_ms(module: str, repeats: int = 5) -> float:
+    code = (
+        "import time; t = time.perf_counter(); import " + module + "; "
+        "print((time.perf_counter() - t) * 1000)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "runtime"), "PYTHONDONTWRITEBYTECODE": "1"}
+    samples = []
+    for _ in range(repeats):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        )
+        samples.append(float(out.stdout.strip()))
+    return round(statistics.median(samples), 1)
+
+
+def best_rate(readings: int, run: Any, repeats: int) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return readings / best
+
+
+def throughput(cloud: Cloud, devices: int, repeats: int) -> dict[str, float]:
+    from energy_runtime.batching import process_kinesis_event
+    from energy_runtime.processor import process_sqs_event
+    from energy_runtime.settings import load_batching_settings, load_processor_settings
+
+    batching_cfg = load_batching_settings(cloud.env)
+    messages = device_messages(devices, T0, 3600)[:KINESIS_BATCH_SIZE]
+    records = kinesis_records(messages)
+    event = {"Records": records}
+    readings = bare_decode(records)
+
+    class NullQueue:  # the hand-off without moto's overhead: the handler's own work
+        def send_message(self, **_: Any) -> None:
+            pass
+
+    bare = best_rate(readings, lambda: bare_decode(records), repeats)
+    handler_only = best_rate(
+        readings,
+        lambda: process_kinesis_event(event, config=batching_cfg, sqs=NullQueue(), s3=cloud.s3),
+        repeats,
+    )
+    with_moto = best_rate(
+        readings,
+        lambda: (
+            process_kinesis_event(event, config=batching_cfg, sqs=cloud.sqs, s3=cloud.s3),
+            cloud.drain(),
+        ),
+        1,
+    )
+    process_kinesis_event(event, config=batching_cfg, sqs=cloud.sqs, s3=cloud.s3)
+    handoffs = cloud.drain()
+    processor_cfg = load_processor_settings(cloud.env)
+    cloud.new_table()
+    start = time.perf_counter()
+    for i in range(0, len(handoffs), 100):  # the processor's SQS batch size
+        process_sqs_event(
+            {"Records": handoffs[i : i + 100]},
+            config=processor_cfg,
+            dynamodb=cloud.dynamodb,
+            s3=cloud.s3,
+            sns=cloud.sns,
+        )
+    processor_rate = readings / (time.perf_counter() - start)
+    return {
+        "event_records": len(records),
+        "event_readings": readings,
+        "bare_decode_readings_per_s": round(bare),
+        "batching_readings_per_s": round(handler_only),
+        "batching_with_moto_handoff_readings_per_s": round(with_moto),
+        "batching_vs_bare_decode_ratio": round(bare / handler_only, 2),
+        "processor_readings_per_s": round(processor_rate),
+    }
+
+
+def cost(cloud: Cloud, devices: int, hours: float, window_s: int) -> dict[str, float]:
+    """Run the default settings over `hours` of 10-second readings, one Kinesis batch per
+    `window_s` (or per 10,000 records), and count what the handlers write."""
+    from energy_runtime.batching import process_kinesis_event
+    from energy_runtime.processor import process_sqs_event
+    from energy_runtime.settings import load_batching_settings, load_processor_settings
+
+    batching_cfg = load_batching_settings(cloud.env)
+    processor_cfg = load_processor_settings(cloud.env)
+    cloud.new_table()
+    cloud.drain()
+    seconds = int(hours * 3600)
+    messages = device_messages(devices, T0, seconds)
+    meter = cloud.meter
+    meter.write_units = meter.writes = meter.s3_puts = 0
+    readings = invocations = 0
+    i = 0
+    while i < len(messages):
+        window_end = (messages[i][0] // 1000 // window_s + 1) * window_s * 1000
+        j = i
+        while j < len(messages) and messages[j][0] < window_end and j - i < KINESIS_BATCH_SIZE:
+            j += 1
+        records = kinesis_records(messages[i:j], first_seq=i)
+        process_kinesis_event({"Records": records}, config=batching_cfg, sqs=cloud.sqs, s3=cloud.s3)
+        handoffs = cloud.drain()
+        for k in range(0, len(handoffs), 100):
+            process_sqs_event(
+                {"Records": handoffs[k : k + 100]},
+                config=processor_cfg,
+                dynamodb=cloud.dynamodb,
+                s3=cloud.s3,
+                sns=cloud.sns,
+            )
+        readings += sum(len(json.loads(m[2])["readings"]) for m in messages[i:j])
+        invocations += 1
+        i = j
+    per_k = 1000 / readings
+    return {
+        "window_s": window_s,
+        "devices": devices,
+        "hours": hours,
+        "readings": readings,
+        "batching_invocations": invocations,
+        "dynamodb_writes_per_1000_readings": round(meter.writes * per_k, 2),
+        "dynamodb_write_units_per_1000_readings": round(meter.write_units * per_k, 2),
+        "s3_puts_per_1000_readings": round(meter.s3_puts * per_k, 3),
+        "worst_case_staleness_s": window_s + 5,  # Kinesis window + hand-off queue window
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--devices", type=int, default=2000, help="devices in the 10,000-record event"
+    )
+    parser.add_argument("--cost-devices", type=int, default=100)
+    parser.add_argument("--cost-hours", type=float, default=6.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=str(ROOT / "out" / "bench" / "results.json"))
+    args = parser.parse_args(argv)
+
+    results: dict[str, Any] = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+    results["import_ms"] = {
+        "energy_runtime.batching": import_ms("energy_runtime.batching"),
+        "energy_runtime.processor": import_ms("energy_runtime.processor"),
+    }
+    cloud = Cloud()
+    try:
+        results.update(throughput(cloud, args.devices, args.repeats))
+        default = cost(cloud, args.cost_devices, args.cost_hours, 300)
+        fresh = cost(cloud, args.cost_devices, args.cost_hours, 60)
+    finally:
+        cloud.stop()
+    results["dynamodb_write_units_per_1000_readings"] = default[
+        "dynamodb_write_units_per_1000_readings"
+    ]
+    results["s3_puts_per_1000_readings"] = default["s3_puts_per_1000_readings"]
+    results["cost_by_window"] = {"300": default, "60": fresh}
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    rows = [
+        ("batching_readings_per_s", results["batching_readings_per_s"], ">= 100000"),
+        ("bare_decode_readings_per_s", results["bare_decode_readings_per_s"], ""),
+        ("batching_vs_bare_decode_ratio", results["batching_vs_bare_decode_ratio"], "<= 5"),
+        (
+            "batching_with_moto_handoff_readings_per_s",
+            results["batching_with_moto_handoff_readings_per_s"],
+            "",
+        ),
+        ("processor_readings_per_s (moto)", results["processor_readings_per_s"], ""),
+        ("import_ms batching", results["import_ms"]["energy_runtime.batching"], "< 300"),
+        ("import_ms processor", results["import_ms"]["energy_runtime.processor"], "< 300"),
+    ]
+    for window, run in (("300", default), ("60", fresh)):
+        rows += [
+            (
+                f"X={window}s dynamodb_write_units_per_1000",
+                run["dynamodb_write_units_per_1000_readings"],
+                "<= 50" if window == "300" else "",
+            ),
+            (f"X={window}s dynamodb_writes_per_1000", run["dynamodb_writes_per_1000_readings"], ""),
+            (f"X={window}s s3_puts_per_1000", run["s3_puts_per_1000_readings"], ""),
+        ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'metric':<{width}}  {'value':>14}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>14}  {target}")
+    print(f"results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
