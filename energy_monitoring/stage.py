@@ -45,9 +45,9 @@ class EnergyStage(cdk.Stage):
             **common,
         )
         # Ingest and Processing address the archive bucket by name: make the order explicit.
-        self.ingest.add_dependency(self.storage)
-        self.processing.add_dependency(self.ingest)
-        self.observability.add_dependency(self.processing)
+        self.ingest.add_stack_dependency(self.storage)
+        self.processing.add_stack_dependency(self.ingest)
+        self.observability.add_stack_dependency(self.processing)
         for stack in (self.storage, self.ingest, self.processing, self.observability):
             cdk.Tags.of(stack).add("project", "energy-monitoring")
             cdk.Tags.of(stack).add("environment", config.name)

@@ -57,6 +57,8 @@ def test_diff_uses_oidc_per_environment_and_least_permissions() -> None:
     (credentials,) = [s for s in steps if "configure-aws-credentials" in s.get("uses", "")]
     assert "role-to-assume" in credentials["with"]
     assert not any("aws-access-key-id" in str(s.get("with", {})) for s in steps)
-    assert any(s.get("run", "").startswith("make diff ENV=") for s in steps)
+    (diff_step,) = [s for s in steps if "cdk diff" in s.get("run", "")]
+    assert "--method=template" in diff_step["run"]  # read-only: no change set, no deploy role
+    assert '"energy-${ENVIRONMENT}/*"' in diff_step["run"]
     # The test job never receives a token that could assume the role.
     assert "permissions" not in document["jobs"]["test"]
