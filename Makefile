@@ -31,7 +31,9 @@ $(STAMP)/venv: requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@# setuptools prints a long editable-install warning: keep it in a log unless the install fails.
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e . > $(STAMP)/editable.log 2>&1 \
+	  || { cat $(STAMP)/editable.log; exit 1; }
 	@touch $@
 
 $(STAMP)/node: package.json
