@@ -133,6 +133,7 @@ class ProcessingStack(cdk.Stack):
                 "INTERVAL_MINUTES": interval,
                 "TABLE_NAME": storage.table.table_name,
                 "PROCESSED_PREFIX": PROCESSED_PREFIX,
+                "QUARANTINE_PREFIX": QUARANTINE_PREFIX,
                 "ALERT_TOPIC_ARN": alert_topic.topic_arn,
                 "HIGH_USAGE_THRESHOLD_WH": _number(config.data.high_usage_threshold_wh),
                 "INTERVAL_TTL_DAYS": str(config.data.interval_ttl_days),
@@ -142,6 +143,8 @@ class ProcessingStack(cdk.Stack):
         )
         storage.table.grant_read_write_data(processor.role)
         grant_prefix_writes(processor.role, bucket=archive, prefix=PROCESSED_PREFIX, key=key)
+        # Hand-off messages that are not hand-offs at all are quarantined, not retried.
+        grant_prefix_writes(processor.role, bucket=archive, prefix=QUARANTINE_PREFIX, key=key)
         alert_topic.grant_publish(processor.role)
         processor.alias.add_event_source(
             sources.SqsEventSource(

@@ -17,8 +17,8 @@ BATCHING_VARIABLES = {
 }  # fmt: skip
 PROCESSOR_VARIABLES = {
     "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
-    "ARCHIVE_BUCKET", "INTERVAL_MINUTES", "TABLE_NAME", "PROCESSED_PREFIX", "ALERT_TOPIC_ARN",
-    "HIGH_USAGE_THRESHOLD_WH", "INTERVAL_TTL_DAYS",
+    "ARCHIVE_BUCKET", "INTERVAL_MINUTES", "TABLE_NAME", "PROCESSED_PREFIX", "QUARANTINE_PREFIX",
+    "ALERT_TOPIC_ARN", "HIGH_USAGE_THRESHOLD_WH", "INTERVAL_TTL_DAYS",
 }  # fmt: skip
 
 
@@ -133,6 +133,10 @@ def role_statements(app: SynthesizedApp, environment: str, prefix: str) -> list[
     return statements
 
 
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
 def actions_of(statements: list[dict[str, Any]]) -> set[str]:
     found = set()
     for statement in statements:
@@ -161,8 +165,10 @@ def test_processor_role_is_least_privilege(synthesized: SynthesizedApp) -> None:
     assert not any(
         a.startswith(("kinesis:Put", "s3:Delete", "dynamodb:DeleteTable")) for a in actions
     )
-    (put,) = [s for s in statements if s["Action"] == "s3:PutObject"]
-    assert put["Resource"]["Fn::Join"][1][-1] == "/processed/*"
+    puts = [s for s in statements if s["Action"] == "s3:PutObject"]
+    resources = [r for put in puts for r in _as_list(put["Resource"])]
+    prefixes = sorted(resource["Fn::Join"][1][-1] for resource in resources)
+    assert prefixes == ["/processed/*", "/quarantine/*"]
 
 
 def test_function_roles_carry_no_managed_policies(synthesized: SynthesizedApp) -> None:
