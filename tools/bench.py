@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import math
 import os
@@ -150,6 +151,8 @@ class Cloud:
                 "AWS_DEFAULT_REGION": REGION,
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_LOG_LEVEL": "WARNING",
+                # EMF blobs would flood stdout (the handlers still count, nothing prints)
+                "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_METRICS_NAMESPACE": "EnergyMonitoring",
             }
         )
@@ -182,10 +185,8 @@ class Cloud:
         self.new_table()
 
     def new_table(self) -> None:
-        try:
+        with contextlib.suppress(self.dynamodb.exceptions.ResourceNotFoundException):
             self.dynamodb.delete_table(TableName="energy")
-        except self.dynamodb.exceptions.ResourceNotFoundException:
-            pass
         self.dynamodb.create_table(
             TableName="energy",
             KeySchema=[

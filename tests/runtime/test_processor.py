@@ -327,3 +327,30 @@ def test_concurrent_invocations_on_one_device_lose_nothing(cloud: Cloud) -> None
     )
     assert response == {"batchItemFailures": []}
     assert [(e, n) for _, e, n in energies(cloud, "m-1")] == [(59.0, 60)]
+
+
+def test_the_lambda_handler_reads_its_settings_and_counts_what_it_wrote(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {
+        "TABLE_NAME": "energy",
+        "ARCHIVE_BUCKET": cloud.bucket,
+        "ALERT_TOPIC_ARN": cloud.processor.alert_topic_arn,
+        "HIGH_USAGE_THRESHOLD_WH": "1000",
+        "POWERTOOLS_SERVICE_NAME": "energy-processor",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    cloud.run_batching(series("m-1", START, 100))
+    handoffs = cloud.drain_handoff()
+    processor.settings.cache_clear()
+    processor.metrics.clear_metrics()
+    try:
+        assert processor.handler({"Records": handoffs}, None) == {"batchItemFailures": []}
+    finally:
+        processor.settings.cache_clear()
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    [blob] = emf
+    assert blob["service"] == "energy-processor"
+    assert blob["AggregatesWritten"] == [2.0]  # one closed interval and LATEST
+    assert [(e, n) for _, e, n in energies(cloud, "m-1")] == [(178.0, 90), (20.0, 10)]
