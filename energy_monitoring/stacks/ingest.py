@@ -82,7 +82,7 @@ class IngestStack(cdk.Stack):
             log_retention=retention,
         )
         if config.ingest.iot_logging:
-            self._iot_logging(config, retention)
+            self._iot_logging(config, retention, storage)
 
         self.resources = IngestResources(
             stream=stream,
@@ -108,13 +108,16 @@ class IngestStack(cdk.Stack):
         for output_id, (value, description) in outputs.items():
             cdk.CfnOutput(self, output_id, value=value, description=description)
 
-    def _iot_logging(self, config: EnvironmentConfig, retention: logs.RetentionDays) -> None:
+    def _iot_logging(
+        self, config: EnvironmentConfig, retention: logs.RetentionDays, storage: StorageResources
+    ) -> None:
         """AWS::IoT::Logging is a singleton per account and region: one environment owns it."""
         log_group = logs.LogGroup(
             self,
             "IotLogs",
             log_group_name="AWSIotLogsV2",
             retention=retention,
+            encryption_key=storage.key,
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         role = iam.Role(
@@ -125,7 +128,14 @@ class IngestStack(cdk.Stack):
         )
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                # What IoT's logging role documentation lists, on IoT's log group only.
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:PutMetricFilter",
+                    "logs:PutRetentionPolicy",
+                ],
                 resources=[log_group.log_group_arn],
             )
         )

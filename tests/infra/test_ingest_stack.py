@@ -156,3 +156,17 @@ def test_iot_logging_only_where_configured(synthesized: SynthesizedApp) -> None:
 def test_outputs_name_policy_and_thing_type(synthesized: SynthesizedApp) -> None:
     outputs = synthesized.template("dev", "Ingest")["Outputs"]
     assert {"StreamName", "IotPolicyName", "ThingTypeName", "TopicRuleName"} <= set(outputs)
+
+
+def test_iot_log_group_is_encrypted_with_retention(
+    synthesized: SynthesizedApp, environments: dict[str, Any]
+) -> None:
+    groups = synthesized.resources("prod", "Ingest", "AWS::Logs::LogGroup")
+    (iot_logs,) = [
+        g for g in groups.values() if g["Properties"].get("LogGroupName") == "AWSIotLogsV2"
+    ]
+    assert "Fn::ImportValue" in str(iot_logs["Properties"]["KmsKeyId"])
+    assert iot_logs["Properties"]["RetentionInDays"] == (
+        environments["prod"].retention.log_retention_days
+    )
+    assert iot_logs["DeletionPolicy"] == "Retain"
