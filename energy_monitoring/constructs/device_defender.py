@@ -9,6 +9,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from energy_monitoring.config import EnvironmentConfig
+from energy_monitoring.constructs.grants import role_policy
 
 AUTHORIZATION_FAILURES_PER_5_MIN = 5
 
@@ -71,4 +72,4 @@ class MeterSecurityProfile(Construct):
                 f"arn:{stack.partition}:iot:{stack.region}:{stack.account}:all/registered-things"
             ],
         )
-        self.profile.node.add_dependency(role)
+        self.profile.node.add_dependency(role_policy(role))

@@ -11,7 +11,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from energy_monitoring.constructs.device_access import TOPIC_ROOT
-from energy_monitoring.constructs.grants import grant_prefix_writes
+from energy_monitoring.constructs.grants import grant_prefix_writes, role_policy
 
 # The payload travels base64-encoded so that nothing a meter sends is dropped by the
 # rules engine (the batching Lambda quarantines what it cannot parse). See the contract.
@@ -74,7 +74,7 @@ class IngestRule(Construct):
             ),
         )
         # The role's policy must exist before IoT validates the rule's actions.
-        self.rule.node.add_dependency(role)
+        self.rule.node.add_dependency(role_policy(role))
         self.rule_name = rule_name
         self.rule_arn = cdk.Stack.of(self).format_arn(
             service="iot", resource="rule", resource_name=rule_name

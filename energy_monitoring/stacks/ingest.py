@@ -15,6 +15,7 @@ from constructs import Construct
 from energy_monitoring.config import EnvironmentConfig
 from energy_monitoring.constructs.archive import archive_bucket
 from energy_monitoring.constructs.device_access import DeviceAccess
+from energy_monitoring.constructs.grants import role_policy
 from energy_monitoring.constructs.raw_archive import RawArchiveDelivery
 from energy_monitoring.constructs.retention import log_retention
 from energy_monitoring.constructs.topic_rule import IngestRule
@@ -146,4 +147,4 @@ class IngestStack(cdk.Stack):
             default_log_level=config.ingest.iot_log_level,
             role_arn=role.role_arn,
         )
-        logging.node.add_dependency(role)
+        logging.node.add_dependency(role_policy(role))

@@ -94,3 +94,46 @@ def test_masking_hides_only_code_digests() -> None:
         "Name": "energy-dev",
         "Ref": "BatchingFunctionCurrentVersionFFE0AC2E<code-digest>",
     }
+
+
+def _encrypted(resource: dict[str, Any]) -> bool:
+    """Whether a data-holding resource is encrypted with a customer-managed key."""
+    properties = resource.get("Properties", {})
+    match resource["Type"]:
+        case "AWS::SQS::Queue" | "AWS::SNS::Topic":
+            return "KmsMasterKeyId" in properties
+        case "AWS::Logs::LogGroup":
+            return "KmsKeyId" in properties
+        case "AWS::Kinesis::Stream":
+            return properties["StreamEncryption"]["EncryptionType"] == "KMS"
+        case "AWS::DynamoDB::Table":
+            return bool(properties["SSESpecification"].get("KMSMasterKeyId"))
+        case "AWS::KinesisFirehose::DeliveryStream":
+            destination = properties["ExtendedS3DestinationConfiguration"]
+            return "KMSEncryptionConfig" in destination["EncryptionConfiguration"]
+        case "AWS::S3::Bucket":
+            rule = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+            algorithm = rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+            # The access-log bucket can only be SSE-S3: S3 refuses to log into SSE-KMS.
+            return algorithm == "aws:kms" or "access-logs" in str(properties["BucketName"])
+    return True
+
+
+DATA_TYPES = {
+    "AWS::SQS::Queue",
+    "AWS::SNS::Topic",
+    "AWS::Logs::LogGroup",
+    "AWS::Kinesis::Stream",
+    "AWS::DynamoDB::Table",
+    "AWS::KinesisFirehose::DeliveryStream",
+    "AWS::S3::Bucket",
+}
+
+
+def test_encryption_everywhere(synthesized: SynthesizedApp) -> None:
+    seen = set()
+    for (environment, stack), template in synthesized.templates.items():
+        for logical_id, resource in template["Resources"].items():
+            assert _encrypted(resource), f"{environment}/{stack}/{logical_id}"
+            seen.add(resource["Type"])
+    assert seen >= DATA_TYPES
