@@ -120,7 +120,7 @@ class RawArchive:
             if stopping and not got:
                 return
             if not got:
-                time.sleep(0.1)
+                time.sleep(0.25)
 
     def _take(self, record: dict[str, Any]) -> None:
         data: bytes = record["Data"]

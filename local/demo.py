@@ -162,6 +162,12 @@ def _run(
             flush=True,
         )
 
+    print(
+        f"==> connecting {len(simulation.devices)} meters (mutual TLS, one certificate each)",
+        flush=True,
+    )
+    for device in simulation.devices:
+        publisher.connect(device)
     stats = RunStats()
     sampler = LatencySampler(pipeline, simulation.devices[:LATENCY_SAMPLE_DEVICES], stats)
     sampler.start()
@@ -222,6 +228,7 @@ def _run(
         "lambda": {"batching": batching, "processor": processor},
         "raw_archive": {"objects": results.raw_archive_objects, "rows": results.raw_archive_rows},
         "processed_objects": results.processed_objects,
+        "moto_server": {"busy_s": counts["server_busy_s"], "lock_wait_s": counts["server_wait_s"]},
         "on_failure_messages": results.on_failure_messages,
         "dead_letters": results.dead_letters,
         "alerts": len(results.alerts),

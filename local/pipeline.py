@@ -148,7 +148,8 @@ def wait_drained(pipeline: Pipeline, *, messages: int, timeout: float, report: A
         done = done and bridge.get("put", -1) >= bridge.get("received", 0)
         for name in ("batching", "processor", "archive"):
             if name in pipeline.workers:
-                done = done and bool(pipeline.status(name).get("caught_up"))
+                status = pipeline.status(name)
+                done = done and bool(status.get("caught_up")) and not status.get("buffered")
         # Caught-up must hold across a few status rounds: a batch may be in flight.
         stable = stable + 1 if done else 0
         if stable >= 4:

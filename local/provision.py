@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from local.templates import ACCOUNT, REGION, Physical, Resolver, Stack, Stage
 
@@ -111,7 +112,12 @@ class Deployment:
         )
 
     def client(self, service: str) -> Any:
-        return self.session().client(service, endpoint_url=self.endpoint, verify=self.ca_bundle)
+        return self.session().client(
+            service,
+            endpoint_url=self.endpoint,
+            verify=self.ca_bundle,
+            config=Config(retries={"max_attempts": 10, "mode": "standard"}),
+        )
 
 
 def _local_name(stack: Stack, logical: str, *, limit: int, lower: bool = False) -> str:

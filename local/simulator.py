@@ -279,6 +279,9 @@ class MqttPublisher:
         self.refused = 0
         self._lock = threading.Lock()
 
+    def connect(self, device: str) -> None:
+        self._client(device)
+
     def _client(self, device: str) -> mqtt.Client:
         client = self.clients.get(device)
         if client is None:
