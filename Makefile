@@ -20,7 +20,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := mosquitto chromium
 
-.PHONY: help setup test demo bench synth diff deploy destroy lint clean
+.PHONY: help setup test demo bench synth diff deploy destroy lint snapshots clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -83,6 +83,10 @@ destroy: setup ## cdk destroy for one environment: make destroy ENV=dev
 lint: setup ## ruff and mypy only
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/mypy energy_monitoring runtime/energy_runtime local app.py
+
+snapshots: setup ## Rewrite the template snapshots after an intended infrastructure change
+	@UPDATE_SNAPSHOTS=1 $(VENV)/bin/pytest -q tests/infra
+	@git status --short tests/infra/snapshots
 
 clean: ## Remove build output (keeps the venv and node_modules)
 	rm -rf cdk.out out .pytest_cache .mypy_cache .ruff_cache
