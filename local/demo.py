@@ -178,8 +178,15 @@ def _run(
         f"==> published {stats.messages} messages in {publish_s:.1f}s; waiting for the pipeline to drain",
         flush=True,
     )
+    last_report = [time.monotonic()]
+
+    def draining() -> None:
+        if time.monotonic() - last_report[0] >= 2:
+            progress(stats, 1.0)
+            last_report[0] = time.monotonic()
+
     drain_s = local_pipeline.wait_drained(
-        pipeline, messages=stats.messages, timeout=args.drain_timeout
+        pipeline, messages=stats.messages, timeout=args.drain_timeout, report=draining
     )
     sampler.stop.set()
     sampler.join(5)
@@ -249,7 +256,7 @@ def _run(
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     from local.dashboard import write_dashboard
 
-    write_dashboard(out / "dashboard.html", summary, results, simulation)
+    write_dashboard(out / "dashboard.html", summary, results, simulation, sampler.samples)
     _print_table(summary)
     print(f"==> {out / 'summary.json'}, {out / 'dashboard.html'}", flush=True)
     if not verdict.ok:

@@ -94,7 +94,7 @@ class CountingMiddleware:
     def __init__(self, app: Callable[[Environ, StartResponse], Iterable[bytes]]) -> None:
         self.app = app
         self.lock = threading.Lock()
-        self.serial = threading.Lock()
+        self.serial: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self.busy_s: defaultdict[str, float] = defaultdict(float)
         self.wait_s: defaultdict[str, float] = defaultdict(float)
         self.requests: Counter[str] = Counter()
@@ -182,10 +182,12 @@ class CountingMiddleware:
         with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
             self._count(environ, body)
         # moto's backends are not thread-safe (a Kinesis shard's records are iterated while
-        # PutRecords appends to them): one request at a time.
+        # PutRecords appends to them): one request at a time per service.
         key = self._key(environ)
         waited = time.perf_counter()
-        with self.serial:
+        with self.lock:
+            service_lock = self.serial[key.split(":", 1)[0]]
+        with service_lock:
             began = time.perf_counter()
             response = list(self.app(environ, start_response))
             ended = time.perf_counter()
@@ -210,7 +212,7 @@ class _KeepAliveHandler(WSGIRequestHandler):
 
 
 def _fast_kinesis_reads() -> None:
-    """Let GetRecords look records up by sequence number instead of scanning the shard.
+    """Let GetRecords and PutRecords find records by sequence number instead of scanning.
 
     moto numbers a shard's records 1, 2, 3... but its GetRecords walks every record from
     the start on each call, which makes a day of readings quadratic. Same results, found
@@ -236,7 +238,16 @@ def _fast_kinesis_reads() -> None:
         behind = self.records[newest].created_at - results[-1].created_at if results else 0.0
         return results, last, int(behind * 1000)
 
+    def get_max_sequence_number(self: Shard) -> int:
+        return next(reversed(self.records)) if self.records else 0
+
+    def get_min_sequence_number(self: Shard) -> int:
+        return next(iter(self.records)) if self.records else 0
+
     Shard.get_records = get_records  # type: ignore[method-assign]
+    # moto copies every key of the shard to find the newest one, on every PutRecord.
+    Shard.get_max_sequence_number = get_max_sequence_number  # type: ignore[method-assign]
+    Shard.get_min_sequence_number = get_min_sequence_number  # type: ignore[method-assign]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -51,10 +51,14 @@ class Faults:
     garbage_rate: float = 0.005  # extra malformed messages, per message
 
     def __post_init__(self) -> None:
-        for name in ("duplicate_rate", "late_rate", "reset_rate", "garbage_rate"):
+        for name in ("duplicate_rate", "late_rate", "garbage_rate"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"fault rate {name} must be within 0..1, got {value}")
+        if not 0 <= self.reset_rate <= 100:
+            raise ValueError(
+                f"fault rate reset_rate must be within 0..100 per day, got {self.reset_rate}"
+            )
         if self.late_delay_s < 0:
             raise ValueError(f"late_delay_s must be >= 0, got {self.late_delay_s}")
 

@@ -1,0 +1,104 @@
+"""The dashboard renders its charts offline in headless Chromium."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from energy_runtime.aggregate import iso_utc
+from local.dashboard import CHARTS, write_dashboard
+from local.simulator import Faults, Scenario, Simulation
+from local.verify import Results
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def scenario_output() -> tuple[dict[str, Any], Results, Simulation]:
+    """A small scenario's ground truth, shaped as the pipeline's results."""
+    scenario = Scenario(
+        apartments=4,
+        days=0.25,
+        start_epoch_s=1_794_700_800,
+        faults=Faults(reset_rate=0, late_rate=0),
+    )
+    simulation = Simulation(scenario)
+    messages = list(simulation.messages())
+    results = Results()
+    for device in simulation.devices:
+        profile = simulation.profiles[device]
+        rows = []
+        for start in range(0, int(scenario.days * 86400), 900):
+            wh = sum(profile.power_w(start + s) * 10 / 3600 for s in range(0, 900, 10))
+            rows.append(
+                {"interval_start": iso_utc((simulation.start + start) * 1000), "energy_wh": wh}
+            )
+        results.intervals[device] = rows
+    results.alerts = [{"device_id": "apt-0001", "kind": "high_usage", "energy_wh": 2500.0}]
+    summary: dict[str, Any] = {
+        "ok": True,
+        "published": sum(m.readings for m in messages),
+        "stored": 100,
+        "quarantined": 3,
+        "duplicates_merged": 2,
+        "lost": 0,
+        "energy_mismatches": 0,
+        "throughput_readings_per_s": 1234.5,
+        "latency_s": {"p50": 1.0, "p95": 2.0},
+        "duration_s": 10.0,
+        "quarantined_by_reason": {"not_json": 2, "missing_field": 1},
+        "scenario": {},
+        "requests": {
+            "iot_messages": 10,
+            "kinesis_records": 10,
+            "lambda_invocations": {"batching": 2, "processor": 2},
+            "dynamodb_write_units": 40,
+            "s3_puts": 5,
+            "sns_publishes": 1,
+        },
+    }
+    return summary, results, simulation
+
+
+def test_the_page_is_self_contained(tmp_path: Path) -> None:
+    summary, results, simulation = scenario_output()
+    page = tmp_path / "dashboard.html"
+    write_dashboard(page, summary, results, simulation, [0.5, 1.5, 2.0])
+    text = page.read_text()
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)
+    assert "default-src 'none'" in text  # the browser may not fetch anything either
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian package chromium is not installed (make setup)"
+)
+def test_charts_render_in_headless_chromium(tmp_path: Path) -> None:
+    summary, results, simulation = scenario_output()
+    page = tmp_path / "dashboard.html"
+    write_dashboard(page, summary, results, simulation, [0.5, 1.5, 2.0, 2.5])
+    command = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        page.as_uri(),
+    ]
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=90, check=True).stdout
+    assert f'data-charts-rendered="{len(CHARTS)}"' in dom
+    for chart in CHARTS:
+        assert re.search(rf'id="{chart}"[^>]*data-rendered="true"', dom), chart
+    # Real drawings, not empty boxes: an area path per apartment plus the building total.
+    assert dom.count("<path") >= 2 * (len(simulation.devices) + 1)
+    assert dom.count("<rect") >= 4 + 2 + 7  # top consumers, reasons, request counts
+    assert "high_usage" in dom

@@ -1,0 +1,105 @@
+"""The moto server on loopback counts what the pipeline asks of each service."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from local import moto_service, processes
+from local.moto_service import item_size, write_units
+from local.pki import CertificateAuthority
+
+
+def test_write_units_follow_the_1_kb_rule() -> None:
+    small = {"pk": {"S": "apt-1"}, "sk": {"S": "LATEST"}}
+    big = {**small, "blob": {"B": base64.b64encode(b"x" * 3000).decode()}}
+    assert item_size(small) == len("pk") + 5 + len("sk") + 6
+    assert write_units("PutItem", {"Item": small}) == 1
+    assert write_units("PutItem", {"Item": big}) == 3
+    batch = {
+        "RequestItems": {"t": [{"PutRequest": {"Item": big}}, {"DeleteRequest": {"Key": small}}]}
+    }
+    assert write_units("BatchWriteItem", batch) == 4
+    assert write_units("GetItem", {"Key": small}) == 0
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    directory = tmp_path_factory.mktemp("moto")
+    ca = CertificateAuthority(directory / "pki")
+    cert = ca.issue_server("moto")
+    child, endpoint = moto_service.start(directory, cert=cert.cert, key=cert.key)
+    yield endpoint, ca.ca_path
+    processes.stop(child)
+    assert child.poll() is not None
+
+
+def client(service: str, endpoint: str, ca: Path) -> object:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        verify=str(ca),
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+def test_requests_are_counted_per_service_over_tls(server: tuple[str, Path]) -> None:
+    endpoint, ca = server
+    assert endpoint.startswith("https://127.0.0.1:")
+    kinesis = client("kinesis", endpoint, ca)
+    kinesis.create_stream(StreamName="s", ShardCount=1)  # type: ignore[attr-defined]
+    kinesis.put_records(  # type: ignore[attr-defined]
+        StreamName="s", Records=[{"Data": b"x", "PartitionKey": f"apt-{i}"} for i in range(7)]
+    )
+    s3 = client("s3", endpoint, ca)
+    s3.create_bucket(Bucket="archive")  # type: ignore[attr-defined]
+    s3.put_object(Bucket="archive", Key="raw/year=2026/a.parquet", Body=b"1" * 10)  # type: ignore[attr-defined]
+    dynamodb = client("dynamodb", endpoint, ca)
+    dynamodb.create_table(  # type: ignore[attr-defined]
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(TableName="t", Item={"pk": {"S": "apt-1"}})  # type: ignore[attr-defined]
+    counts = moto_service.counts(endpoint, ca)
+    assert counts["kinesis_records_put"] == 7
+    assert counts["requests"]["kinesis:PutRecords"] == 1
+    assert counts["s3_puts"] == {"raw/": 1}
+    assert counts["dynamodb_write_units"] == 1
+    # The object came through intact although botocore sent it chunked.
+    body = s3.get_object(Bucket="archive", Key="raw/year=2026/a.parquet")["Body"].read()  # type: ignore[attr-defined]
+    assert body == b"1" * 10
+
+
+def test_shard_reads_return_every_record_in_order(server: tuple[str, Path]) -> None:
+    endpoint, ca = server
+    kinesis = client("kinesis", endpoint, ca)
+    kinesis.create_stream(StreamName="ordered", ShardCount=1)  # type: ignore[attr-defined]
+    for start in range(0, 1200, 400):
+        kinesis.put_records(  # type: ignore[attr-defined]
+            StreamName="ordered",
+            Records=[
+                {"Data": str(i).encode(), "PartitionKey": "p"} for i in range(start, start + 400)
+            ],
+        )
+    shard = kinesis.list_shards(StreamName="ordered")["Shards"][0]["ShardId"]  # type: ignore[attr-defined]
+    iterator = kinesis.get_shard_iterator(  # type: ignore[attr-defined]
+        StreamName="ordered", ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    seen: list[int] = []
+    while True:
+        page = kinesis.get_records(ShardIterator=iterator, Limit=500)  # type: ignore[attr-defined]
+        seen.extend(int(r["Data"]) for r in page["Records"])
+        iterator = page["NextShardIterator"]
+        if not page["Records"]:
+            break
+    assert seen == list(range(1200))

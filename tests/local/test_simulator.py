@@ -1,0 +1,98 @@
+"""The meter simulator's messages and the ground truth the demo verifies against."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from energy_runtime.aggregate import LOOKBACK
+from local.simulator import Faults, Scenario, Simulation
+
+START = 1_794_700_800  # a Monday, 00:00 UTC
+
+
+def simulate(**settings: object) -> tuple[Simulation, list]:
+    scenario = Scenario(start_epoch_s=START, **settings)  # type: ignore[arg-type]
+    simulation = Simulation(scenario)
+    return simulation, list(simulation.messages())
+
+
+def readings_of(payload: bytes) -> list[dict]:
+    body = json.loads(payload)
+    return body["readings"] if "readings" in body else [body]
+
+
+def test_a_clean_run_publishes_every_reading_once_in_order() -> None:
+    faults = Faults(duplicate_rate=0, late_rate=0, reset_rate=0, garbage_rate=0)
+    simulation, messages = simulate(apartments=3, days=0.25, readings_per_message=6, faults=faults)
+    per_device: dict[str, list[dict]] = {}
+    for message in messages:
+        per_device.setdefault(message.device_id, []).extend(readings_of(message.payload))
+    steps = 0.25 * 86_400 / 10 + 1
+    for device, readings in per_device.items():
+        assert len(readings) == steps == simulation.truth[device].readings
+        times = [r["ts"] for r in readings]
+        assert times == sorted(times) and len(set(times)) == len(times)
+        registers = [r["energy_wh"] for r in readings]
+        assert registers == sorted(registers)  # a cumulative register never goes back
+        truth = simulation.truth[device]
+        assert truth.expected_energy_wh == pytest.approx(registers[-1] - registers[0], abs=1e-6)
+        assert truth.physical_energy_wh == truth.expected_energy_wh
+
+
+def test_load_profiles_look_like_apartments() -> None:
+    faults = Faults(duplicate_rate=0, late_rate=0, reset_rate=0, garbage_rate=0)
+    simulation, _ = simulate(apartments=20, days=1, readings_per_message=30, faults=faults)
+    daily_kwh = [t.expected_energy_wh / 1000 for t in simulation.truth.values()]
+    assert 3 < min(daily_kwh) and max(daily_kwh) < 80
+    profile = next(p for p in simulation.profiles.values() if not p.heavy_user)
+    night = sum(profile.power_w(h * 3600 + 1800) for h in (2, 3, 4)) / 3
+    evening = sum(profile.power_w(h * 3600 + 1800) for h in (19, 20, 21)) / 3
+    assert evening > night
+
+
+def test_faults_are_injected_and_accounted_for() -> None:
+    faults = Faults(
+        duplicate_rate=0.05, late_rate=0.05, reset_rate=10.0, garbage_rate=0.05, late_delay_s=1800
+    )
+    simulation, messages = simulate(apartments=4, days=0.5, readings_per_message=3, faults=faults)
+    kinds = Counter(m.kind for m in messages)
+    truth = simulation.truth.values()
+    assert kinds["duplicate"] > 0 and kinds["late"] > 0
+    garbage = sum(
+        kinds[k] for k in ("not-json", "missing-field", "wrong-type", "negative-register")
+    )
+    assert garbage == sum(t.garbage_messages for t in truth) > 0
+    assert sum(m.readings for m in messages if m.kind == "duplicate") == sum(
+        t.duplicate_readings for t in truth
+    )
+    # Late messages are published after readings that were taken later than theirs.
+    late = [m for m in messages if m.kind == "late"]
+    assert all(m.publish_at >= m.last_ts + 1800 for m in late)
+    # A meter swap costs the first LOOKBACK readings of the new meter, nothing else.
+    swapped = [t for t in truth if t.resets]
+    assert swapped
+    for t in swapped:
+        assert t.expected_energy_wh < t.physical_energy_wh
+    assert LOOKBACK >= 1
+
+
+def test_same_seed_same_scenario() -> None:
+    _, first = simulate(apartments=2, days=0.05, seed=3)
+    _, second = simulate(apartments=2, days=0.05, seed=3)
+    assert [m.payload for m in first] == [m.payload for m in second]
+
+
+@pytest.mark.parametrize(
+    "setting", [{"apartments": 0}, {"interval_s": 0}, {"speed": 0}, {"days": -1}]
+)
+def test_bad_scenario_settings_are_named(setting: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=next(iter(setting))):
+        Scenario(**setting)  # type: ignore[arg-type]
+
+
+def test_bad_fault_rates_are_named() -> None:
+    with pytest.raises(ValueError, match="garbage_rate"):
+        Faults(garbage_rate=2)
