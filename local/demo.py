@@ -146,7 +146,8 @@ def _run(
         lambda d: (pki / f"{d}.crt", pki / f"{d}.key", ca.ca_path),
     )
     print(
-        f"==> {scenario.apartments} apartments, {scenario.days:g} simulated day(s) at {scenario.interval_s}-s readings,"
+        f"==> {scenario.apartments} apartments, {scenario.days:g} simulated day(s)"
+        f" at {scenario.interval_s}-s readings,"
         f" {scenario.readings_per_message} per message, {scenario.speed:g}x real time",
         flush=True,
     )
@@ -156,9 +157,11 @@ def _run(
         batching = pipeline.status("batching").get("stats", {})
         processor = pipeline.status("processor").get("stats", {})
         print(
-            f"    {fraction:6.1%} simulated | published {stats.messages:>7} msgs | rule {bridge.get('put', 0):>7}"
-            f" | batching {batching.get('invocations', 0):>5} inv | processor {processor.get('invocations', 0):>5}"
-            f" inv | {time.monotonic() - started:5.0f}s",
+            f"    {fraction:6.1%} simulated | published {stats.messages:>7} msgs"
+            f" | rule {bridge.get('put', 0):>7}"
+            f" | batching {batching.get('invocations', 0):>5} inv"
+            f" | processor {processor.get('invocations', 0):>5} inv"
+            f" | {time.monotonic() - started:5.0f}s",
             flush=True,
         )
 
@@ -175,7 +178,8 @@ def _run(
     stats = run(simulation, publisher, progress=progress, stats=stats)
     publish_s = time.monotonic() - publish_started
     print(
-        f"==> published {stats.messages} messages in {publish_s:.1f}s; waiting for the pipeline to drain",
+        f"==> published {stats.messages} messages in {publish_s:.1f}s;"
+        " waiting for the pipeline to drain",
         flush=True,
     )
     last_report = [time.monotonic()]
@@ -209,6 +213,9 @@ def _run(
         "energy_mismatches": len(verdict.energy_mismatches),
         "energy_mismatch_details": verdict.energy_mismatches[:20],
         "energy_tolerance_wh": ENERGY_TOLERANCE_WH,
+        "interval_minutes": int(
+            pipeline.deployment.functions["processor"].environment.get("INTERVAL_MINUTES", "15")
+        ),
         "duration_s": round(duration, 1),
         "publish_s": round(publish_s, 1),
         "drain_s": round(drain_s, 1),

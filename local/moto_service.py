@@ -122,7 +122,8 @@ class CountingMiddleware:
             auth.split("Credential=", 1)[1].split("/")[3] if "Credential=" in auth else "unknown"
         )
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        return f"{service}:{target.rsplit('.', 1)[-1] if target else environ.get('REQUEST_METHOD', '')}"
+        action = target.rsplit(".", 1)[-1] if target else environ.get("REQUEST_METHOD", "")
+        return f"{service}:{action}"
 
     def _count(self, environ: Environ, body: bytes) -> None:
         auth = environ.get("HTTP_AUTHORIZATION", "")

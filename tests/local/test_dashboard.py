@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from energy_runtime.aggregate import iso_utc
+
 from local.dashboard import CHARTS, write_dashboard
 from local.simulator import Faults, Scenario, Simulation
 from local.verify import Results

@@ -25,7 +25,10 @@ def alive(pid: int) -> bool:
 
 def test_stop_takes_grandchildren_with_it(tmp_path: Path) -> None:
     pid_file = tmp_path / "grandchild.pid"
-    script = f"import subprocess,time; p=subprocess.Popen(['sleep','60']); open({str(pid_file)!r},'w').write(str(p.pid)); time.sleep(60)"
+    script = (
+        "import subprocess, time; p = subprocess.Popen(['sleep', '60']);"
+        f" open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(60)"
+    )
     child = processes.spawn([sys.executable, "-c", script])
     deadline = time.monotonic() + 10
     while not pid_file.exists() or not pid_file.read_text():
@@ -39,7 +42,10 @@ def test_stop_takes_grandchildren_with_it(tmp_path: Path) -> None:
 
 
 def test_a_child_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
-    script = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    script = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+        " print('ready', flush=True); time.sleep(60)"
+    )
     log = tmp_path / "log"
     child = processes.spawn([sys.executable, "-c", script], log=log)
     deadline = time.monotonic() + 10
@@ -60,8 +66,8 @@ def test_ctrl_c_in_the_parent_stops_every_child(tmp_path: Path) -> None:
         import socket, sys, time
         from local import processes
         port = processes.free_loopback_port()
-        listener = [sys.executable, "-c",
-            "import socket,time; s=socket.socket(); s.bind(('127.0.0.1', %d)); s.listen(); time.sleep(60)" % port]
+        listen = "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', %d)); s.listen()"
+        listener = [sys.executable, "-c", listen % port + "; time.sleep(60)"]
         children = [processes.spawn(listener), processes.spawn(["sleep", "60"])]
         processes.wait_for_port(port, timeout=10)
         open({str(pids)!r}, "w").write(" ".join(str(c.pid) for c in children))

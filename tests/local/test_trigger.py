@@ -139,7 +139,7 @@ def test_errors_bisect_and_give_up_after_the_retry_limit() -> None:
 
 def test_without_bisect_the_whole_batch_is_retried_then_sent_to_the_destination() -> None:
     handler = Recorder(lambda s, c: (_ for _ in ()).throw(RuntimeError("down")))
-    stats, failures = run(handler, records(3), bisect=False, max_retry_attempts=3)
+    _, failures = run(handler, records(3), bisect=False, max_retry_attempts=3)
     assert len(handler.calls) == 4  # the first attempt and three retries
     assert all(c == ["1000", "1001", "1002"] for c in handler.calls)
     assert failures[0]["KinesisBatchInfo"]["batchSize"] == 3
@@ -147,7 +147,7 @@ def test_without_bisect_the_whole_batch_is_retried_then_sent_to_the_destination(
 
 def test_records_older_than_the_maximum_age_are_not_invoked() -> None:
     handler = Recorder()
-    stats, failures = run(handler, records(2, arrived=time.time() - 7200), max_record_age_s=3600)
+    _, failures = run(handler, records(2, arrived=time.time() - 7200), max_record_age_s=3600)
     assert handler.calls == []
     assert failures[0]["requestContext"]["condition"] == "RecordAgeExceeded"
 
