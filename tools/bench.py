@@ -151,8 +151,6 @@ class Cloud:
                 "AWS_DEFAULT_REGION": REGION,
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_LOG_LEVEL": "WARNING",
-                # EMF blobs would flood stdout (the handlers still count, nothing prints)
-                "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_METRICS_NAMESPACE": "EnergyMonitoring",
             }
         )
@@ -201,7 +199,7 @@ class Cloud:
         )
 
     def drain(self) -> list[dict[str, Any]]:
-        records = []
+        records: list[dict[str, Any]] = []
         while True:
             got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
             messages = got.get("Messages", [])
@@ -239,16 +237,30 @@ def import_ms(module: str, repeats: int = 5) -> float:
     return round(statistics.median(samples), 1)
 
 
-def best_rate(readings: int, run: Any, repeats: int) -> float:
-    best = math.inf
+def clear_metrics() -> None:
+    """Outside a Lambda handler nothing flushes the EMF buffers; empty them between runs."""
+    from energy_runtime import batching, processor
+
+    batching.metrics.clear_metrics()
+    processor.metrics.clear_metrics()
+
+
+def best_rate(readings: int, run: Any, repeats: int) -> tuple[float, float]:
+    """(readings per CPU second, readings per wall-clock second), best of `repeats`.
+
+    CPU time (time.process_time: this single-threaded process on one core) is the figure
+    of record: on a shared machine wall-clock time also counts other processes' turns."""
+    best_cpu = best_wall = math.inf
     for _ in range(repeats):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         run()
-        best = min(best, time.perf_counter() - start)
-    return readings / best
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+        best_wall = min(best_wall, time.perf_counter() - wall)
+        clear_metrics()
+    return readings / best_cpu, readings / best_wall
 
 
-def throughput(cloud: Cloud, devices: int, repeats: int) -> dict[str, float]:
+def throughput(cloud: Cloud, devices: int, repeats: int) -> dict[str, Any]:
     from energy_runtime.batching import process_kinesis_event
     from energy_runtime.processor import process_sqs_event
     from energy_runtime.settings import load_batching_settings, load_processor_settings
@@ -263,13 +275,13 @@ def throughput(cloud: Cloud, devices: int, repeats: int) -> dict[str, float]:
         def send_message(self, **_: Any) -> None:
             pass
 
-    bare = best_rate(readings, lambda: bare_decode(records), repeats)
-    handler_only = best_rate(
+    bare, bare_wall = best_rate(readings, lambda: bare_decode(records), repeats)
+    handler_only, handler_wall = best_rate(
         readings,
         lambda: process_kinesis_event(event, config=batching_cfg, sqs=NullQueue(), s3=cloud.s3),
         repeats,
     )
-    with_moto = best_rate(
+    with_moto, _ = best_rate(
         readings,
         lambda: (
             process_kinesis_event(event, config=batching_cfg, sqs=cloud.sqs, s3=cloud.s3),
@@ -281,16 +293,18 @@ def throughput(cloud: Cloud, devices: int, repeats: int) -> dict[str, float]:
     handoffs = cloud.drain()
     processor_cfg = load_processor_settings(cloud.env)
     cloud.new_table()
-    start = time.perf_counter()
-    for i in range(0, len(handoffs), 100):  # the processor's SQS batch size
-        process_sqs_event(
-            {"Records": handoffs[i : i + 100]},
-            config=processor_cfg,
-            dynamodb=cloud.dynamodb,
-            s3=cloud.s3,
-            sns=cloud.sns,
-        )
-    processor_rate = readings / (time.perf_counter() - start)
+
+    def apply_all() -> None:
+        for i in range(0, len(handoffs), 100):  # the processor's SQS batch size
+            process_sqs_event(
+                {"Records": handoffs[i : i + 100]},
+                config=processor_cfg,
+                dynamodb=cloud.dynamodb,
+                s3=cloud.s3,
+                sns=cloud.sns,
+            )
+
+    processor_rate, processor_wall = best_rate(readings, apply_all, 1)
     return {
         "event_records": len(records),
         "event_readings": readings,
@@ -299,6 +313,11 @@ def throughput(cloud: Cloud, devices: int, repeats: int) -> dict[str, float]:
         "batching_with_moto_handoff_readings_per_s": round(with_moto),
         "batching_vs_bare_decode_ratio": round(bare / handler_only, 2),
         "processor_readings_per_s": round(processor_rate),
+        "wall_clock": {
+            "bare_decode_readings_per_s": round(bare_wall),
+            "batching_readings_per_s": round(handler_wall),
+            "processor_readings_per_s": round(processor_wall),
+        },
     }
 
 
@@ -335,6 +354,7 @@ def cost(cloud: Cloud, devices: int, hours: float, window_s: int) -> dict[str, f
                 s3=cloud.s3,
                 sns=cloud.sns,
             )
+            clear_metrics()
         readings += sum(len(json.loads(m[2])["readings"]) for m in messages[i:j])
         invocations += 1
         i = j
@@ -357,9 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--devices", type=int, default=2000, help="devices in the 10,000-record event"
     )
-    parser.add_argument("--cost-devices", type=int, default=100)
-    parser.add_argument("--cost-hours", type=float, default=6.0)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cost-devices", type=int, default=50)
+    parser.add_argument("--cost-hours", type=float, default=4.0)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=str(ROOT / "out" / "bench" / "results.json"))
     args = parser.parse_args(argv)
 
@@ -397,7 +417,17 @@ def main(argv: list[str] | None = None) -> int:
             results["batching_with_moto_handoff_readings_per_s"],
             "",
         ),
-        ("processor_readings_per_s (moto)", results["processor_readings_per_s"], ""),
+        ("processor_readings_per_s (incl. moto)", results["processor_readings_per_s"], ""),
+        (
+            "wall-clock batching_readings_per_s",
+            results["wall_clock"]["batching_readings_per_s"],
+            "",
+        ),
+        (
+            "wall-clock bare_decode_readings_per_s",
+            results["wall_clock"]["bare_decode_readings_per_s"],
+            "",
+        ),
         ("import_ms batching", results["import_ms"]["energy_runtime.batching"], "< 300"),
         ("import_ms processor", results["import_ms"]["energy_runtime.processor"], "< 300"),
     ]
@@ -412,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
             (f"X={window}s s3_puts_per_1000", run["s3_puts_per_1000_readings"], ""),
         ]
     width = max(len(r[0]) for r in rows)
+    print("throughput: readings per CPU second of this process (one core), best of repeats")
     print(f"{'metric':<{width}}  {'value':>14}  target")
     for name, value, target in rows:
         print(f"{name:<{width}}  {value:>14}  {target}")

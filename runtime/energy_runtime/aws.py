@@ -33,8 +33,22 @@ def reset_clients() -> None:
     client.cache_clear()
 
 
+class RetriesExhausted(Exception):
+    """A batch API kept returning unprocessed items after our own retries."""
+
+
 def transient_errors() -> tuple[type[BaseException], ...]:
     """Errors worth a retry by the event source (after botocore's own retries)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    return (ClientError, BotoCoreError)
+    return (ClientError, BotoCoreError, RetriesExhausted)
+
+
+def backoff(attempt: int) -> None:
+    """Sleep before retrying unprocessed batch items (full jitter, capped)."""
+    import random
+    import time
+
+    if attempt >= MAX_ATTEMPTS:
+        raise RetriesExhausted(f"unprocessed items after {attempt} attempts")
+    time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))

@@ -136,8 +136,20 @@ def process_sqs_event(
     for attempt in range(MAX_ATTEMPTS_PER_DEVICE):
         if not pending:
             break
-        hot_states = store.read_hot(pending)
-        plans = {d: _plan(store, d, hot_states.get(d), devices[d], config) for d in pending}
+        try:
+            hot_states = store.read_hot(pending)
+        except aws.transient_errors():
+            logger.exception("reading device state failed")
+            for d in pending:
+                failed_messages.update(devices[d].message_ids)
+            break
+        plans: dict[str, Plan] = {}
+        for d in pending:
+            try:
+                plans[d] = _plan(store, d, hot_states.get(d), devices[d], config)
+            except aws.transient_errors():
+                logger.exception("reading stored intervals failed", extra={"device_id": d})
+                failed_messages.update(devices[d].message_ids)
         rows = [
             archive.make_row(d, summary, rev, config.interval_minutes)
             for d, plan in plans.items()

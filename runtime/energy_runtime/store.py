@@ -12,6 +12,7 @@ from typing import Any
 
 from energy_runtime import layout
 from energy_runtime.aggregate import LOOKBACK, MS_PER_DAY, day_of, iso_utc
+from energy_runtime.aws import backoff
 from energy_runtime.codec import Point, decode_points, encode_points
 from energy_runtime.state import HotState, IntervalWrite, Latest, Plan, StoredInterval
 
@@ -116,11 +117,15 @@ class Store:
                 {"pk": {"S": d}, "sk": {"S": layout.LATEST_SK}} for d in device_ids[i : i + 100]
             ]
             request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+            attempt = 0
             while request:
                 response = self.db.batch_get_item(RequestItems=request)
                 for item in response["Responses"].get(self.table, []):
                     found[item["pk"]["S"]] = parse_hot(item)
                 request = response.get("UnprocessedKeys") or {}
+                if request:
+                    attempt += 1
+                    backoff(attempt)
         return found
 
     def read_intervals(self, device_id: str, starts: list[int]) -> dict[int, StoredInterval]:
@@ -129,12 +134,16 @@ class Store:
         keys = [{"pk": {"S": device_id}, "sk": {"S": layout.interval_sk(s)}} for s in starts]
         found: dict[int, StoredInterval] = {}
         request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+        attempt = 0
         while request:
             response = self.db.batch_get_item(RequestItems=request)
             for item in response["Responses"].get(self.table, []):
                 stored = parse_interval(item)
                 found[stored.start_ms] = stored
             request = response.get("UnprocessedKeys") or {}
+            if request:
+                attempt += 1
+                backoff(attempt)
         return found
 
     def _query(self, **kwargs: Any) -> list[dict[str, Any]]:

@@ -176,7 +176,16 @@ def test_parquet_rows_match_the_glue_columns_and_the_table(cloud: Cloud) -> None
         table = pq.read_table(
             io.BytesIO(cloud.s3.get_object(Bucket=cloud.bucket, Key=key)["Body"].read())
         )
-        assert [(f.name) for f in table.schema] == [name for name, _ in INTERVAL_COLUMNS]
+        glue_types = {
+            "string": "string",
+            "timestamp": "timestamp[ms, tz=UTC]",
+            "int": "int32",
+            "bigint": "int64",
+            "double": "double",
+        }
+        assert [(f.name, str(f.type)) for f in table.schema] == [
+            (name, glue_types[kind]) for name, kind in INTERVAL_COLUMNS
+        ]
         rows.extend(table.to_pylist())
     best: dict[tuple[str, Any], dict[str, Any]] = {}
     for row in rows:  # what Athena's max_by(..., revision) picks
@@ -354,3 +363,31 @@ def test_the_lambda_handler_reads_its_settings_and_counts_what_it_wrote(
     assert blob["service"] == "energy-processor"
     assert blob["AggregatesWritten"] == [2.0]  # one closed interval and LATEST
     assert [(e, n) for _, e, n in energies(cloud, "m-1")] == [(178.0, 90), (20.0, 10)]
+
+
+class NeverProcessed:
+    """The real moto client, except that BatchGetItem never processes any key."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def batch_get_item(self, **kwargs: Any) -> Any:
+        return {"Responses": {}, "UnprocessedKeys": kwargs["RequestItems"]}
+
+
+def test_unprocessed_keys_are_retried_then_reported_as_item_failures(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("time.sleep", lambda _seconds: None)
+    handoffs = cloud.pipeline(series("m-1", START, 12))
+    response = processor.process_sqs_event(
+        {"Records": handoffs},
+        config=cloud.processor,
+        dynamodb=NeverProcessed(cloud.dynamodb),
+        s3=cloud.s3,
+        sns=cloud.sns,
+    )
+    assert response == {"batchItemFailures": [{"itemIdentifier": h["messageId"]} for h in handoffs]}
