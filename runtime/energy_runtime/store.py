@@ -260,7 +260,10 @@ class Store:
             "energy_wh": _n(total_mwh / 1000),
             "interval_count": _n(len(items)),
         }
-        if current == item:
+        # Compare values, not strings: DynamoDB normalises numbers ("58.0" reads as "58").
+        if current is not None and [
+            float(current.get(name, {}).get("N", "nan")) for name in ("energy_wh", "interval_count")
+        ] == [total_mwh / 1000, len(items)]:
             return 0
         self.db.put_item(TableName=self.table, Item=item)
         return 1
