@@ -213,7 +213,7 @@ class _KeepAliveHandler(WSGIRequestHandler):
 
 
 def _fast_kinesis_reads() -> None:
-    """Let GetRecords and PutRecords find records by sequence number instead of scanning.
+    """Stream-unique sequence numbers, found by number instead of by scanning the shard.
 
     moto numbers a shard's records 1, 2, 3... but its GetRecords walks every record from
     the start on each call, which makes a day of readings quadratic. Same results, found
@@ -229,7 +229,7 @@ def _fast_kinesis_reads() -> None:
             return [], last, 0
         newest = next(reversed(self.records))
         results: list[Record] = []
-        sequence = last + 1
+        sequence = max(last + 1, next(iter(self.records)))
         while sequence <= newest and (limit is None or len(results) < limit):
             record = self.records.get(sequence)
             if record is not None:
@@ -240,7 +240,10 @@ def _fast_kinesis_reads() -> None:
         return results, last, int(behind * 1000)
 
     def get_max_sequence_number(self: Shard) -> int:
-        return next(reversed(self.records)) if self.records else 0
+        # Kinesis sequence numbers are unique across a stream's shards; moto numbers each
+        # shard 1, 2, 3... Offsetting every shard keeps them stream-unique, as consumers
+        # that key objects by sequence number (quarantine, archive) rightly assume.
+        return next(reversed(self.records)) if self.records else (self._shard_id + 1) * 10**18
 
     def get_min_sequence_number(self: Shard) -> int:
         return next(iter(self.records)) if self.records else 0

@@ -1,0 +1,116 @@
+"""`make demo` end to end on a small scenario: real broker, moto server, handlers, archive."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.processes import port_is_free
+from local.templates import load_stage
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path, str]:
+    out = tmp_path_factory.mktemp("demo")
+    command = [
+        sys.executable, "-m", "local.demo",
+        "--apartments", "3", "--days", "0.06", "--speed", "300",
+        "--duplicate-rate", "0.05", "--garbage-rate", "0.05", "--late-rate", "0.02",
+        "--reset-rate", "8", "--out", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "runtime")])}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    return done.returncode, out, done.stdout + done.stderr
+
+
+def summary(out: Path) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads((out / "summary.json").read_text())
+    return result
+
+
+def test_the_demo_verifies_itself(demo_run: tuple[int, Path, str]) -> None:
+    code, out, log = demo_run
+    assert code == 0, log[-3000:]
+    result = summary(out)
+    assert result["lost"] == 0
+    assert result["energy_mismatches"] == 0
+    assert (
+        result["published"]
+        == result["duplicates_merged"] + result["stored"] + result["quarantined"]
+    )
+    assert result["quarantined"] == sum(result["quarantined_by_reason"].values()) > 0
+    assert result["duplicates_merged"] > 0
+    assert "verified: nothing lost" in log
+
+
+def test_every_service_was_really_used(demo_run: tuple[int, Path, str]) -> None:
+    _, out, _ = demo_run
+    result = summary(out)
+    requests = result["requests"]
+    assert requests["iot_messages"] == requests["kinesis_records"] == result["messages_published"]
+    assert requests["lambda_invocations"]["batching"] >= 1
+    assert requests["lambda_invocations"]["processor"] >= 1
+    assert requests["dynamodb_write_units"] > 0
+    assert requests["s3_puts_by_prefix"].get("raw/", 0) >= 1
+    assert requests["s3_puts_by_prefix"].get("quarantine/", 0) >= 1
+    # The raw archive holds every Kinesis record exactly once.
+    assert result["raw_archive"]["rows"] == requests["kinesis_records"]
+    assert result["on_failure_messages"] == result["dead_letters"] == 0
+    assert result["latency_s"]["samples"] > 0
+    assert (out / "dashboard.html").stat().st_size > 1000
+
+
+def test_settings_came_from_the_synthesized_templates(demo_run: tuple[int, Path, str]) -> None:
+    _, out, _ = demo_run
+    deployment = json.loads((out / "run" / "deployment.json").read_text())
+    stage = load_stage(out / "run" / "cdk.out", "energy-dev")
+    mappings = [r["Properties"] for _, _, r in stage.of_type("AWS::Lambda::EventSourceMapping")]
+    kinesis = next(m for m in mappings if "StartingPosition" in m)
+    local = deployment["mappings"]["batching"]
+    assert local["batch_size"] == kinesis["BatchSize"]
+    assert local["window_s"] == kinesis.get("MaximumBatchingWindowInSeconds", 0)
+    assert local["bisect"] == kinesis["BisectBatchOnFunctionError"]
+    assert local["max_retry_attempts"] == kinesis["MaximumRetryAttempts"]
+    assert local["report_item_failures"] is True
+    assert local["on_failure_url"]
+    functions = {
+        r["Properties"]["Handler"]: r["Properties"]
+        for _, _, r in stage.of_type("AWS::Lambda::Function")
+        if "energy_runtime" in r["Properties"].get("Handler", "")
+    }
+    processor = functions["energy_runtime.processor.handler"]["Environment"]["Variables"]
+    assert set(deployment["functions"]["processor"]["environment"]) == set(processor)
+    assert (
+        deployment["functions"]["processor"]["environment"]["TABLE_NAME"]
+        == deployment["table_name"]
+    )
+
+
+def test_nothing_is_left_running(demo_run: tuple[int, Path, str]) -> None:
+    _, out, _ = demo_run
+    run = out / "run"
+    for status in run.glob("*.status.json"):
+        pid = json.loads(status.read_text())["pid"]
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        )
+    moto_port = int((run / "moto.port").read_text())
+    broker_port = int(
+        next(
+            line.split()[1]
+            for line in (run / "broker" / "mosquitto.conf").read_text().splitlines()
+            if line.startswith("listener")
+        )
+    )
+    assert port_is_free(moto_port) and port_is_free(broker_port)
