@@ -42,16 +42,24 @@ def encode_points(points: list[Point]) -> bytes:
     prev_ts = prev_energy = prev_power = 0
     append = out.append
     for ts_ms, energy_mwh, power_dw in points:
-        # time deltas are never negative (sorted); the others are zigzag-encoded
-        for value in (
-            ts_ms - prev_ts,
-            _zigzag(energy_mwh - prev_energy),
-            _zigzag(power_dw - prev_power),
-        ):
-            while value > 0x7F:
-                append((value & 0x7F) | 0x80)
-                value >>= 7
-            append(value)
+        # Unrolled (hot path). Time deltas are never negative (sorted): no zigzag.
+        value = ts_ms - prev_ts
+        while value > 0x7F:
+            append((value & 0x7F) | 0x80)
+            value >>= 7
+        append(value)
+        delta = energy_mwh - prev_energy
+        value = delta << 1 if delta >= 0 else ((-delta) << 1) - 1
+        while value > 0x7F:
+            append((value & 0x7F) | 0x80)
+            value >>= 7
+        append(value)
+        delta = power_dw - prev_power
+        value = delta << 1 if delta >= 0 else ((-delta) << 1) - 1
+        while value > 0x7F:
+            append((value & 0x7F) | 0x80)
+            value >>= 7
+        append(value)
         prev_ts, prev_energy, prev_power = ts_ms, energy_mwh, power_dw
     return bytes(out)
 

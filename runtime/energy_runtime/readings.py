@@ -246,8 +246,9 @@ def _optional_fields(item: dict[str, Any]) -> dict[str, Any] | None:
     """Valid optional fields ({} if none), or None if one is invalid (the slow path
     then names the defect)."""
     found: dict[str, Any] = {}
-    for name, value in item.items():
-        if name not in _OPTIONAL or value is None:
+    for name in item.keys() & _OPTIONAL:  # set intersection runs in C
+        value = item[name]
+        if value is None:
             continue
         kind = type(value)
         if name == "seq":
