@@ -155,7 +155,9 @@ def decode_record(
         device_id = envelope["device_id"]
         received_at = envelope["received_at"]
         raw = b64decode(envelope["payload"], validate=True)
-        if type(device_id) is not str or not _DEVICE_ID.fullmatch(device_id):
+        if device_id not in out.points and (
+            type(device_id) is not str or not _DEVICE_ID.fullmatch(device_id)
+        ):
             raise ValueError(f"device_id={device_id!r}")
         if type(received_at) is not int:
             raise ValueError(f"received_at={received_at!r}")
