@@ -96,6 +96,14 @@ def apply(*, stacks: Sequence[cdk.Stack], stream_failures: sqs.IQueue) -> None:
                     "Kinesis stream; the source stream and the S3 destination are both "
                     "encrypted with the environment's customer-managed key",
                 )
+                # Only a stack-level acknowledgment reaches this finding: the mapping is a
+                # stack-level element the L2 construct adds, not a child of the stream.
+                _acknowledge(
+                    stack,
+                    "CloudFormation-Validate::W7001",
+                    "The Firehose L2 construct always adds its CIDR-block mapping (used only "
+                    "for Redshift/OpenSearch-in-VPC destinations); an unused mapping is inert",
+                )
     _acknowledge(
         stream_failures,
         "AwsSolutions-SQS3",
