@@ -93,6 +93,7 @@ class RawArchive:
         limit_bytes = deployment.firehose_buffer_mb * 1024 * 1024
         last_flush = time.monotonic()
         while True:
+            polled_at = time.time()
             stopping = self.worker.stopping.is_set()
             got = 0
             behind = 0
@@ -115,6 +116,7 @@ class RawArchive:
                 objects=self.objects_written,
                 errors=self.errors,
                 buffered=len(self.buffer),
+                polled_at=polled_at,
                 caught_up=not got and not behind,
             )
             if stopping and not got:

@@ -240,15 +240,21 @@ def _fast_kinesis_reads() -> None:
         return results, last, int(behind * 1000)
 
     def get_max_sequence_number(self: Shard) -> int:
+        return next(reversed(self.records)) if self.records else 0
+
+    def put_record(self: Shard, partition_key: str, data: str, explicit_hash_key: str) -> str:
         # Kinesis sequence numbers are unique across a stream's shards; moto numbers each
         # shard 1, 2, 3... Offsetting every shard keeps them stream-unique, as consumers
         # that key objects by sequence number (quarantine, archive) rightly assume.
-        return next(reversed(self.records)) if self.records else (self._shard_id + 1) * 10**18
+        last = next(reversed(self.records)) if self.records else (self._shard_id + 1) * 10**18
+        self.records[last + 1] = Record(partition_key, data, last + 1, explicit_hash_key)
+        return str(last + 1)
 
     def get_min_sequence_number(self: Shard) -> int:
         return next(iter(self.records)) if self.records else 0
 
     Shard.get_records = get_records  # type: ignore[method-assign]
+    Shard.put_record = put_record  # type: ignore[method-assign]
     # moto copies every key of the shard to find the newest one, on every PutRecord.
     Shard.get_max_sequence_number = get_max_sequence_number  # type: ignore[method-assign]
     Shard.get_min_sequence_number = get_min_sequence_number  # type: ignore[method-assign]

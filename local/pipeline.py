@@ -135,24 +135,45 @@ def start(
 
 
 def wait_drained(pipeline: Pipeline, *, messages: int, timeout: float, report: Any = None) -> float:
-    """Wait until every published message went through bridge, triggers and archive."""
+    """Wait until every published message went through bridge, triggers and archive.
+
+    A stage counts as drained only on a status it wrote from a poll that began after the
+    stage before it was drained (a worker busy in a long invocation writes no status, so a
+    stale "caught up" cannot end the wait early), and only if that holds for a second.
+    """
     started = time.monotonic()
     deadline = started + timeout
-    stable = 0
+    drained_at: dict[str, float] = {}
+    upstream = {"batching": "bridge", "archive": "bridge", "processor": "batching"}
     while time.monotonic() < deadline:
         for name, child in pipeline.workers.items():
             if child.poll() is not None:
                 raise RuntimeError(f"{name} died: see {pipeline.run_dir / (name + '.log')}")
         bridge = pipeline.status("bridge")
-        done = bridge.get("received", -1) >= messages and bridge.get("backlog", 1) == 0
-        done = done and bridge.get("put", -1) >= bridge.get("received", 0)
-        for name in ("batching", "processor", "archive"):
-            if name in pipeline.workers:
-                status = pipeline.status(name)
-                done = done and bool(status.get("caught_up")) and not status.get("buffered")
-        # Caught-up must hold across a few status rounds: a batch may be in flight.
-        stable = stable + 1 if done else 0
-        if stable >= 4:
+        bridge_done = (
+            bridge.get("received", -1) >= messages
+            and bridge.get("backlog", 1) == 0
+            and bridge.get("put", -1) >= bridge.get("received", 0)
+        )
+        if bridge_done:
+            drained_at.setdefault("bridge", time.time())
+        for name in ("batching", "archive", "processor"):
+            if name not in pipeline.workers:
+                continue
+            status = pipeline.status(name)
+            after = drained_at.get(upstream[name])
+            done = (
+                after is not None
+                and status.get("polled_at", 0) > after
+                and bool(status.get("caught_up"))
+                and not status.get("buffered")
+            )
+            if not done:
+                drained_at.pop(name, None)
+            else:
+                drained_at.setdefault(name, time.time())
+        stages = [n for n in ("batching", "archive", "processor") if n in pipeline.workers]
+        if all(n in drained_at and time.time() - drained_at[n] >= 1.0 for n in stages):
             return time.monotonic() - started
         if report is not None:
             report()

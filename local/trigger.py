@@ -228,6 +228,7 @@ def run_kinesis(worker: Worker, mapping: MappingSpec, invoke: Invoker) -> None:
     window = worker.scaled(mapping.window_s)
     last_status = 0.0
     while True:
+        polled_at = time.time()
         stopping = worker.stopping.is_set()
         for shard in shards:
             room = mapping.batch_size - len(pending[shard])
@@ -266,7 +267,10 @@ def run_kinesis(worker: Worker, mapping: MappingSpec, invoke: Invoker) -> None:
         idle = not any(pending.values()) and not any(behind.values())
         if time.monotonic() - last_status > 0.2 or stopping:
             worker.write_status(
-                stats=invoke.stats.__dict__, caught_up=idle, checkpoints=checkpoints
+                stats=invoke.stats.__dict__,
+                caught_up=idle,
+                checkpoints=checkpoints,
+                polled_at=polled_at,
             )
             last_status = time.monotonic()
         if stopping:
@@ -316,6 +320,7 @@ def run_sqs(worker: Worker, mapping: MappingSpec, invoke: Invoker, *, retry_dela
             batch = []
             size = 0
         if time.monotonic() - last_status > 0.2 or stopping:
+            queue_checked_at = time.time()
             attributes = sqs.get_queue_attributes(
                 QueueUrl=url,
                 AttributeNames=[
@@ -330,6 +335,7 @@ def run_sqs(worker: Worker, mapping: MappingSpec, invoke: Invoker, *, retry_dela
                 stats=invoke.stats.__dict__,
                 caught_up=not batch and in_queue == 0,
                 in_queue=in_queue,
+                polled_at=queue_checked_at,
             )
             last_status = time.monotonic()
         if stopping and not batch:

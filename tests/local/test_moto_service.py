@@ -103,3 +103,17 @@ def test_shard_reads_return_every_record_in_order(server: tuple[str, Path]) -> N
         if not page["Records"]:
             break
     assert seen == list(range(1200))
+
+
+def test_sequence_numbers_are_unique_across_shards(server: tuple[str, Path]) -> None:
+    endpoint, ca = server
+    kinesis = client("kinesis", endpoint, ca)
+    kinesis.create_stream(StreamName="two-shards", ShardCount=2)  # type: ignore[attr-defined]
+    response = kinesis.put_records(  # type: ignore[attr-defined]
+        StreamName="two-shards",
+        Records=[{"Data": b"x", "PartitionKey": f"apt-{i}"} for i in range(40)],
+    )
+    shards = {r["ShardId"] for r in response["Records"]}
+    sequences = [r["SequenceNumber"] for r in response["Records"]]
+    assert len(shards) == 2
+    assert len(set(sequences)) == len(sequences)
