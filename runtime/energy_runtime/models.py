@@ -23,7 +23,7 @@ class Reading(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     ts: Number | datetime
-    energy_wh: Annotated[Number, Field(ge=0)]
+    energy_wh: Annotated[Number, Field(ge=0, le=1e12)]
     power_w: Annotated[Number, Field(ge=0)]
     voltage_v: Annotated[Number, Field(ge=0)] | None = None
     current_a: Annotated[Number, Field(ge=0)] | None = None
@@ -34,6 +34,9 @@ class Reading(BaseModel):
     @field_validator("ts", mode="before")
     @classmethod
     def _iso_needs_offset(cls, value: object) -> object:
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if numeric and not -1e13 < value < 1e13:  # type: ignore[operator]
+            raise ValueError("epoch seconds out of range")
         if isinstance(value, str):
             parsed = datetime.fromisoformat(value)
             if parsed.tzinfo is None:

@@ -22,6 +22,11 @@ from energy_runtime.layout import OPTIONAL_FIELDS
 from energy_runtime.settings import ReadingRules
 
 _INF = float("inf")
+# Beyond these a number is garbage (and scaling it to integers could overflow): 1 TWh is
+# ~100,000 apartment-years; 10^13 s is ~300,000 years (milliseconds sent as seconds still
+# read as a future timestamp, which is what they are).
+MAX_ENERGY_WH = 1e12
+MAX_ABS_EPOCH_S = 1e13
 RAW_EXCERPT_BYTES = 4096  # the quarantine keeps this much of an oversized/garbled payload
 _DEVICE_ID = re.compile(r"[A-Za-z0-9:_-]{1,128}")
 
@@ -86,6 +91,8 @@ def _timestamp_ms(value: Any) -> int | str:
     if kind is int or kind is float:
         if not math.isfinite(value):
             return Reason.NON_FINITE
+        if not -MAX_ABS_EPOCH_S < value < MAX_ABS_EPOCH_S:
+            return Reason.BAD_TIMESTAMP
         return round(value * 1000)
     if kind is str:
         try:
@@ -118,6 +125,8 @@ def check_reading(item: Any, received_at: int, rules: ReadingRules) -> Checked:
             return problem, f"{name}={value!r}"
         if value < 0:
             return Reason.NEGATIVE_VALUE, f"{name}={value!r}"
+    if energy > MAX_ENERGY_WH:
+        return Reason.OUT_OF_RANGE, f"energy_wh={energy!r} exceeds {MAX_ENERGY_WH:.0f}"
     if power > rules.max_power_w:
         return Reason.IMPLAUSIBLE_POWER, f"power_w={power!r} exceeds {rules.max_power_w}"
     assert isinstance(ts_ms, int)
@@ -298,7 +307,7 @@ def _accept(
                 and (ke is float or ke is int)
                 and (kp is float or kp is int)
                 and earliest_s <= ts <= latest_s
-                and 0 <= energy < _INF
+                and 0 <= energy <= MAX_ENERGY_WH
                 and 0 <= power <= max_power
             ):
                 # tuple.__new__ skips NamedTuple's Python-level __new__ (hot path)

@@ -50,6 +50,8 @@ CORPUS: list[tuple[str, Any]] = [
     (Reason.OUT_OF_RANGE, {**GOOD, "power_factor": 1.2}),
     (Reason.OUT_OF_RANGE, {**GOOD, "current_a": -3}),
     (Reason.IMPLAUSIBLE_POWER, {**GOOD, "power_w": 2_000_000}),
+    (Reason.OUT_OF_RANGE, {**GOOD, "energy_wh": 1.7e308}),  # would overflow as mWh
+    (Reason.BAD_TIMESTAMP, {**GOOD, "ts": 1.7e305}),
     (Reason.BAD_TIMESTAMP, {**GOOD, "ts": "yesterday"}),
     (Reason.FUTURE_TIMESTAMP, {**GOOD, "ts": T0 + 86_400}),
     (Reason.FUTURE_TIMESTAMP, {**GOOD, "ts": T0 * 1000}),  # milliseconds sent as seconds
@@ -135,3 +137,31 @@ def test_the_fast_path_agrees_with_the_typed_model(reading: dict[str, Any]) -> N
     except (ValidationError, ValueError):
         model_ok = False
     assert isinstance(fast[0], Point) == model_ok, fast
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats()
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["ts", "energy_wh", "power_w", "readings", "seq", "power_factor", "x"]),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(json_values.map(lambda v: json.dumps(v).encode()), st.binary(max_size=64)))
+def test_no_payload_can_crash_the_decoder_or_lose_a_reading(payload: bytes) -> None:
+    out = Decoded()
+    received = decode_record(kinesis_record("m-1", payload, RECEIVED_MS, 1), 131_072, RULES, out)
+    assert received == out.accepted_count + len(out.rejected)
+    for rejection in out.rejected:
+        json.dumps(rejection.raw)  # what the quarantine writes must serialise
