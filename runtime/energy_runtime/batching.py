@@ -8,6 +8,7 @@ idempotent, so the records that get re-read on that retry change nothing twice.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 from functools import cache
@@ -38,8 +39,17 @@ def process_kinesis_event(
     decoded = Decoded()
     received = 0
     rules, max_bytes = config.rules, config.max_payload_bytes
-    for record in records:
-        received += decode_record(record, max_bytes, rules, decoded)
+    # The decode loop allocates ~10 objects per reading and creates no reference cycles:
+    # pausing the cyclic collector spares it rescanning the heap dozens of times per batch
+    # (reference counting still frees everything).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for record in records:
+            received += decode_record(record, max_bytes, rules, decoded)
+    finally:
+        if collecting:
+            gc.enable()
 
     by_device = [device_id for device_id, points in decoded.points.items() if points]
     entries = [
