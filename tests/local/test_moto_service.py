@@ -117,3 +117,42 @@ def test_sequence_numbers_are_unique_across_shards(server: tuple[str, Path]) -> 
     sequences = [r["SequenceNumber"] for r in response["Records"]]
     assert len(shards) == 2
     assert len(set(sequences)) == len(sequences)
+
+
+def test_queries_read_only_their_partition_in_key_order(server: tuple[str, Path]) -> None:
+    endpoint, ca = server
+    dynamodb = client("dynamodb", endpoint, ca)
+    dynamodb.create_table(  # type: ignore[attr-defined]
+        TableName="series",
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for device in ("apt-1", "apt-2"):
+        for i in (3, 1, 2, 5, 4):
+            dynamodb.put_item(  # type: ignore[attr-defined]
+                TableName="series",
+                Item={"pk": {"S": device}, "sk": {"S": f"I#{i}"}, "n": {"N": str(i)}},
+            )
+        dynamodb.put_item(TableName="series", Item={"pk": {"S": device}, "sk": {"S": "LATEST"}})  # type: ignore[attr-defined]
+    newest = dynamodb.query(  # type: ignore[attr-defined]
+        TableName="series",
+        KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+        ExpressionAttributeValues={":pk": {"S": "apt-2"}, ":lo": {"S": "I#"}, ":hi": {"S": "I#4"}},
+        ScanIndexForward=False,
+        Limit=2,
+    )
+    assert [item["sk"]["S"] for item in newest["Items"]] == ["I#4", "I#3"]
+    everything = dynamodb.query(  # type: ignore[attr-defined]
+        TableName="series",
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+        ExpressionAttributeValues={":pk": {"S": "apt-1"}, ":p": {"S": "I#"}},
+    )
+    assert [item["n"]["N"] for item in everything["Items"]] == ["1", "2", "3", "4", "5"]
+    assert {item["pk"]["S"] for item in everything["Items"]} == {"apt-1"}
