@@ -31,11 +31,26 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         energy_mwh += draw(st.integers(min_value=0, max_value=12_000))
         power = draw(st.integers(min_value=0, max_value=40_000)) / 10
         readings.append({"ts": ts, "energy_wh": energy_mwh / 1000, "power_w": power})
+    # Sometimes the meter misbehaves: spurious low values, or a swap to a fresh register.
+    defects = draw(st.lists(st.integers(0, count - 1), max_size=3))
+    for index in defects:
+        readings[index]["energy_wh"] = draw(st.sampled_from([0.0, 1.5, 12.0]))
+    if draw(st.booleans()) and count > 10:
+        swap = draw(st.integers(1, count - 1))
+        for i, reading in enumerate(readings[swap:]):
+            reading["energy_wh"] = 5.0 + i * 2.0
+        defects.append(swap)
     duplicates = draw(st.lists(st.sampled_from(readings), max_size=10))
     arrival = draw(st.permutations(readings + duplicates))
     cuts = sorted(draw(st.lists(st.integers(0, len(arrival)), max_size=4)))
     per_record = draw(st.integers(min_value=1, max_value=8))
-    return {"readings": readings, "arrival": arrival, "cuts": cuts, "per_record": per_record}
+    return {
+        "readings": readings,
+        "arrival": arrival,
+        "cuts": cuts,
+        "per_record": per_record,
+        "monotone": not defects,
+    }
 
 
 def records(device: str, readings: list[dict[str, Any]], per_record: int) -> list[dict[str, Any]]:
@@ -57,7 +72,7 @@ def device_items(cloud: Cloud, device: str) -> list[dict[str, Any]]:
 
 
 @settings(
-    max_examples=15,
+    max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -85,11 +100,14 @@ def test_order_batches_and_duplicates_do_not_change_the_result(
     for key in ("ts", "energy_wh", "power_w"):
         assert latest[key] == expected[key]
 
-    # Energy is conserved: the intervals add up to the register delta, to the mWh.
-    delta_mwh = round(readings[-1]["energy_wh"] * 1000) - round(readings[0]["energy_wh"] * 1000)
-    assert sum(round(row["energy_wh"] * 1000) for row in got) == delta_mwh
-    assert sum(round(wh * 1000) for wh in daily.values()) == delta_mwh
-    assert sum(row["reading_count"] for row in got) == len(readings)
+    assert sum(row["reading_count"] for row in got) == len({r["ts"] for r in readings})
+    assert all(row["energy_wh"] >= 0 for row in got)
+    total_mwh = sum(round(row["energy_wh"] * 1000) for row in got)
+    assert sum(round(wh * 1000) for wh in daily.values()) == total_mwh
+    if scenario["monotone"]:
+        # Energy is conserved: the intervals add up to the register delta, to the mWh.
+        first, last = readings[0]["energy_wh"], readings[-1]["energy_wh"]
+        assert total_mwh == round(last * 1000) - round(first * 1000)
 
     # Replaying every hand-off, in any grouping, changes nothing at all.
     before = device_items(cloud, device)
