@@ -24,6 +24,7 @@ def client(service: str) -> Any:
         connect_timeout=5,
         read_timeout=20,
         tcp_keepalive=True,
+        max_pool_connections=32,  # the processor works on 16 devices at a time
     )
     return boto3.session.Session().client(service, config=config)
 

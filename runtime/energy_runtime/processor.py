@@ -15,6 +15,7 @@ import hashlib
 import json
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -39,6 +40,7 @@ telemetry = Telemetry("energy-processor")
 logger = telemetry.logger
 metrics = telemetry.metrics
 MAX_ATTEMPTS_PER_DEVICE = 3
+DEVICE_WORKERS = 16  # concurrent devices per invocation (boto3 clients are thread-safe)
 
 
 @cache
@@ -122,6 +124,35 @@ def _plan(
     )
 
 
+def _plan_or_none(
+    store: Store, device_id: str, hot: HotState | None, entry: DeviceInput, cfg: ProcessorSettings
+) -> Plan | None:
+    try:
+        return _plan(store, device_id, hot, entry, cfg)
+    except aws.transient_errors():
+        logger.exception("reading stored intervals failed", extra={"device_id": device_id})
+        return None
+
+
+def _write_device(
+    store: Store, sns: Any, cfg: ProcessorSettings, plan: Plan
+) -> tuple[str, int, int]:
+    """("done" | "retry" | "failed", items written, alerts sent) for one device."""
+    try:
+        written = store.write(plan)
+    except ConcurrentUpdate:
+        return "retry", 0, 0
+    except aws.transient_errors():
+        logger.exception("device write failed", extra={"device_id": plan.device_id})
+        return "failed", 0, 0
+    try:
+        return "done", written, _alert(store, sns, cfg, plan)
+    except aws.transient_errors():
+        # The aggregates are written; an alert is best effort (at most once, never twice).
+        logger.exception("alert evaluation failed", extra={"device_id": plan.device_id})
+        return "done", written, 0
+
+
 def process_sqs_event(
     event: dict[str, Any], *, config: ProcessorSettings, dynamodb: Any, s3: Any, sns: Any
 ) -> dict[str, Any]:
@@ -130,58 +161,66 @@ def process_sqs_event(
     if poison:
         _quarantine_messages(s3, config, poison)
     store = Store(dynamodb, config.table_name, ttl_days=config.interval_ttl_days)
-    failed_messages: set[str] = set()
+    failed: set[str] = set()  # devices whose messages go back to the queue
     pending = sorted(devices)
     written = alerts_sent = accepted = 0
-    for attempt in range(MAX_ATTEMPTS_PER_DEVICE):
-        if not pending:
-            break
-        try:
-            hot_states = store.read_hot(pending)
-        except aws.transient_errors():
-            logger.exception("reading device state failed")
-            for d in pending:
-                failed_messages.update(devices[d].message_ids)
-            break
-        plans: dict[str, Plan] = {}
-        for d in pending:
+    # Devices are independent: their reads and conditional writes run side by side, so an
+    # invocation's latency is not the sum of thousands of round trips.
+    with ThreadPoolExecutor(max_workers=DEVICE_WORKERS) as pool:
+        for attempt in range(MAX_ATTEMPTS_PER_DEVICE):
+            if not pending:
+                break
             try:
-                plans[d] = _plan(store, d, hot_states.get(d), devices[d], config)
+                hot_states = store.read_hot(pending)
             except aws.transient_errors():
-                logger.exception("reading stored intervals failed", extra={"device_id": d})
-                failed_messages.update(devices[d].message_ids)
-        rows = [
-            archive.make_row(d, summary, rev, config.interval_minutes)
-            for d, plan in plans.items()
-            for summary, rev in plan.changed
-        ]
-        try:
-            archive.put_objects(
-                s3, config.archive_bucket, archive.parquet_objects(rows, config.processed_prefix)
+                logger.exception("reading device state failed")
+                failed.update(pending)
+                break
+            planned = zip(
+                pending,
+                pool.map(
+                    _plan_or_none,
+                    [store] * len(pending),
+                    pending,
+                    [hot_states.get(d) for d in pending],
+                    [devices[d] for d in pending],
+                    [config] * len(pending),
+                ),
+                strict=True,
             )
-        except aws.transient_errors():
-            logger.exception("processed archive write failed")
-            for d in pending:
-                failed_messages.update(devices[d].message_ids)
-            pending = []
-            break
-        retry: list[str] = []
-        for device_id, plan in plans.items():
+            plans: dict[str, Plan] = {}
+            for device_id, plan in planned:
+                if plan is None:
+                    failed.add(device_id)
+                else:
+                    plans[device_id] = plan
+            rows = [
+                archive.make_row(d, summary, rev, config.interval_minutes)
+                for d, plan in plans.items()
+                for summary, rev in plan.changed
+            ]
             try:
-                written += store.write(plan)
-            except ConcurrentUpdate:
-                retry.append(device_id)
-                continue
+                objects = archive.parquet_objects(rows, config.processed_prefix)
+                archive.put_objects(s3, config.archive_bucket, objects)
             except aws.transient_errors():
-                logger.exception("device write failed", extra={"device_id": device_id})
-                failed_messages.update(devices[device_id].message_ids)
-                continue
-            accepted += devices[device_id].reading_count
-            alerts_sent += _alert(store, sns, config, plan)
-        if retry and attempt == MAX_ATTEMPTS_PER_DEVICE - 1:
-            for device_id in retry:
-                failed_messages.update(devices[device_id].message_ids)
-        pending = retry
+                logger.exception("processed archive write failed")
+                failed.update(plans)
+                break
+            retry: list[str] = []
+            outcomes = pool.map(lambda p: (p, _write_device(store, sns, config, p)), plans.values())
+            for plan, (status, items, alerts_) in outcomes:
+                if status == "retry":
+                    retry.append(plan.device_id)
+                elif status == "failed":
+                    failed.add(plan.device_id)
+                else:
+                    written += items
+                    alerts_sent += alerts_
+                    accepted += devices[plan.device_id].reading_count
+            if retry and attempt == MAX_ATTEMPTS_PER_DEVICE - 1:
+                failed.update(retry)
+            pending = retry
+    failed_messages = {m for d in failed for m in devices[d].message_ids}
 
     telemetry.count("AggregatesWritten", written)
     telemetry.count("AlertsSent", alerts_sent)
