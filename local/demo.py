@@ -50,7 +50,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--garbage-rate", type=float, default=0.005)
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
-    parser.add_argument("--drain-timeout", type=float, default=180.0)
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=0.0,
+        help="seconds to wait for the pipeline after the last publish (default: by size)",
+    )
     return parser.parse_args(argv)
 
 
@@ -193,8 +198,9 @@ def _run(
             progress(stats, 1.0)
             last_report[0] = time.monotonic()
 
+    timeout = args.drain_timeout or 180.0 + 6.0 * scenario.apartments * scenario.days
     drain_s = local_pipeline.wait_drained(
-        pipeline, messages=stats.messages, timeout=args.drain_timeout, report=draining
+        pipeline, messages=stats.messages, timeout=timeout, report=draining
     )
     sampler.stop.set()
     sampler.join(5)

@@ -114,3 +114,52 @@ def test_nothing_is_left_running(demo_run: tuple[int, Path, str]) -> None:
         )
     )
     assert port_is_free(moto_port) and port_is_free(broker_port)
+
+
+def _descendants(root: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    command = [sys.executable, "-m", "local.demo", "--apartments", "2", "--days", "0.5"]
+    command += ["--speed", "60", "--out", str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "runtime")])}
+    log = tmp_path / "demo.log"
+    with log.open("w") as output:
+        demo = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while "simulated |" not in log.read_text():
+            assert demo.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, "the demo did not start publishing"
+            time.sleep(0.2)
+        children = _descendants(demo.pid)
+        assert len(children) >= 6  # broker, moto server, bridge, two triggers, archive
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=60) != 0
+    time.sleep(0.5)
+    assert [pid for pid in children if _alive(pid)] == []
+    run = tmp_path / "run"
+    assert port_is_free(int((run / "moto.port").read_text()))
