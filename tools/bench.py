@@ -20,6 +20,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,7 @@ class Meter:
         self.write_units = 0
         self.writes = 0
         self.s3_puts = 0
+        self.lock = threading.Lock()  # the processor writes from several threads
 
     @staticmethod
     def _value_size(value: dict[str, Any]) -> int:
@@ -135,11 +137,14 @@ class Meter:
         return sum(len(name.encode()) + self._value_size(v) for name, v in item.items())
 
     def on_put_item(self, params: dict[str, Any], **_: Any) -> None:
-        self.writes += 1
-        self.write_units += max(1, math.ceil(self.item_size(params["Item"]) / 1024))
+        units = max(1, math.ceil(self.item_size(params["Item"]) / 1024))
+        with self.lock:
+            self.writes += 1
+            self.write_units += units
 
     def on_s3_put(self, params: dict[str, Any], **_: Any) -> None:
-        self.s3_puts += 1
+        with self.lock:
+            self.s3_puts += 1
 
 
 class Cloud:
