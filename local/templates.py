@@ -60,6 +60,8 @@ def synthesize(outdir: Path) -> Path:
     """Synthesize the whole app into outdir (cdk-nag runs, as in `cdk synth`)."""
     os.environ.setdefault("CDK_DISABLE_CLI_TELEMETRY", "true")
     os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    os.environ.setdefault("JSII_DEPRECATED", "quiet")
     from energy_monitoring.application import build_app
 
     build_app(str(outdir)).synth()
