@@ -24,6 +24,21 @@ from energy_monitoring.stacks.storage import StorageResources
 BATCHING_SERVICE = "energy-batching"
 PROCESSOR_SERVICE = "energy-processor"
 PROCESSED_PREFIX = "processed/"
+# What energy_runtime.store calls, and nothing more (no Scan, no DeleteItem, no streams).
+PROCESSOR_TABLE_ACTIONS = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+)
+# A customer-managed table key is used on the caller's behalf: what DynamoDB documents.
+TABLE_KEY_ACTIONS = (
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey*",
+    "kms:ReEncrypt*",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,7 +156,8 @@ class ProcessingStack(cdk.Stack):
             key=key,
             log_retention=retention,
         )
-        storage.table.grant_read_write_data(processor.role)
+        storage.table.grant(processor.role, *PROCESSOR_TABLE_ACTIONS)
+        key.grant(processor.role, *TABLE_KEY_ACTIONS)
         grant_prefix_writes(processor.role, bucket=archive, prefix=PROCESSED_PREFIX, key=key)
         # Hand-off messages that are not hand-offs at all are quarantined, not retried.
         grant_prefix_writes(processor.role, bucket=archive, prefix=QUARANTINE_PREFIX, key=key)

@@ -160,11 +160,15 @@ def test_processor_role_is_least_privilege(synthesized: SynthesizedApp) -> None:
     statements = role_statements(synthesized, "dev", "Processor")
     actions = actions_of(statements)
 
-    assert {"dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem", "sns:Publish"} <= actions
-    assert "s3:PutObject" in actions
-    assert not any(
-        a.startswith(("kinesis:Put", "s3:Delete", "dynamodb:DeleteTable")) for a in actions
-    )
+    # Exactly what energy_runtime.store calls: no Scan, DeleteItem or stream reads.
+    assert {a for a in actions if a.startswith("dynamodb:")} == {
+        "dynamodb:BatchGetItem",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+    }
+    assert {"sns:Publish", "s3:PutObject", "kms:Decrypt", "kms:GenerateDataKey*"} <= actions
+    assert not any(a.startswith(("kinesis:Put", "s3:Delete", "s3:Get")) for a in actions)
     puts = [s for s in statements if s["Action"] == "s3:PutObject"]
     resources = [r for put in puts for r in _as_list(put["Resource"])]
     prefixes = sorted(resource["Fn::Join"][1][-1] for resource in resources)
