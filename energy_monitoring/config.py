@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar, Union
 
+from energy_runtime.settings import ReadingRules
+
 CONTEXT_KEY: Final = "energy-monitoring"
 
 # The only retention periods CloudWatch Logs accepts.
@@ -24,6 +26,10 @@ LOG_RETENTION_DAYS: Final = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
     2922, 3288, 3653,
 )  # fmt: skip
+
+# The processor refuses to start unless interval items outlive the oldest reading it
+# accepts (MAX_READING_AGE_DAYS, which the stacks leave at the runtime's default).
+MIN_INTERVAL_TTL_DAYS: Final = ReadingRules().max_age_s // 86_400 + 1
 
 # Short enough that every derived S3 bucket name stays within 63 characters.
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,9}$")
@@ -122,7 +128,10 @@ class DataSettings:
         choices=(1, 5, 10, 15, 30, 60), doc="aggregate interval (divides an hour)"
     )
     interval_ttl_days: int = _setting(
-        minimum=1, maximum=3650, doc="TTL of interval items in DynamoDB"
+        minimum=MIN_INTERVAL_TTL_DAYS,
+        maximum=3650,
+        doc="TTL of interval items in DynamoDB (must outlive the runtime's oldest accepted "
+        "reading)",
     )
     max_payload_bytes: int = _setting(
         minimum=256, maximum=131072, doc="larger MQTT payloads are quarantined"

@@ -174,3 +174,19 @@ def test_bad_setting_stops_synthesis_of_the_app() -> None:
 
     with pytest.raises(ConfigError, match=r"environments\.staging\.batching\.window_seconds"):
         build_app(context=context)
+
+
+def test_interval_ttl_must_outlive_the_runtime_reading_age_limit() -> None:
+    from energy_runtime.settings import SettingsError, load_processor_settings
+
+    from energy_monitoring.config import MIN_INTERVAL_TTL_DAYS
+
+    with pytest.raises(ConfigError, match=r"dev\.data\.interval_ttl_days: 7 is below the minimum"):
+        parse_environment("dev", dev_with(data__interval_ttl_days=7))
+    # The bound is the runtime's own: one day less and the processor would refuse to start.
+    environment = {"TABLE_NAME": "t", "ARCHIVE_BUCKET": "b", "ALERT_TOPIC_ARN": "arn"}
+    load_processor_settings({**environment, "INTERVAL_TTL_DAYS": str(MIN_INTERVAL_TTL_DAYS)})
+    with pytest.raises(SettingsError):
+        load_processor_settings(
+            {**environment, "INTERVAL_TTL_DAYS": str(MIN_INTERVAL_TTL_DAYS - 1)}
+        )
