@@ -31,7 +31,7 @@ LT = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
 
 
 def runtime_metric(
-    name: str, service: str, *, period: cdk.Duration = FIVE_MINUTES
+    name: str, service: str, *, period: cdk.Duration = FIVE_MINUTES, label: str | None = None
 ) -> cloudwatch.Metric:
     """A metric the handlers emit (EMF), by the names and dimensions of the contract."""
     return cloudwatch.Metric(
@@ -40,6 +40,7 @@ def runtime_metric(
         dimensions_map={"service": service},
         statistic="Sum",
         period=period,
+        label=label,
     )
 
 
@@ -328,6 +329,12 @@ class ObservabilityStack(cdk.Stack):
                     runtime_metric("ReadingsReceived", BATCHING_SERVICE),
                     runtime_metric("ReadingsAccepted", BATCHING_SERVICE),
                     runtime_metric("ReadingsQuarantined", BATCHING_SERVICE),
+                    # Hand-off messages the processor could not read are quarantined too.
+                    runtime_metric(
+                        "ReadingsQuarantined",
+                        PROCESSOR_SERVICE,
+                        label="ReadingsQuarantined (hand-off messages)",
+                    ),
                 ],
                 right=[by_reason],
                 width=12,

@@ -141,3 +141,59 @@ def test_device_defender_watches_auth_failures_and_volume(synthesized: Synthesiz
     assert "SNS" in profile["AlertTargets"]
     (target,) = profile["TargetArns"]
     assert target["Fn::Join"][1][-1].endswith(":all/registered-things")
+
+
+def dashboard_metrics(app: SynthesizedApp, environment: str) -> list[list[Any]]:
+    """Every metric array of the dashboard, tokens shown as <token>."""
+    body = app.one(environment, "Observability", "AWS::CloudWatch::Dashboard")["Properties"][
+        "DashboardBody"
+    ]
+    if isinstance(body, dict):
+        separator, parts = body["Fn::Join"]
+        body = separator.join(part if isinstance(part, str) else "<token>" for part in parts)
+    return [
+        metric
+        for widget in json.loads(body)["widgets"]
+        for metric in widget.get("properties", {}).get("metrics", [])
+    ]
+
+
+# What runtime/energy_runtime emits: (metric, service dimension), as the contract names them.
+EMITTED = {
+    ("ReadingsReceived", "energy-batching"),
+    ("ReadingsAccepted", "energy-batching"),
+    ("ReadingsQuarantined", "energy-batching"),
+    ("ReadingsQuarantined", "energy-processor"),
+    ("AggregatesWritten", "energy-processor"),
+    ("AlertsSent", "energy-processor"),
+}
+
+
+def test_dashboard_graphs_runtime_metrics_with_their_service_dimension(
+    synthesized: SynthesizedApp,
+) -> None:
+    shown = {
+        (metric[1], metric[3])
+        for metric in dashboard_metrics(synthesized, "dev")
+        if metric[0] == "EnergyMonitoring" and metric[2:3] == ["service"]
+    }
+    assert shown >= EMITTED
+    # Each runtime metric has exactly the one `service` dimension the handlers set.
+    for metric in dashboard_metrics(synthesized, "dev"):
+        if metric[0] == "EnergyMonitoring":
+            assert len([part for part in metric[2:] if not isinstance(part, dict)]) == 2, metric
+
+
+def test_dashboard_searches_quarantine_reasons_by_their_dimensions(
+    synthesized: SynthesizedApp,
+) -> None:
+    expressions = [
+        part["expression"]
+        for metric in dashboard_metrics(synthesized, "dev")
+        for part in metric
+        if isinstance(part, dict) and "expression" in part
+    ]
+    assert any(
+        "{EnergyMonitoring,service,reason}" in e and 'MetricName="QuarantinedByReason"' in e
+        for e in expressions
+    )
