@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from energy_runtime.aggregate import LOOKBACK
 
-from local.simulator import Faults, Scenario, Simulation
+from local.broker import RULE_CLIENT_NAME, start_broker
+from local.mqtt import connect, tls_client
+from local.pki import CertificateAuthority
+from local.simulator import Faults, Scenario, Simulation, main
 
 START = 1_794_700_800  # a Monday, 00:00 UTC
 
@@ -97,3 +102,35 @@ def test_bad_scenario_settings_are_named(setting: dict[str, float]) -> None:
 def test_bad_fault_rates_are_named() -> None:
     with pytest.raises(ValueError, match="garbage_rate"):
         Faults(garbage_rate=2)
+
+
+def test_the_command_line_publishes_to_a_broker_over_mutual_tls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca = CertificateAuthority(tmp_path / "pki")
+    broker = start_broker(tmp_path / "broker", ca)
+    try:
+        for device in ("apt-0001", "apt-0002"):
+            ca.issue_client(device)
+        rule = ca.issue_client(RULE_CLIENT_NAME)
+        received: list[str] = []
+        subscribed = threading.Event()
+        subscriber = tls_client("rule", cert=rule.cert, key=rule.key, ca=rule.ca)
+        subscriber.on_message = lambda _c, _u, m: received.append(m.topic)
+        subscriber.on_subscribe = lambda *_a: subscribed.set()
+        connect(subscriber, broker.host, broker.port)
+        subscriber.subscribe("energy/consumption/+", qos=1)
+        assert subscribed.wait(5)
+        scenario = ["--apartments", "2", "--days", "0.01", "--speed", "2000"]
+        main([*scenario, "--port", str(broker.port), "--pki", str(tmp_path / "pki")])
+        sent = json.loads(capsys.readouterr().out)
+        for _ in range(50):
+            if len(received) >= sent["messages"]:
+                break
+            threading.Event().wait(0.1)
+        assert len(received) == sent["messages"] > 0
+        assert set(received) == {"energy/consumption/apt-0001", "energy/consumption/apt-0002"}
+        subscriber.disconnect()
+        subscriber.loop_stop()
+    finally:
+        broker.stop()
