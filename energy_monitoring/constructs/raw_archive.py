@@ -17,8 +17,10 @@ from energy_monitoring.config import EnvironmentConfig
 ERROR_PREFIX = "firehose-errors/"
 # received_at is epoch milliseconds (set by the topic rule); partitions are UTC hours.
 _FORMATS = {"year": "%Y", "month": "%m", "day": "%d", "hour": "%H"}
+# Firehose joins these into one jq 1.6 object, {"year": <query>, ...}; jq's grammar takes
+# only a term or a pipe as an object value, so arithmetic must be parenthesized.
 PARTITION_QUERIES = {
-    name: f'.received_at / 1000 | floor | strftime("{_FORMATS[name]}")'
+    name: f'(.received_at / 1000 | floor | strftime("{_FORMATS[name]}"))'
     for name, _type in PARTITION_KEYS
 }
 DATA_PREFIX = RAW_PREFIX + "".join(

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 from typing import Any
+
+import pytest
 
 from energy_monitoring.constructs.topic_rule import RULE_SQL
 from infra.synthesis import SynthesizedApp
@@ -144,7 +149,30 @@ def test_firehose_writes_parquet_partitioned_by_receive_hour(
     (processor,) = destination["ProcessingConfiguration"]["Processors"]
     parameters = {p["ParameterName"]: p["ParameterValue"] for p in processor["Parameters"]}
     assert processor["Type"] == "MetadataExtraction"
+    assert parameters["JsonParsingEngine"] == "JQ-1.6"
     assert ".received_at / 1000" in parameters["MetadataExtractionQuery"]
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="needs the jq binary")
+def test_firehose_partition_query_runs_in_jq(synthesized: SynthesizedApp) -> None:
+    """The query Firehose evaluates, run on a Kinesis record the topic rule writes."""
+    stream = synthesized.one("dev", "Ingest", "AWS::KinesisFirehose::DeliveryStream")
+    destination = stream["Properties"]["ExtendedS3DestinationConfiguration"]
+    (processor,) = destination["ProcessingConfiguration"]["Processors"]
+    parameters = {p["ParameterName"]: p["ParameterValue"] for p in processor["Parameters"]}
+    record = {"payload": "e30=", "device_id": "meter-1", "received_at": 1_709_251_199_999}
+
+    result = subprocess.run(
+        ["jq", "-c", parameters["MetadataExtractionQuery"]],
+        input=json.dumps(record),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    # 2024-02-29T23:59:59.999Z: the hour the rule received it, zero-padded, in UTC.
+    assert json.loads(result.stdout) == {"year": "2024", "month": "02", "day": "29", "hour": "23"}
 
 
 def test_iot_logging_only_where_configured(synthesized: SynthesizedApp) -> None:
