@@ -25,24 +25,17 @@ WILDCARD_ACTIONS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
         re.compile(r"^kms:(GenerateDataKey|ReEncrypt)\*$"),
         "KMS actions from CDK grants on this environment's key; the resource is that one key",
     ),
-    (
-        re.compile(r"^s3:(Abort|DeleteObject|GetBucket|GetObject|List)\*$"),
-        "Firehose's S3 destination grant: it lists, retries and aborts multipart uploads "
-        "in the archive bucket it writes raw/ and firehose-errors/ to",
-    ),
 )
 
 # Wildcard resources: objects under data-dependent keys in one bucket of this environment.
 WILDCARD_RESOURCES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     (
-        re.compile(r":s3:::energy-[a-z0-9-]+-archive-[^/]+/(quarantine|processed|iot-errors)/\*$"),
+        re.compile(
+            r":s3:::energy-[a-z0-9-]+-archive-[^/]+/"
+            r"(quarantine|processed|iot-errors|raw|firehose-errors)/\*$"
+        ),
         "object keys under this prefix depend on the data (time partitions, content "
-        "hashes); the grant is PutObject under the one prefix the writer owns",
-    ),
-    (
-        re.compile(r":s3:::energy-[a-z0-9-]+-archive-[^/]+/\*$"),
-        "Firehose writes raw/ partitions (by receive hour) and firehose-errors/; the L2 "
-        "destination grants the bucket's objects",
+        "hashes); the grant covers objects under the one prefix the writer owns",
     ),
 )
 
@@ -50,10 +43,6 @@ WILDCARD_RESOURCES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
 UNSCOPABLE_ACTIONS: Final[dict[frozenset[str], str]] = {
     frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}): (
         "X-Ray trace submission supports no resource-level permissions"
-    ),
-    frozenset({"glue:GetSchemaVersion"}): (
-        "Firehose record format conversion reads the schema via glue:GetSchemaVersion, "
-        "which supports no resource-level permissions"
     ),
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_kms as kms
@@ -13,6 +14,7 @@ from constructs import Construct
 from energy_runtime.schema import PARTITION_KEYS, RAW_PREFIX
 
 from energy_monitoring.config import EnvironmentConfig
+from energy_monitoring.constructs.grants import role_policy
 
 ERROR_PREFIX = "firehose-errors/"
 # received_at is epoch milliseconds (set by the topic rule); partitions are UTC hours.
@@ -49,8 +51,15 @@ class RawArchiveDelivery(Construct):
             encryption_key=key,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
+        role = self._destination_role(
+            archive=archive, key=key, raw_table=raw_table, log_group=log_group
+        )
         destination = firehose.S3Bucket(
             archive,
+            # The L2 destination would grant read-write on the whole bucket (deletes
+            # included): it gets a view of the role that ignores grants, and the role
+            # carries only the policy below.
+            role=role.without_policy_updates(),
             data_output_prefix=DATA_PREFIX,
             error_output_prefix=ERROR_PREFIX + "!{firehose:error-output-type}/",
             buffering_interval=cdk.Duration.seconds(config.ingest.firehose_buffer_seconds),
@@ -71,3 +80,59 @@ class RawArchiveDelivery(Construct):
             source=firehose.KinesisStreamSource(stream),
             destination=destination,
         )
+        # Firehose validates the destination role when the stream is created.
+        cfn_stream = self.delivery_stream.node.default_child
+        assert cfn_stream is not None
+        cfn_stream.node.add_dependency(role_policy(role))
+
+    def _destination_role(
+        self,
+        *,
+        archive: s3.IBucket,
+        key: kms.IKey,
+        raw_table: glue.CfnTable,
+        log_group: logs.ILogGroup,
+    ) -> iam.Role:
+        """What Firehose's S3 destination documentation lists, on the two prefixes it writes."""
+        stack = cdk.Stack.of(self)
+        role = iam.Role(
+            self,
+            "DestinationRole",
+            assumed_by=iam.ServicePrincipal("firehose.amazonaws.com"),
+            description="Lets Firehose write raw/ Parquet and firehose-errors/ to the archive",
+        )
+        database = raw_table.database_name
+        table_path = f"{database}/{raw_table.ref}"
+        statements = [
+            iam.PolicyStatement(
+                actions=["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+                resources=[archive.bucket_arn],
+            ),
+            iam.PolicyStatement(
+                actions=["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+                resources=[
+                    archive.arn_for_objects(f"{prefix}*") for prefix in (RAW_PREFIX, ERROR_PREFIX)
+                ],
+            ),
+            iam.PolicyStatement(
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}},
+            ),
+            # Record format conversion reads the raw table's schema.
+            iam.PolicyStatement(
+                actions=["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"],
+                resources=[
+                    stack.format_arn(service="glue", resource="catalog"),
+                    stack.format_arn(service="glue", resource="database", resource_name=database),
+                    stack.format_arn(service="glue", resource="table", resource_name=table_path),
+                ],
+            ),
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            ),
+        ]
+        for statement in statements:
+            role.add_to_policy(statement)
+        return role

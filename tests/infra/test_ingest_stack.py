@@ -153,6 +153,31 @@ def test_firehose_writes_parquet_partitioned_by_receive_hour(
     assert ".received_at / 1000" in parameters["MetadataExtractionQuery"]
 
 
+def test_firehose_destination_role_writes_only_its_prefixes(synthesized: SynthesizedApp) -> None:
+    policies = synthesized.resources("dev", "Ingest", "AWS::IAM::Policy")
+    (policy,) = [p for lid, p in policies.items() if lid.startswith("RawArchiveDestinationRole")]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    actions = {action for s in statements for action in _list(s["Action"])}
+
+    assert not any("*" in action for action in actions)
+    assert not any(
+        a.startswith(("s3:Delete", "s3:PutObjectRetention", "kms:Encrypt")) for a in actions
+    )
+    (objects,) = [s for s in statements if "s3:PutObject" in _list(s["Action"])]
+    assert sorted(flatten(r).rsplit("/", 2)[-2] for r in objects["Resource"]) == [
+        "firehose-errors",
+        "raw",
+    ]
+    (glue,) = [s for s in statements if "glue:GetTable" in _list(s["Action"])]
+    assert "glue:GetSchemaVersion" not in actions and glue["Resource"] != "*"
+    delivery = synthesized.one("dev", "Ingest", "AWS::KinesisFirehose::DeliveryStream")
+    role_arn = delivery["Properties"]["ExtendedS3DestinationConfiguration"]["RoleARN"]
+    assert role_arn["Fn::GetAtt"][0].startswith("RawArchiveDestinationRole")
+    assert any(
+        d.startswith("RawArchiveDestinationRoleDefaultPolicy") for d in delivery["DependsOn"]
+    )
+
+
 @pytest.mark.skipif(shutil.which("jq") is None, reason="needs the jq binary")
 def test_firehose_partition_query_runs_in_jq(synthesized: SynthesizedApp) -> None:
     """The query Firehose evaluates, run on a Kinesis record the topic rule writes."""
