@@ -59,6 +59,13 @@ class IngestStack(cdk.Stack):
             encryption=kinesis.StreamEncryption.KMS,
             encryption_key=storage.key,
             retention_period=cdk.Duration.hours(settings.retention_hours),
+            # The L2 retains streams by default: a destroyed dev environment would leave a
+            # billed stream behind, encrypted with a key that is gone.
+            removal_policy=(
+                cdk.RemovalPolicy.DESTROY
+                if config.removal_policy == "destroy"
+                else cdk.RemovalPolicy.RETAIN
+            ),
         )
 
         archive = archive_bucket(self, "ArchiveBucket", config=config)

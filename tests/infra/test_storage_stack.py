@@ -106,11 +106,21 @@ def test_archive_tiers_and_expires_as_configured(
     assert archive["LoggingConfiguration"]["LogFilePrefix"] == "archive/"
 
 
-def test_removal_policy_follows_the_environment(synthesized: SynthesizedApp) -> None:
-    dev_table = synthesized.one("dev", "Storage", "AWS::DynamoDB::Table")
-    prod_table = synthesized.one("prod", "Storage", "AWS::DynamoDB::Table")
-    assert dev_table["DeletionPolicy"] == "Delete"
-    assert prod_table["DeletionPolicy"] == "Retain"
+STATEFUL = (
+    ("Storage", "AWS::DynamoDB::Table"),
+    ("Storage", "AWS::KMS::Key"),
+    ("Storage", "AWS::S3::Bucket"),
+    ("Ingest", "AWS::Kinesis::Stream"),
+)
+
+
+@pytest.mark.parametrize(("environment", "expected"), [("dev", "Delete"), ("prod", "Retain")])
+def test_removal_policy_follows_the_environment(
+    synthesized: SynthesizedApp, environment: str, expected: str
+) -> None:
+    for stack, type_ in STATEFUL:
+        for logical_id, resource in synthesized.resources(environment, stack, type_).items():
+            assert resource["DeletionPolicy"] == expected, f"{environment}/{logical_id}"
 
 
 def columns(table: dict[str, Any]) -> list[tuple[str, str]]:
