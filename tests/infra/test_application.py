@@ -137,3 +137,48 @@ def test_encryption_everywhere(synthesized: SynthesizedApp) -> None:
             assert _encrypted(resource), f"{environment}/{stack}/{logical_id}"
             seen.add(resource["Type"])
     assert seen >= DATA_TYPES
+
+
+# Resource type -> (its policy's type, the property listing what the policy covers).
+TLS_POLICIES = {
+    "AWS::SNS::Topic": ("AWS::SNS::TopicPolicy", "Topics"),
+    "AWS::SQS::Queue": ("AWS::SQS::QueuePolicy", "Queues"),
+}
+
+
+def _denies_plain_transport(statement: dict[str, Any]) -> bool:
+    return statement["Effect"] == "Deny" and statement.get("Condition") == {
+        "Bool": {"aws:SecureTransport": "false"}
+    }
+
+
+@pytest.mark.parametrize(("environment", "stack"), KEYS)
+def test_every_topic_and_queue_refuses_plain_transport(
+    synthesized: SynthesizedApp, environment: str, stack: str
+) -> None:
+    resources = synthesized.template(environment, stack)["Resources"]
+    for type_, (policy_type, covers) in TLS_POLICIES.items():
+        tls_only = {
+            target["Ref"]
+            for policy in resources.values()
+            if policy["Type"] == policy_type
+            and any(
+                map(_denies_plain_transport, policy["Properties"]["PolicyDocument"]["Statement"])
+            )
+            for target in policy["Properties"][covers]
+        }
+        for logical_id, resource in resources.items():
+            if resource["Type"] == type_:
+                assert logical_id in tls_only, f"{environment}/{stack}/{logical_id}"
+
+
+def test_every_key_rotates(synthesized: SynthesizedApp) -> None:
+    keys = [
+        (environment, stack, logical_id, resource)
+        for (environment, stack), template in synthesized.templates.items()
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::KMS::Key"
+    ]
+    assert len(keys) == 2 * len(ENVIRONMENTS)  # data key and ops key per environment
+    for environment, stack, logical_id, resource in keys:
+        assert resource["Properties"]["EnableKeyRotation"] is True, (environment, stack, logical_id)
