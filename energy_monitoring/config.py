@@ -148,7 +148,10 @@ class RetentionSettings:
         minimum=30, maximum=3650, doc="archive objects move to Standard-IA"
     )
     archive_glacier_after_days: int = _setting(
-        minimum=31, maximum=3650, doc="archive objects move to Glacier Flexible Retrieval"
+        minimum=31,
+        maximum=3650,
+        doc="raw/, quarantine/ and error objects move to Glacier Flexible Retrieval (Athena "
+        "skips them); processed/ stays in Standard-IA",
     )
     archive_expire_after_days: int = _setting(
         minimum=32, maximum=36500, doc="archive objects are deleted"

@@ -6,8 +6,17 @@ import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+from energy_runtime.schema import QUARANTINE_PREFIX, RAW_PREFIX
 
 from energy_monitoring.config import EnvironmentConfig
+from energy_monitoring.constructs.raw_archive import ERROR_PREFIX as FIREHOSE_ERROR_PREFIX
+from energy_monitoring.constructs.topic_rule import ERROR_PREFIX as IOT_ERROR_PREFIX
+
+PROCESSED_PREFIX = "processed/"
+# Athena skips objects in Glacier Flexible Retrieval: these prefixes are archive-only
+# once they get there. Processed aggregates (small, what QuickSight reads) stop at
+# Standard-IA so that they stay queryable until they expire.
+GLACIER_PREFIXES = (RAW_PREFIX, QUARANTINE_PREFIX, FIREHOSE_ERROR_PREFIX, IOT_ERROR_PREFIX)
 
 
 def bucket_name(config: EnvironmentConfig, scope: Construct, purpose: str) -> str:
@@ -69,28 +78,7 @@ class ArchiveBuckets(Construct):
             server_access_logs_prefix="archive/",
             removal_policy=removal,
             auto_delete_objects=destroy,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="tier-and-expire",
-                    transitions=[
-                        s3.Transition(
-                            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                            transition_after=cdk.Duration.days(retention.archive_ia_after_days),
-                        ),
-                        s3.Transition(
-                            storage_class=s3.StorageClass.GLACIER,
-                            transition_after=cdk.Duration.days(
-                                retention.archive_glacier_after_days
-                            ),
-                        ),
-                    ],
-                    expiration=cdk.Duration.days(retention.archive_expire_after_days),
-                    noncurrent_version_expiration=cdk.Duration.days(
-                        retention.noncurrent_expire_days
-                    ),
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
-                )
-            ],
+            lifecycle_rules=self._archive_lifecycle(config),
         )
 
         self.athena_results = s3.Bucket(
@@ -115,3 +103,38 @@ class ArchiveBuckets(Construct):
                 )
             ],
         )
+
+    @staticmethod
+    def _archive_lifecycle(config: EnvironmentConfig) -> list[s3.LifecycleRule]:
+        retention = config.retention
+        infrequent = s3.Transition(
+            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+            transition_after=cdk.Duration.days(retention.archive_ia_after_days),
+        )
+        glacier = s3.Transition(
+            storage_class=s3.StorageClass.GLACIER,
+            transition_after=cdk.Duration.days(retention.archive_glacier_after_days),
+        )
+        expire = cdk.Duration.days(retention.archive_expire_after_days)
+        return [
+            *(
+                s3.LifecycleRule(
+                    id=f"tier-{prefix.strip('/')}",
+                    prefix=prefix,
+                    transitions=[infrequent, glacier],
+                    expiration=expire,
+                )
+                for prefix in GLACIER_PREFIXES
+            ),
+            s3.LifecycleRule(
+                id="tier-processed",
+                prefix=PROCESSED_PREFIX,
+                transitions=[infrequent],
+                expiration=expire,
+            ),
+            s3.LifecycleRule(
+                id="versions-and-uploads",
+                noncurrent_version_expiration=cdk.Duration.days(retention.noncurrent_expire_days),
+                abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+            ),
+        ]

@@ -14,7 +14,7 @@ from constructs import Construct
 from energy_runtime.schema import QUARANTINE_PREFIX
 
 from energy_monitoring.config import EnvironmentConfig
-from energy_monitoring.constructs.archive import archive_bucket
+from energy_monitoring.constructs.archive import PROCESSED_PREFIX, archive_bucket
 from energy_monitoring.constructs.energy_function import EnergyFunction, ManagedLayer
 from energy_monitoring.constructs.grants import grant_prefix_writes
 from energy_monitoring.constructs.queues import encrypted_queue
@@ -23,7 +23,6 @@ from energy_monitoring.stacks.storage import StorageResources
 
 BATCHING_SERVICE = "energy-batching"
 PROCESSOR_SERVICE = "energy-processor"
-PROCESSED_PREFIX = "processed/"
 # What energy_runtime.store calls, and nothing more (no Scan, no DeleteItem, no streams).
 PROCESSOR_TABLE_ACTIONS = (
     "dynamodb:BatchGetItem",

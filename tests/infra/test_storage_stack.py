@@ -91,17 +91,31 @@ def test_archive_tiers_and_expires_as_configured(
         for bucket in buckets(synthesized, environment).values()
         if "-archive-" in str(bucket["Properties"]["BucketName"])
     )
-    (rule,) = archive["LifecycleConfiguration"]["Rules"]
+    rules = {rule["Id"]: rule for rule in archive["LifecycleConfiguration"]["Rules"]}
+    infrequent = {
+        "StorageClass": "STANDARD_IA",
+        "TransitionInDays": retention.archive_ia_after_days,
+    }
+    glacier = {"StorageClass": "GLACIER", "TransitionInDays": retention.archive_glacier_after_days}
 
-    assert rule["Status"] == "Enabled"
-    assert rule["Transitions"] == [
-        {"StorageClass": "STANDARD_IA", "TransitionInDays": retention.archive_ia_after_days},
-        {"StorageClass": "GLACIER", "TransitionInDays": retention.archive_glacier_after_days},
-    ]
-    assert rule["ExpirationInDays"] == retention.archive_expire_after_days
-    assert rule["NoncurrentVersionExpiration"] == {
+    assert all(rule["Status"] == "Enabled" for rule in rules.values())
+    # Every prefix of the contract's layout tiers and expires.
+    for prefix in ("raw/", "quarantine/", "firehose-errors/", "iot-errors/"):
+        rule = rules[f"tier-{prefix.strip('/')}"]
+        assert rule["Prefix"] == prefix
+        assert rule["Transitions"] == [infrequent, glacier]
+        assert rule["ExpirationInDays"] == retention.archive_expire_after_days
+    # Athena skips Glacier Flexible Retrieval objects: aggregates stop at Standard-IA.
+    processed = rules["tier-processed"]
+    assert processed["Prefix"] == "processed/"
+    assert processed["Transitions"] == [infrequent]
+    assert processed["ExpirationInDays"] == retention.archive_expire_after_days
+    versions = rules["versions-and-uploads"]
+    assert "Prefix" not in versions
+    assert versions["NoncurrentVersionExpiration"] == {
         "NoncurrentDays": retention.noncurrent_expire_days
     }
+    assert versions["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
     assert archive["VersioningConfiguration"] == {"Status": "Enabled"}
     assert archive["LoggingConfiguration"]["LogFilePrefix"] == "archive/"
 
