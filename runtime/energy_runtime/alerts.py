@@ -1,8 +1,16 @@
-"""High-usage and anomaly alerts, at most one per device, kind and period.
+"""High-usage and anomaly alerts: at least once, and in the normal case exactly once, per
+device, kind and period.
 
-A conditional put of a marker item claims the (device, kind, period) before publishing,
-so retries and replays cannot alert twice. If publishing then fails the alert is lost,
-not repeated: at-most-once is the promise (the aggregates themselves are unaffected).
+An alert is an outbox entry: a marker item (`ALERT#<kind>#<period>`) that records the
+alert's content and a state, `pending` until SNS has accepted it, then `sent`. The
+processor claims the marker (a conditional put) *before* writing the aggregates that
+raise the alert, because once those are written a retried message merges nothing new and
+would never raise the alert again: the pending marker is what survives. It then publishes
+and marks the marker sent (conditionally). A publish that fails after the SDK's retries
+fails the device's messages; when SQS redelivers them the processor finds the pending
+marker and publishes it. A replay after a successful publish finds `sent` and publishes
+nothing. An alert can be published twice only if two invocations hold a pending marker at
+once, or if marking it sent fails after SNS accepted it.
 """
 
 from __future__ import annotations
@@ -19,6 +27,19 @@ BASELINE_INTERVALS = 16  # the device's own recent intervals (4 h at 15 min)
 BASELINE_MIN_INTERVALS = 8
 ANOMALY_MIN_WH = 50.0  # below this nothing is unusual enough to page anyone
 MARKER_TTL_S = 7 * 86_400
+PENDING = "pending"  # claimed, SNS has not accepted it yet
+SENT = "sent"
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """An alert as its marker item records it: enough to publish it again, as it was."""
+
+    device_id: str
+    kind: str
+    period_ms: int
+    subject: str
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +65,18 @@ class Alert:
             sort_keys=True,
         )
 
+    def subject(self) -> str:
+        return f"Energy {self.kind.replace('_', ' ')}: {self.device_id}"[:100]
+
+    def marker(self, period_minutes: int) -> Marker:
+        return Marker(
+            self.device_id,
+            self.kind,
+            self.period_ms(period_minutes),
+            self.subject(),
+            self.message(),
+        )
+
 
 def high_usage(device_id: str, summary: IntervalSummary, threshold_wh: float) -> Alert | None:
     if summary.energy_wh <= threshold_wh:
@@ -63,13 +96,13 @@ def anomaly(
     return Alert(device_id, ANOMALY, summary, detail)
 
 
-def publish(sns: Any, topic_arn: str, alert: Alert) -> None:
+def publish(sns: Any, topic_arn: str, marker: Marker) -> None:
     sns.publish(
         TopicArn=topic_arn,
-        Subject=f"Energy {alert.kind.replace('_', ' ')}: {alert.device_id}"[:100],
-        Message=alert.message(),
+        Subject=marker.subject,
+        Message=marker.message,
         MessageAttributes={
-            "kind": {"DataType": "String", "StringValue": alert.kind},
-            "device_id": {"DataType": "String", "StringValue": alert.device_id},
+            "kind": {"DataType": "String", "StringValue": marker.kind},
+            "device_id": {"DataType": "String", "StringValue": marker.device_id},
         },
     )

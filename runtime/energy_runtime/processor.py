@@ -2,9 +2,11 @@
 
 Per invocation: merge the readings of all messages per device, read the devices' hot
 items in bulk, plan each device's writes (state.py), write the Parquet rows first (named
-by content, so a retry rewrites the same objects), then the items (conditional), then the
-alerts. A device whose writes fail transiently fails only the messages that carried it;
-a message that is not a hand-off at all is quarantined, never retried forever.
+by content, so a retry rewrites the same objects), then per device: claim the alerts the
+plan raises (pending markers), write the items (conditional), publish the alerts and mark
+them sent (alerts.py). A device whose writes or alerts fail transiently fails only the
+messages that carried it; a redelivered message republishes the device's pending alerts.
+A message that is not a hand-off at all is quarantined, never retried forever.
 """
 
 from __future__ import annotations
@@ -54,6 +56,21 @@ class DeviceInput:
     latest: Latest | None = None
     message_ids: set[str] = field(default_factory=set)
     reading_count: int = 0
+    redelivered: bool = False  # a message of the device was received before
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str  # "done" | "retry" (concurrent update: plan again) | "failed"
+    written: int = 0
+    alerts_sent: int = 0
+
+
+def _receive_count(record: dict[str, Any]) -> int:
+    try:
+        return int(record.get("attributes", {}).get("ApproximateReceiveCount", 1))
+    except (TypeError, ValueError):
+        return 1
 
 
 def _collect(records: list[dict[str, Any]]) -> tuple[dict[str, DeviceInput], list[dict[str, Any]]]:
@@ -81,9 +98,11 @@ def _collect(records: list[dict[str, Any]]) -> tuple[dict[str, DeviceInput], lis
         except (ValidationError, ValueError, binascii.Error):
             poison.append(record)
             continue
+        redelivered = _receive_count(record) > 1
         for device, groups in decoded:
             entry = devices[device.device_id]
             entry.message_ids.add(record["messageId"])
+            entry.redelivered |= redelivered
             for group in groups:
                 entry.points.extend(group)
                 entry.reading_count += len(group)
@@ -134,23 +153,49 @@ def _plan_or_none(
         return None
 
 
-def _write_device(
-    store: Store, sns: Any, cfg: ProcessorSettings, plan: Plan
-) -> tuple[str, int, int]:
-    """("done" | "retry" | "failed", items written, alerts sent) for one device."""
+def _apply_device(
+    store: Store, sns: Any, cfg: ProcessorSettings, plan: Plan, redelivered: bool
+) -> Outcome:
+    """Claim the plan's alerts, write its items, then publish what is pending."""
     try:
+        # Claimed before the aggregates are written: a retry after that merges nothing new
+        # and would not raise these alerts again, but it finds their pending markers.
+        outbox = _claim_alerts(store, cfg, plan)
         written = store.write(plan)
     except ConcurrentUpdate:
-        return "retry", 0, 0
+        return Outcome("retry")
     except aws.transient_errors():
         logger.exception("device write failed", extra={"device_id": plan.device_id})
-        return "failed", 0, 0
+        return Outcome("failed")
+    replay = plan.hot is None and not plan.changed
     try:
-        return "done", written, _alert(store, sns, cfg, plan)
+        if redelivered or replay:
+            # An earlier attempt may have claimed alerts it could not publish.
+            claimed = {(m.kind, m.period_ms) for m in outbox}
+            outbox += [
+                m
+                for m in store.pending_alerts(plan.device_id)
+                if (m.kind, m.period_ms) not in claimed
+            ]
     except aws.transient_errors():
-        # The aggregates are written; an alert is best effort (at most once, never twice).
-        logger.exception("alert evaluation failed", extra={"device_id": plan.device_id})
-        return "done", written, 0
+        logger.exception("reading pending alerts failed", extra={"device_id": plan.device_id})
+        return Outcome("failed", written)
+    sent = 0
+    for marker in outbox:
+        extra = {"device_id": marker.device_id, "kind": marker.kind}
+        try:
+            alerts.publish(sns, cfg.alert_topic_arn, marker)
+        except aws.transient_errors():
+            # The marker stays pending; SQS redelivers the device's messages.
+            logger.exception("alert publish failed (kept pending)", extra=extra)
+            return Outcome("failed", written, sent)
+        sent += 1
+        try:
+            store.mark_alert_sent(marker)
+        except aws.transient_errors():
+            # Published; left pending, a later redelivery may publish it once more.
+            logger.exception("marking an alert sent failed", extra=extra)
+    return Outcome("done", written, sent)
 
 
 def process_sqs_event(
@@ -207,16 +252,22 @@ def process_sqs_event(
                 failed.update(plans)
                 break
             retry: list[str] = []
-            outcomes = pool.map(lambda p: (p, _write_device(store, sns, config, p)), plans.values())
-            for plan, (status, items, alerts_) in outcomes:
-                if status == "retry":
-                    retry.append(plan.device_id)
-                elif status == "failed":
-                    failed.add(plan.device_id)
+            outcomes = pool.map(
+                lambda p: (
+                    p.device_id,
+                    _apply_device(store, sns, config, p, devices[p.device_id].redelivered),
+                ),
+                plans.values(),
+            )
+            for device_id, outcome in outcomes:
+                written += outcome.written
+                alerts_sent += outcome.alerts_sent
+                if outcome.status == "retry":
+                    retry.append(device_id)
+                elif outcome.status == "failed":
+                    failed.add(device_id)
                 else:
-                    written += items
-                    alerts_sent += alerts_
-                    accepted += devices[plan.device_id].reading_count
+                    accepted += devices[device_id].reading_count
             if retry and attempt == MAX_ATTEMPTS_PER_DEVICE - 1:
                 failed.update(retry)
             pending = retry
@@ -239,32 +290,36 @@ def process_sqs_event(
     return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failed_messages)]}
 
 
-def _alert(store: Store, sns: Any, config: ProcessorSettings, plan: Plan) -> int:
+def _claim_alerts(store: Store, config: ProcessorSettings, plan: Plan) -> list[alerts.Marker]:
+    """Evaluate the plan's alerts and claim their markers; returns the ones to publish."""
     candidates: list[alerts.Alert] = []
     for summary, _rev in plan.changed:
         alert = alerts.high_usage(plan.device_id, summary, config.high_usage_threshold_wh)
         if alert:
             candidates.append(alert)
+    # The plan's interval items are not written yet: the baseline sees them as planned.
+    planned = {w.summary.start_ms: w.summary.energy_wh for w in plan.intervals}
     for summary in plan.newly_closed:
         if summary.energy_wh < alerts.ANOMALY_MIN_WH:
             continue
-        baseline = store.recent_energies(
-            plan.device_id, summary.start_ms, alerts.BASELINE_INTERVALS
-        )
+        recent = store.recent_energies(plan.device_id, summary.start_ms, alerts.BASELINE_INTERVALS)
+        recent.update((start, wh) for start, wh in planned.items() if start < summary.start_ms)
+        newest = sorted(recent, reverse=True)[: alerts.BASELINE_INTERVALS]
+        baseline = [recent[start] for start in newest]
         alert = alerts.anomaly(plan.device_id, summary, baseline, config.anomaly_factor)
         if alert:
             candidates.append(alert)
-    sent = 0
+    outbox: list[alerts.Marker] = []
+    seen: set[tuple[str, int]] = set()
     for alert in candidates:
-        period = alert.period_ms(config.alert_period_minutes)
-        if not store.claim_alert(plan.device_id, alert.kind, period, alerts.MARKER_TTL_S):
-            continue
-        try:
-            alerts.publish(sns, config.alert_topic_arn, alert)
-            sent += 1
-        except aws.transient_errors():
-            logger.exception("alert publish failed (marker kept: at most once)")
-    return sent
+        marker = alert.marker(config.alert_period_minutes)
+        if (marker.kind, marker.period_ms) in seen:
+            continue  # one per device, kind and period: the first interval raises it
+        seen.add((marker.kind, marker.period_ms))
+        claimed = store.claim_alert(marker)
+        if claimed is not None:
+            outbox.append(claimed)
+    return outbox
 
 
 def _quarantine_messages(s3: Any, config: ProcessorSettings, records: list[dict[str, Any]]) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from energy_runtime import layout
+from energy_runtime import alerts, layout
 from energy_runtime.aggregate import LOOKBACK, MS_PER_DAY, day_of, iso_utc
+from energy_runtime.alerts import Marker
 from energy_runtime.aws import backoff
 from energy_runtime.codec import Point, decode_points, encode_points
 from energy_runtime.state import HotState, IntervalWrite, Latest, Plan, StoredInterval
@@ -92,12 +93,15 @@ def interval_item(device_id: str, write: IntervalWrite, ttl_days: int) -> dict[s
     }
 
 
-def parse_interval(item: dict[str, Any]) -> StoredInterval:
+def _interval_start_ms(sk: str) -> int:
     from datetime import datetime
 
-    start = datetime.fromisoformat(item["sk"]["S"][len(layout.INTERVAL_PREFIX) :])
+    return round(datetime.fromisoformat(sk[len(layout.INTERVAL_PREFIX) :]).timestamp() * 1000)
+
+
+def parse_interval(item: dict[str, Any]) -> StoredInterval:
     return StoredInterval(
-        start_ms=round(start.timestamp() * 1000),
+        start_ms=_interval_start_ms(item["sk"]["S"]),
         points=decode_points(bytes(item["points"]["B"])),
         energy_mwh=round(float(item["energy_wh"]["N"]) * 1000),
         rev=int(item["rev"]["N"]),
@@ -184,7 +188,8 @@ class Store:
             context.extend(parse_interval(item).points)
         return stored, context[-LOOKBACK:]
 
-    def recent_energies(self, device_id: str, before_ms: int, count: int) -> list[float]:
+    def recent_energies(self, device_id: str, before_ms: int, count: int) -> dict[int, float]:
+        """Energy (Wh) of the `count` newest stored intervals before `before_ms`, by start."""
         items = self._query(
             KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
             ExpressionAttributeValues={
@@ -192,11 +197,11 @@ class Store:
                 ":lo": {"S": layout.INTERVAL_PREFIX},
                 ":hi": {"S": layout.interval_sk(before_ms - 1)},
             },
-            ProjectionExpression="energy_wh",
+            ProjectionExpression="sk, energy_wh",
             ScanIndexForward=False,
             Limit=count,
         )
-        return [float(item["energy_wh"]["N"]) for item in items]
+        return {_interval_start_ms(i["sk"]["S"]): float(i["energy_wh"]["N"]) for i in items}
 
     def write(self, plan: Plan) -> int:
         """Apply a plan; returns the number of items written. Raises ConcurrentUpdate."""
@@ -268,22 +273,91 @@ class Store:
         self.db.put_item(TableName=self.table, Item=item)
         return 1
 
-    def claim_alert(self, device_id: str, kind: str, period_ms: int, ttl_s: int) -> bool:
-        """Put the alert's marker unless it exists: True means this caller may publish."""
+    # --- alert markers (see alerts.py) ---------------------------------------------------
+
+    def claim_alert(self, marker: Marker) -> Marker | None:
+        """Record the alert as pending unless its marker exists. Returns the marker to
+        publish: this one if newly claimed, the stored one if an earlier attempt left it
+        pending; None if it was sent already."""
         from botocore.exceptions import ClientError
 
         try:
             self.db.put_item(
                 TableName=self.table,
-                Item={
-                    "pk": {"S": device_id},
-                    "sk": {"S": layout.alert_sk(kind, iso_utc(period_ms))},
-                    "expires_at": _n(period_ms // 1000 + ttl_s),
-                },
+                Item=_marker_item(marker, alerts.PENDING),
                 ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+            if not _condition_failed(error):
+                raise
+            existing = error.response.get("Item")
+            if existing is None:  # not returned: read it
+                key = {"pk": {"S": marker.device_id}, "sk": {"S": _marker_sk(marker)}}
+                existing = self.db.get_item(TableName=self.table, Key=key, ConsistentRead=True)
+                existing = existing.get("Item")
+            if existing is None or existing.get("state", {}).get("S") != alerts.PENDING:
+                return None  # sent (markers without a state predate pending: sent or lost)
+            return _parse_marker(existing)
+        return marker
+
+    def pending_alerts(self, device_id: str) -> list[Marker]:
+        """The device's markers still pending (claimed, not yet accepted by SNS)."""
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :alert)",
+            FilterExpression="#state = :pending",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":pk": {"S": device_id},
+                ":alert": {"S": layout.ALERT_PREFIX},
+                ":pending": {"S": alerts.PENDING},
+            },
+        )
+        return [_parse_marker(item) for item in items]
+
+    def mark_alert_sent(self, marker: Marker) -> None:
+        """Pending -> sent. A marker already sent (a racing invocation) is left as it is."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.db.put_item(
+                TableName=self.table,
+                Item=_marker_item(marker, alerts.SENT),
+                ConditionExpression="#state = :pending",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":pending": {"S": alerts.PENDING}},
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+
+
+def _condition_failed(error: Any) -> bool:
+    return bool(error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+
+
+def _marker_sk(marker: Marker) -> str:
+    return layout.alert_sk(marker.kind, iso_utc(marker.period_ms))
+
+
+def _marker_item(marker: Marker, state: str) -> dict[str, Any]:
+    return {
+        "pk": {"S": marker.device_id},
+        "sk": {"S": _marker_sk(marker)},
+        "state": {"S": state},
+        "kind": {"S": marker.kind},
+        "period_ms": _n(marker.period_ms),
+        "subject": {"S": marker.subject},
+        "message": {"S": marker.message},
+        "expires_at": _n(marker.period_ms // 1000 + alerts.MARKER_TTL_S),
+    }
+
+
+def _parse_marker(item: dict[str, Any]) -> Marker:
+    return Marker(
+        device_id=item["pk"]["S"],
+        kind=item["kind"]["S"],
+        period_ms=int(item["period_ms"]["N"]),
+        subject=item["subject"]["S"],
+        message=item["message"]["S"],
+    )
