@@ -145,10 +145,11 @@ class ObservabilityStack(cdk.Stack):
             _Signal(
                 alarm_id="TopicRuleFailures",
                 description="The IoT topic rule failed to deliver messages to Kinesis",
+                # Rule action metrics carry ActionType too: without it, no data matches.
                 metric=cloudwatch.Metric(
                     namespace="AWS/IoT",
                     metric_name="Failure",
-                    dimensions_map={"RuleName": ingest.rule_name},
+                    dimensions_map={"RuleName": ingest.rule_name, "ActionType": "Kinesis"},
                     statistic="Sum",
                     period=FIVE_MINUTES,
                 ),

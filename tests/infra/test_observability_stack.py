@@ -96,6 +96,17 @@ def test_alarms_cover_each_dashboard_signal(synthesized: SynthesizedApp) -> None
         assert any(name.startswith(expected) for name in names), expected
 
 
+def test_rule_failure_alarm_has_the_dimensions_iot_publishes(synthesized: SynthesizedApp) -> None:
+    failures = alarm(synthesized, "dev", "TopicRuleFailures")
+
+    assert (failures["Namespace"], failures["MetricName"]) == ("AWS/IoT", "Failure")
+    # IoT publishes rule action metrics per (RuleName, ActionType) only.
+    assert sorted(failures["Dimensions"], key=lambda d: d["Name"]) == [
+        {"Name": "ActionType", "Value": "Kinesis"},
+        {"Name": "RuleName", "Value": "energy_dev_ingest"},
+    ]
+
+
 def test_silence_alarm_treats_missing_data_as_breaching(synthesized: SynthesizedApp) -> None:
     silent = alarm(synthesized, "dev", "NoReadingsAccepted")
     assert silent["TreatMissingData"] == "breaching"
