@@ -182,3 +182,15 @@ def test_every_key_rotates(synthesized: SynthesizedApp) -> None:
     assert len(keys) == 2 * len(ENVIRONMENTS)  # data key and ops key per environment
     for environment, stack, logical_id, resource in keys:
         assert resource["Properties"]["EnableKeyRotation"] is True, (environment, stack, logical_id)
+
+
+def test_docs_list_every_stack_output(synthesized: SynthesizedApp) -> None:
+    deploy_doc = (Path(__file__).parents[2] / "docs" / "deploy.md").read_text()
+    outputs = {
+        name
+        for template in synthesized.templates.values()
+        for name in template.get("Outputs", {})
+        if not name.startswith("ExportsOutput")  # cross-stack references the CDK adds
+    }
+    assert outputs
+    assert sorted(name for name in outputs if f"`{name}`" not in deploy_doc) == []
