@@ -186,67 +186,65 @@ def decode_record(
         return 1
     out.first_sequence.setdefault(device_id, sequence_number)
     if len(raw) > max_payload_bytes:
-        out.rejected.append(
-            Rejection(
-                Reason.OVERSIZED,
-                f"{len(raw)} bytes > {max_payload_bytes}",
-                device_id,
-                received_at,
-                sequence_number,
-                None,
-                _excerpt(raw),
-            )
+        return _reject_record(
+            out,
+            Reason.OVERSIZED,
+            f"{len(raw)} bytes > {max_payload_bytes}",
+            device_id,
+            received_at,
+            sequence_number,
+            raw,
         )
-        return 1
     try:
         body = json.loads(raw.decode())  # UTF-8 only: json.loads(bytes) would sniff UTF-16
     except UnicodeDecodeError as error:
-        out.rejected.append(
-            Rejection(
-                Reason.NOT_UTF8,
-                str(error)[:200],
-                device_id,
-                received_at,
-                sequence_number,
-                None,
-                _excerpt(raw),
-            )
+        return _reject_record(
+            out, Reason.NOT_UTF8, str(error)[:200], device_id, received_at, sequence_number, raw
         )
-        return 1
     except ValueError as error:
-        out.rejected.append(
-            Rejection(
-                Reason.MALFORMED_JSON,
-                str(error)[:200],
-                device_id,
-                received_at,
-                sequence_number,
-                None,
-                _excerpt(raw),
-            )
+        return _reject_record(
+            out,
+            Reason.MALFORMED_JSON,
+            str(error)[:200],
+            device_id,
+            received_at,
+            sequence_number,
+            raw,
         )
-        return 1
     if type(body) is dict and "readings" in body:
         items = body["readings"]
         if type(items) is not list:
-            out.rejected.append(
-                Rejection(
-                    Reason.NOT_A_READING,
-                    "readings is not a list",
-                    device_id,
-                    received_at,
-                    sequence_number,
-                    None,
-                    _excerpt(raw),
-                )
+            return _reject_record(
+                out,
+                Reason.NOT_A_READING,
+                "readings is not a list",
+                device_id,
+                received_at,
+                sequence_number,
+                raw,
             )
-            return 1
         batched = True
     else:
         items = [body]
         batched = False
     _accept(items, batched, device_id, received_at, sequence_number, rules, out)
     return len(items)
+
+
+def _reject_record(
+    out: Decoded,
+    reason: str,
+    detail: str,
+    device_id: str,
+    received_at: int,
+    sequence_number: str,
+    raw: bytes,
+) -> int:
+    """Quarantines a whole Kinesis record (not one reading of it); returns the count."""
+    out.rejected.append(
+        Rejection(reason, detail, device_id, received_at, sequence_number, None, _excerpt(raw))
+    )
+    return 1
 
 
 _OPTIONAL = frozenset(OPTIONAL_FIELDS)
