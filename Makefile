@@ -18,7 +18,7 @@ export JSII_DEPRECATED := quiet
 export PYTHONDONTWRITEBYTECODE := 1
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEB_PACKAGES := mosquitto chromium
+DEB_PACKAGES := mosquitto chromium jq
 
 .PHONY: help setup test demo bench synth diff deploy destroy lint snapshots clean
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from typing import Any
-
-import pytest
 
 from energy_monitoring.constructs.topic_rule import RULE_SQL
 from infra.synthesis import SynthesizedApp
@@ -178,7 +175,6 @@ def test_firehose_destination_role_writes_only_its_prefixes(synthesized: Synthes
     )
 
 
-@pytest.mark.skipif(shutil.which("jq") is None, reason="needs the jq binary")
 def test_firehose_partition_query_runs_in_jq(synthesized: SynthesizedApp) -> None:
     """The query Firehose evaluates, run on a Kinesis record the topic rule writes."""
     stream = synthesized.one("dev", "Ingest", "AWS::KinesisFirehose::DeliveryStream")
