@@ -5,7 +5,9 @@ Every item of a device lives under pk = the device id; `sk` tells the kinds apar
   last readings before it (context for its energy); rewritten once per device per batch.
 - INT#<interval start, ISO UTC>: a closed interval (readings + aggregates), TTL.
 - DAY#<YYYY-MM-DD>: a closed day's total, written once when the day closes (no TTL).
-- ALERT#<kind>#<period>: at-most-once marker for an alert, TTL.
+- ALERT#<kind>#<period>: one alert per device, kind and period: claimed `pending` before the
+  aggregates are written, marked `sent` after SNS accepted it (so a failed publish is
+  retried, a replay after success sends nothing); TTL.
 """
 
 from __future__ import annotations
