@@ -156,6 +156,21 @@ class ObservabilityStack(cdk.Stack):
                 threshold=1,
             ),
             _Signal(
+                alarm_id="TopicRuleErrorActionFailures",
+                # The error action is the last stop for a message the rule could not deliver:
+                # if it fails too, that message is gone, so one failure is worth a page.
+                description="The IoT topic rule's error action (S3 iot-errors/) failed: "
+                "messages were lost",
+                metric=cloudwatch.Metric(
+                    namespace="AWS/IoT",
+                    metric_name="ErrorActionFailure",
+                    dimensions_map={"RuleName": ingest.rule_name, "ActionType": "S3"},
+                    statistic="Sum",
+                    period=FIVE_MINUTES,
+                ),
+                threshold=1,
+            ),
+            _Signal(
                 alarm_id="StreamIteratorAge",
                 description="Records wait too long in the stream (milliseconds)",
                 metric=ingest.stream.metric_get_records_iterator_age_milliseconds(

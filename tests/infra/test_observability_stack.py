@@ -80,6 +80,7 @@ def test_alarms_cover_each_dashboard_signal(synthesized: SynthesizedApp) -> None
     names = {lid.rstrip("0123456789ABCDEF") for lid in alarms(synthesized, "dev")}
     for expected in (
         "TopicRuleFailures",
+        "TopicRuleErrorActionFailures",
         "StreamIteratorAge",
         "BatchingErrors",
         "BatchingThrottles",
@@ -105,6 +106,18 @@ def test_rule_failure_alarm_has_the_dimensions_iot_publishes(synthesized: Synthe
         {"Name": "ActionType", "Value": "Kinesis"},
         {"Name": "RuleName", "Value": "energy_dev_ingest"},
     ]
+
+
+def test_error_action_alarm_pages_on_the_first_lost_message(synthesized: SynthesizedApp) -> None:
+    lost = alarm(synthesized, "dev", "TopicRuleErrorActionFailures")
+
+    assert (lost["Namespace"], lost["MetricName"]) == ("AWS/IoT", "ErrorActionFailure")
+    assert sorted(lost["Dimensions"], key=lambda d: d["Name"]) == [
+        {"Name": "ActionType", "Value": "S3"},
+        {"Name": "RuleName", "Value": "energy_dev_ingest"},
+    ]
+    assert (lost["Statistic"], lost["Threshold"]) == ("Sum", 1)
+    assert lost["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
 
 
 def test_silence_alarm_treats_missing_data_as_breaching(synthesized: SynthesizedApp) -> None:
