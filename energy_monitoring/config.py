@@ -139,6 +139,17 @@ class DataSettings:
     high_usage_threshold_wh: float = _setting(
         minimum=1, maximum=1_000_000, doc="energy per interval that raises an alert"
     )
+    anomaly_factor: float = _setting(
+        minimum=1.5,
+        maximum=100,
+        doc="an interval is an anomaly above this multiple of the device's recent mean",
+    )
+    anomaly_min_wh: float = _setting(
+        minimum=1,
+        maximum=1_000_000,
+        doc="energy per interval below which nothing is an anomaly (keeps quiet apartments "
+        "from paging on every kettle)",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,6 +276,8 @@ DEFAULTS: Final[Mapping[str, Any]] = {
         "interval_ttl_days": 400,
         "max_payload_bytes": 131072,
         "high_usage_threshold_wh": 2000,
+        "anomaly_factor": 4.0,
+        "anomaly_min_wh": 400,
     },
     "retention": {
         "log_retention_days": 90,

@@ -150,6 +150,8 @@ class ProcessingStack(cdk.Stack):
                 "QUARANTINE_PREFIX": QUARANTINE_PREFIX,
                 "ALERT_TOPIC_ARN": alert_topic.topic_arn,
                 "HIGH_USAGE_THRESHOLD_WH": _number(config.data.high_usage_threshold_wh),
+                "ANOMALY_FACTOR": _number(config.data.anomaly_factor),
+                "ANOMALY_MIN_WH": _number(config.data.anomaly_min_wh),
                 "INTERVAL_TTL_DAYS": str(config.data.interval_ttl_days),
             },
             key=key,

@@ -25,7 +25,6 @@ HIGH_USAGE = "high_usage"
 ANOMALY = "anomaly"
 BASELINE_INTERVALS = 16  # the device's own recent intervals (4 h at 15 min)
 BASELINE_MIN_INTERVALS = 8
-ANOMALY_MIN_WH = 50.0  # below this nothing is unusual enough to page anyone
 MARKER_TTL_S = 7 * 86_400
 PENDING = "pending"  # claimed, SNS has not accepted it yet
 SENT = "sent"
@@ -85,9 +84,13 @@ def high_usage(device_id: str, summary: IntervalSummary, threshold_wh: float) ->
 
 
 def anomaly(
-    device_id: str, summary: IntervalSummary, baseline_wh: list[float], factor: float
+    device_id: str,
+    summary: IntervalSummary,
+    baseline_wh: list[float],
+    factor: float,
+    min_wh: float,
 ) -> Alert | None:
-    if len(baseline_wh) < BASELINE_MIN_INTERVALS or summary.energy_wh < ANOMALY_MIN_WH:
+    if len(baseline_wh) < BASELINE_MIN_INTERVALS or summary.energy_wh < min_wh:
         return None
     mean = sum(baseline_wh) / len(baseline_wh)
     if summary.energy_wh <= factor * mean:

@@ -300,13 +300,15 @@ def _claim_alerts(store: Store, config: ProcessorSettings, plan: Plan) -> list[a
     # The plan's interval items are not written yet: the baseline sees them as planned.
     planned = {w.summary.start_ms: w.summary.energy_wh for w in plan.intervals}
     for summary in plan.newly_closed:
-        if summary.energy_wh < alerts.ANOMALY_MIN_WH:
+        if summary.energy_wh < config.anomaly_min_wh:
             continue
         recent = store.recent_energies(plan.device_id, summary.start_ms, alerts.BASELINE_INTERVALS)
         recent.update((start, wh) for start, wh in planned.items() if start < summary.start_ms)
         newest = sorted(recent, reverse=True)[: alerts.BASELINE_INTERVALS]
         baseline = [recent[start] for start in newest]
-        alert = alerts.anomaly(plan.device_id, summary, baseline, config.anomaly_factor)
+        alert = alerts.anomaly(
+            plan.device_id, summary, baseline, config.anomaly_factor, config.anomaly_min_wh
+        )
         if alert:
             candidates.append(alert)
     outbox: list[alerts.Marker] = []

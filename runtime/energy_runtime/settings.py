@@ -102,6 +102,7 @@ class ProcessorSettings:
     high_usage_threshold_wh: float
     interval_ttl_days: int
     anomaly_factor: float
+    anomaly_min_wh: float
     alert_period_minutes: int
     rules: ReadingRules
 
@@ -137,6 +138,9 @@ def load_processor_settings(env: Mapping[str, str] | None = None) -> ProcessorSe
         high_usage_threshold_wh=_float(env, "HIGH_USAGE_THRESHOLD_WH", 1000.0),
         interval_ttl_days=ttl_days,
         anomaly_factor=_float(env, "ANOMALY_FACTOR", 4.0),
+        # Below this floor an interval never pages as an anomaly, however quiet the hours
+        # before it were: 400 Wh in 15 minutes is 1.6 kW on average, more than a kettle.
+        anomaly_min_wh=_float(env, "ANOMALY_MIN_WH", 400.0),
         alert_period_minutes=_int(env, "ALERT_PERIOD_MINUTES", 60, 1, 7 * 24 * 60),
         rules=rules,
     )

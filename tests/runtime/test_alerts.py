@@ -138,10 +138,13 @@ def test_thresholds() -> None:
     assert alerts.high_usage("m", summary(100.0), 100.0) is None
     alert = alerts.high_usage("m", summary(100.5), 100.0)
     assert alert is not None and alert.period_ms(60) == START * 1000
-    assert alerts.anomaly("m", summary(500.0), [10.0] * 7, 4.0) is None  # too little history
-    assert alerts.anomaly("m", summary(40.0), [1.0] * 8, 4.0) is None  # too little energy
-    assert alerts.anomaly("m", summary(80.0), [20.0] * 8, 4.0) is None  # not above 4x
-    assert alerts.anomaly("m", summary(81.0), [20.0] * 8, 4.0) is not None
+    assert alerts.anomaly("m", summary(500.0), [10.0] * 7, 4.0, 50.0) is None  # too little history
+    assert alerts.anomaly("m", summary(40.0), [1.0] * 8, 4.0, 50.0) is None  # below the floor
+    assert alerts.anomaly("m", summary(80.0), [20.0] * 8, 4.0, 50.0) is None  # not above 4x
+    assert alerts.anomaly("m", summary(81.0), [20.0] * 8, 4.0, 50.0) is not None
+    # The floor is the operator's: the same interval pages only above it.
+    assert alerts.anomaly("m", summary(399.0), [20.0] * 8, 4.0, 400.0) is None
+    assert alerts.anomaly("m", summary(401.0), [20.0] * 8, 4.0, 400.0) is not None
 
 
 def test_a_failed_publish_is_redelivered_and_reaches_sns_exactly_once(cloud: Cloud) -> None:

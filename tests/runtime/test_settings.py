@@ -46,6 +46,8 @@ def test_bad_batching_values_are_named(change: dict[str, str], named: str) -> No
         ({"TABLE_NAME": " "}, "TABLE_NAME"),
         ({"HIGH_USAGE_THRESHOLD_WH": "-3"}, "HIGH_USAGE_THRESHOLD_WH"),
         ({"HIGH_USAGE_THRESHOLD_WH": "nan"}, "HIGH_USAGE_THRESHOLD_WH"),
+        ({"ANOMALY_MIN_WH": "-1"}, "ANOMALY_MIN_WH"),
+        ({"ANOMALY_FACTOR": "lots"}, "ANOMALY_FACTOR"),
         ({"INTERVAL_TTL_DAYS": "3"}, "INTERVAL_TTL_DAYS"),
         ({"PROCESSED_PREFIX": "processed"}, "PROCESSED_PREFIX"),
     ],
