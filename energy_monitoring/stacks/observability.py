@@ -44,6 +44,18 @@ def runtime_metric(
     )
 
 
+def rule_action_metric(name: str, rule_name: str, action_type: str) -> cloudwatch.Metric:
+    """An IoT rule action metric: IoT publishes these per (RuleName, ActionType) only, so
+    a metric naming the rule alone matches no data."""
+    return cloudwatch.Metric(
+        namespace="AWS/IoT",
+        metric_name=name,
+        dimensions_map={"RuleName": rule_name, "ActionType": action_type},
+        statistic="Sum",
+        period=FIVE_MINUTES,
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class _Signal:
     """One row of the dashboard and, when it has a threshold, one alarm."""
@@ -145,14 +157,7 @@ class ObservabilityStack(cdk.Stack):
             _Signal(
                 alarm_id="TopicRuleFailures",
                 description="The IoT topic rule failed to deliver messages to Kinesis",
-                # Rule action metrics carry ActionType too: without it, no data matches.
-                metric=cloudwatch.Metric(
-                    namespace="AWS/IoT",
-                    metric_name="Failure",
-                    dimensions_map={"RuleName": ingest.rule_name, "ActionType": "Kinesis"},
-                    statistic="Sum",
-                    period=FIVE_MINUTES,
-                ),
+                metric=rule_action_metric("Failure", ingest.rule_name, "Kinesis"),
                 threshold=1,
             ),
             _Signal(
@@ -161,13 +166,7 @@ class ObservabilityStack(cdk.Stack):
                 # if it fails too, that message is gone, so one failure is worth a page.
                 description="The IoT topic rule's error action (S3 iot-errors/) failed: "
                 "messages were lost",
-                metric=cloudwatch.Metric(
-                    namespace="AWS/IoT",
-                    metric_name="ErrorActionFailure",
-                    dimensions_map={"RuleName": ingest.rule_name, "ActionType": "S3"},
-                    statistic="Sum",
-                    period=FIVE_MINUTES,
-                ),
+                metric=rule_action_metric("ErrorActionFailure", ingest.rule_name, "S3"),
                 threshold=1,
             ),
             _Signal(
