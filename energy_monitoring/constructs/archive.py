@@ -63,39 +63,40 @@ class ArchiveBuckets(Construct):
             ],
         )
 
-        self.archive = s3.Bucket(
-            self,
-            "Archive",
-            bucket_name=bucket_name(config, self, "archive"),
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=self.access_logs,
-            server_access_logs_prefix="archive/",
-            removal_policy=removal,
-            auto_delete_objects=destroy,
-            lifecycle_rules=self._archive_lifecycle(config),
-        )
+        def data_bucket(
+            construct_id: str,
+            purpose: str,
+            lifecycle_rules: list[s3.LifecycleRule],
+            *,
+            versioned: bool = False,
+        ) -> s3.Bucket:
+            """A bucket that holds data: the defaults every such bucket shares (CMK with a
+            bucket key, no public access, TLS only, access logs), in one place."""
+            return s3.Bucket(
+                self,
+                construct_id,
+                bucket_name=bucket_name(config, self, purpose),
+                encryption=s3.BucketEncryption.KMS,
+                encryption_key=key,
+                bucket_key_enabled=True,
+                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+                enforce_ssl=True,
+                object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+                server_access_logs_bucket=self.access_logs,
+                server_access_logs_prefix=f"{purpose}/",
+                removal_policy=removal,
+                auto_delete_objects=destroy,
+                lifecycle_rules=lifecycle_rules,
+                versioned=versioned,
+            )
 
-        self.athena_results = s3.Bucket(
-            self,
+        self.archive = data_bucket(
+            "Archive", "archive", self._archive_lifecycle(config), versioned=True
+        )
+        self.athena_results = data_bucket(
             "AthenaResults",
-            bucket_name=bucket_name(config, self, "athena-results"),
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=self.access_logs,
-            server_access_logs_prefix="athena-results/",
-            removal_policy=removal,
-            auto_delete_objects=destroy,
-            lifecycle_rules=[
+            "athena-results",
+            [
                 s3.LifecycleRule(
                     id="expire-query-results",
                     expiration=cdk.Duration.days(retention.athena_results_expire_days),
