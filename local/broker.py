@@ -3,8 +3,11 @@
 AWS IoT lets a certificate connect as its own thing and publish only to
 `energy/consumption/${iot:Connection.Thing.ThingName}`. Locally the certificate's common
 name becomes the MQTT username (`use_identity_as_username`) and an ACL pattern grants
-write access to `energy/consumption/%u` only. The topic-rule bridge is the one client
-allowed to read every device topic.
+write access to `energy/consumption/%u` only. The username also replaces whatever client
+id the client asked for (`use_username_as_clientid`), as IoT's `iot:Connect` on
+`client/${iot:Connection.Thing.ThingName}` does: a certificate cannot connect with another
+meter's client id and so cannot take over (disconnect) that meter's session. The
+topic-rule bridge is the one client allowed to read every device topic.
 """
 
 from __future__ import annotations
@@ -80,6 +83,8 @@ def write_config(directory: Path, *, port: int, server: CertFiles) -> Path:
                 f"keyfile {server.key}",
                 "require_certificate true",
                 "use_identity_as_username true",
+                # A certificate connects as its own thing, whatever client id it sends.
+                "use_username_as_clientid true",
                 "tls_version tlsv1.2",
                 "",
             ]

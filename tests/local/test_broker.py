@@ -1,4 +1,5 @@
-"""The local broker refuses what AWS IoT refuses: no certificate, a foreign CA, other topics."""
+"""The local broker refuses what AWS IoT refuses: no certificate, a foreign CA, other topics,
+another meter's client id."""
 
 from __future__ import annotations
 
@@ -139,6 +140,44 @@ def test_a_device_does_not_receive_other_devices_readings(
             client.disconnect()
             client.loop_stop()
         rule.close()
+
+
+def test_a_certificate_cannot_take_over_another_meters_client_id(
+    ca: CertificateAuthority, broker: Broker
+) -> None:
+    # MQTT lets a new connection with a client id in use end the older session. IoT's
+    # policy allows iot:Connect only as the certificate's own thing; locally the broker
+    # replaces the client id a certificate asks for with the certificate's name.
+    victim_files = ca.issue_client("apt-taken")
+    victim = tls_client(
+        "apt-taken", cert=victim_files.cert, key=victim_files.key, ca=victim_files.ca
+    )
+    disconnects: list[str] = []
+    victim.on_disconnect = lambda _c, _u, _f, reason, _p: disconnects.append(str(reason))
+    thief_files = ca.issue_client("apt-thief")
+    thief = tls_client("apt-taken", cert=thief_files.cert, key=thief_files.key, ca=thief_files.ca)
+    subscriber = Subscriber(ca, broker)
+    connect(victim, broker.host, broker.port)
+    try:
+        connect(thief, broker.host, broker.port)
+        threading.Event().wait(0.5)
+        assert disconnects == []
+        assert publish_and_get_reason(victim, "energy/consumption/apt-taken", b"v") == "Success"
+        # Connected under the other meter's id, it still publishes as itself only.
+        assert publish_and_get_reason(thief, "energy/consumption/apt-taken", b"t") == (
+            "Not authorized"
+        )
+        assert disconnects == []
+        for _ in range(50):
+            if subscriber.messages:
+                break
+            threading.Event().wait(0.05)
+        assert subscriber.messages == [("energy/consumption/apt-taken", b"v")]
+    finally:
+        for client in (thief, victim):
+            client.disconnect()
+            client.loop_stop()
+        subscriber.close()
 
 
 def test_client_without_certificate_is_refused(ca: CertificateAuthority, broker: Broker) -> None:
