@@ -8,6 +8,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 ENV ?= dev
+# PREFIX=alice deploys a separate copy (stacks alice-energy-<env>-*) into the same account.
+PREFIX ?=
+STAGE := $(if $(PREFIX),$(PREFIX)-,)energy-$(ENV)
+CDK_CONTEXT := $(if $(PREFIX),-c energy-monitoring:prefix=$(PREFIX),)
 STAMP := .make
 
 export CDK_DISABLE_CLI_TELEMETRY := true
@@ -67,18 +71,18 @@ demo: setup ## Run the whole pipeline locally on the default scenario
 bench: setup ## Benchmark the handlers (writes out/bench/results.json)
 	@$(PY) -m tools.bench $(ARGS)
 
-synth: setup ## Synthesize every environment offline into cdk.out
-	@$(CDK) synth --quiet --no-notices --no-version-reporting > /dev/null
+synth: setup ## Synthesize every environment offline into cdk.out (PREFIX=name for a copy)
+	@$(CDK) synth --quiet --no-notices --no-version-reporting $(CDK_CONTEXT) > /dev/null
 	@echo "templates in cdk.out/"
 
-diff: setup ## cdk diff for one environment: make diff ENV=prod
-	@$(CDK) diff --no-notices "energy-$(ENV)/*"
+diff: setup ## cdk diff for one environment: make diff ENV=prod [PREFIX=alice]
+	@$(CDK) diff --no-notices $(CDK_CONTEXT) "$(STAGE)/*"
 
-deploy: setup ## cdk deploy for one environment: make deploy ENV=dev
-	@$(CDK) deploy --no-notices "energy-$(ENV)/*"
+deploy: setup ## cdk deploy for one environment: make deploy ENV=dev [PREFIX=alice]
+	@$(CDK) deploy --no-notices $(CDK_CONTEXT) "$(STAGE)/*"
 
-destroy: setup ## cdk destroy for one environment: make destroy ENV=dev
-	@$(CDK) destroy --no-notices "energy-$(ENV)/*"
+destroy: setup ## cdk destroy for one environment: make destroy ENV=dev [PREFIX=alice]
+	@$(CDK) destroy --no-notices $(CDK_CONTEXT) "$(STAGE)/*"
 
 lint: setup ## ruff and mypy only
 	@$(VENV)/bin/ruff check .

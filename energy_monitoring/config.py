@@ -19,7 +19,12 @@ from typing import Any, Final, Literal, TypeVar, Union
 
 from energy_runtime.settings import ReadingRules
 
+from energy_monitoring import managed_layers
+
 CONTEXT_KEY: Final = "energy-monitoring"
+# `cdk deploy -c energy-monitoring:prefix=alice`: a second copy of the environments in the
+# same account, every stack name, export and fixed physical name prefixed.
+PREFIX_CONTEXT_KEY: Final = "energy-monitoring:prefix"
 
 # The only retention periods CloudWatch Logs accepts.
 LOG_RETENTION_DAYS: Final = (
@@ -31,8 +36,9 @@ LOG_RETENTION_DAYS: Final = (
 # accepts (MAX_READING_AGE_DAYS, which the stacks leave at the runtime's default).
 MIN_INTERVAL_TTL_DAYS: Final = ReadingRules().max_age_s // 86_400 + 1
 
-# Short enough that every derived S3 bucket name stays within 63 characters.
+# Short names: they appear in every stack and resource name of the environment.
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,9}$")
+_PREFIX = re.compile(r"^[a-z]([a-z0-9-]{0,10}[a-z0-9])?$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -93,6 +99,12 @@ class BatchingSettings:
     handoff_max_receive_count: int = _setting(
         minimum=1, maximum=1000, doc="deliveries before a hand-off message moves to its DLQ"
     )
+    handoff_max_concurrency: int = _setting(
+        minimum=2,
+        maximum=1000,
+        doc="most processor invocations the hand-off queue runs at once (a backlog cannot "
+        "take the account's whole Lambda concurrency)",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,12 +117,6 @@ class FunctionSettings:
         minimum=10, maximum=900, doc="processor Lambda timeout"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _setting(doc="POWERTOOLS_LOG_LEVEL")
-    powertools_layer_version: int = _setting(
-        minimum=1, doc="version of the managed AWSLambdaPowertoolsPythonV3 layer"
-    )
-    sdk_pandas_layer_version: int = _setting(
-        minimum=1, doc="version of the managed AWSSDKPandas layer (differs per region)"
-    )
     deployment: Literal[
         "CANARY_10_PERCENT_5_MINUTES",
         "CANARY_10_PERCENT_10_MINUTES",
@@ -183,8 +189,10 @@ class IngestSettings:
     basic_ingest: bool = _setting(
         doc="also allow publishing to $aws/rules/<rule>/energy/consumption/<thing>"
     )
-    iot_logging: bool = _setting(
-        doc="manage AWS::IoT::Logging (one per account and region: enable in one env only)"
+    iot_logging: Literal["off", "create", "existing"] = _setting(
+        doc="IoT Core logging is one per account and region: `create` it (with its "
+        "AWSIotLogsV2 log group) in one environment, `existing` where the account already "
+        "has it (the dashboard reads its log group), `off` for neither"
     )
     iot_log_level: Literal["DEBUG", "INFO", "WARN", "ERROR"] = _setting(
         doc="IoT Core log level when iot_logging is on"
@@ -193,6 +201,20 @@ class IngestSettings:
         minimum=64, maximum=128, doc="Firehose buffer size (Parquet conversion needs >= 64)"
     )
     firehose_buffer_seconds: int = _setting(minimum=60, maximum=900, doc="Firehose buffer interval")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecuritySettings:
+    audit: Literal["off", "create", "existing"] = _setting(
+        doc="Device Defender Audit: the audit configuration is one per account and region. "
+        "`create` it (checks enabled, findings to the ops topic) with a daily audit in one "
+        "environment; `existing` runs the daily audit on the account's existing "
+        "configuration; `off` for neither"
+    )
+    detect: bool = _setting(
+        doc="Device Defender Detect security profiles (rules and ML) on the environment's "
+        "thing group; Detect is open only to accounts that used it before 31 August 2026"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,21 +248,30 @@ class EnvironmentConfig:
     data: DataSettings
     retention: RetentionSettings
     ingest: IngestSettings
+    security: SecuritySettings
     alarms: AlarmSettings
+    prefix: str = ""  # from the command line's context (PREFIX_CONTEXT_KEY), not cdk.json
 
     @property
     def stage_name(self) -> str:
-        return f"energy-{self.name}"
+        """`energy-<env>`, or `<prefix>-energy-<env>`: the stacks are `<stage_name>-<Stack>`."""
+        base = f"energy-{self.name}"
+        return f"{self.prefix}-{base}" if self.prefix else base
 
     @property
     def resource_prefix(self) -> str:
         """Prefix for names that must be unique per account and region."""
-        return f"energy-{self.name}"
+        return self.stage_name
 
     @property
     def iot_rule_name(self) -> str:
         # IoT rule names allow only letters, digits and underscores.
-        return f"energy_{self.name.replace('-', '_')}_ingest"
+        return f"{self.stage_name.replace('-', '_')}_ingest"
+
+    @property
+    def database_name(self) -> str:
+        # Glue database names: lowercase letters, digits and underscores.
+        return self.stage_name.replace("-", "_")
 
 
 # Safe defaults for every setting but the ops e-mail (no sensible default exists).
@@ -259,6 +290,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
         "handoff_batch_size": 100,
         "handoff_window_seconds": 5,
         "handoff_max_receive_count": 5,
+        "handoff_max_concurrency": 10,
     },
     "functions": {
         "architecture": "arm64",
@@ -267,8 +299,6 @@ DEFAULTS: Final[Mapping[str, Any]] = {
         "processor_memory_mb": 1024,
         "processor_timeout_seconds": 120,
         "log_level": "INFO",
-        "powertools_layer_version": 27,
-        "sdk_pandas_layer_version": 26,
         "deployment": "CANARY_10_PERCENT_5_MINUTES",
     },
     "data": {
@@ -290,11 +320,12 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     },
     "ingest": {
         "basic_ingest": False,
-        "iot_logging": False,
+        "iot_logging": "off",
         "iot_log_level": "WARN",
         "firehose_buffer_mb": 128,
         "firehose_buffer_seconds": 900,
     },
+    "security": {"audit": "create", "detect": False},
     "alarms": {
         "iterator_age_minutes": 15,
         "quarantine_percent": 5.0,
@@ -305,8 +336,19 @@ DEFAULTS: Final[Mapping[str, Any]] = {
 T = TypeVar("T")
 
 
-def load_environments(context: Mapping[str, Any] | None) -> tuple[EnvironmentConfig, ...]:
-    """Parse the `energy-monitoring` context value into one config per environment."""
+def load_environments(
+    context: Mapping[str, Any] | None, *, prefix: str = ""
+) -> tuple[EnvironmentConfig, ...]:
+    """Parse the `energy-monitoring` context value into one config per environment.
+
+    `prefix` (context `energy-monitoring:prefix`) makes a separate copy of every
+    environment: two people can each deploy `dev` into one shared account.
+    """
+    if not isinstance(prefix, str) or (prefix and not _PREFIX.match(prefix)):
+        raise ConfigError(
+            f"context {PREFIX_CONTEXT_KEY}: {prefix!r} must match {_PREFIX.pattern} "
+            "(lowercase letters, digits and '-', at most 12 characters)"
+        )
     if not isinstance(context, Mapping):
         raise ConfigError(
             f"cdk.json context '{CONTEXT_KEY}' is missing or not an object: it must hold "
@@ -318,17 +360,25 @@ def load_environments(context: Mapping[str, Any] | None) -> tuple[EnvironmentCon
     environments = context.get("environments")
     if not isinstance(environments, Mapping) or not environments:
         raise ConfigError(f"{CONTEXT_KEY}.environments: missing or empty")
-    return tuple(parse_environment(name, raw) for name, raw in environments.items())
+    return tuple(
+        parse_environment(name, raw, prefix=prefix) for name, raw in environments.items()
+    )
 
 
-def parse_environment(name: str, raw: Any) -> EnvironmentConfig:
+def parse_environment(name: str, raw: Any, *, prefix: str = "") -> EnvironmentConfig:
     where = f"{CONTEXT_KEY}.environments.{name}"
     if not isinstance(name, str) or not _ENV_NAME.match(name):
         raise ConfigError(f"{where}: environment name must match {_ENV_NAME.pattern}")
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: must be an object of settings")
+    if "prefix" in raw:
+        raise ConfigError(
+            f"{where}.prefix: the prefix is not a setting of an environment; pass it with "
+            f"-c {PREFIX_CONTEXT_KEY}=NAME (make deploy ENV={name} PREFIX=NAME)"
+        )
     merged = _merge(DEFAULTS, raw)
     merged["name"] = name
+    merged["prefix"] = prefix
     config = _build(EnvironmentConfig, merged, where)
     _check_cross_field(config, where)
     return config
@@ -411,6 +461,7 @@ def _check_cross_field(config: EnvironmentConfig, where: str) -> None:
         raise ConfigError(f"{where}.account/region: set both or neither")
     if config.account is None and config.name != "dev":
         raise ConfigError(f"{where}.account: only dev may be env-agnostic; set account and region")
+    _check_region_has_layers(config, where)
     retention = config.retention
     if not (
         retention.archive_ia_after_days
@@ -434,4 +485,19 @@ def _check_cross_field(config: EnvironmentConfig, where: str) -> None:
         raise ConfigError(
             f"{where}.functions.processor_timeout_seconds: the hand-off queue's visibility "
             "timeout (6x the function timeout) would exceed SQS's 12 hours"
+        )
+
+
+def _check_region_has_layers(config: EnvironmentConfig, where: str) -> None:
+    """A fixed region must have every managed layer the functions use."""
+    if config.region is None:
+        return  # resolved at deploy time from the same table
+    architecture = config.functions.architecture
+    gaps = managed_layers.missing(config.region, architecture, tuple(managed_layers.ManagedLayer))
+    if gaps:
+        raise ConfigError(
+            f"{where}.region: {config.region!r} has no {' or '.join(gaps)} Lambda layer for "
+            f"python3.12 on {architecture} in energy_monitoring/{managed_layers.TABLE_FILE.name} "
+            f"({managed_layers.describe_source()}); choose a region the table lists, or add "
+            "this region's ARNs from those pages"
         )

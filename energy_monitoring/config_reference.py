@@ -23,7 +23,7 @@ def _rows(
 ) -> Iterator[tuple[str, str, str, str]]:
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
-        if field.name == "name":
+        if field.name in ("name", "prefix"):  # not settings: the key and the command line
             continue
         hint = hints[field.name]
         path = f"{prefix}{field.name}"

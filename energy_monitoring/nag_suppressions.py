@@ -30,8 +30,9 @@ WILDCARD_ACTIONS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
 # Wildcard resources: objects under data-dependent keys in one bucket of this environment.
 WILDCARD_RESOURCES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     (
+        # The archive bucket: in its own stack, or by its exported name in the others.
         re.compile(
-            r":s3:::energy-[a-z0-9-]+-archive-[^/]+/"
+            r"(<Archive[0-9A-F]{8}\.Arn>|:s3:::[a-z0-9-]+-ArchiveBucketName)/"
             r"(quarantine|processed|iot-errors|raw|firehose-errors)/\*$"
         ),
         "object keys under this prefix depend on the data (time partitions, content "
@@ -51,6 +52,10 @@ MANAGED_POLICIES: Final[dict[str, str]] = {
     "AWSCodeDeployRoleForLambdaLimited": (
         "CodeDeploy's documented policy for Lambda deployments: it can only shift alias "
         "traffic and invoke lifecycle hooks"
+    ),
+    "AWSIoTDeviceDefenderAudit": (
+        "Device Defender Audit's documented service policy: read-only access to the IoT, "
+        "IAM and Cognito settings its checks inspect"
     ),
 }
 

@@ -1,4 +1,10 @@
-"""The S3 archive: raw and processed data, its access-log bucket, Athena's results bucket."""
+"""The S3 archive: raw and processed data, its access-log bucket, Athena's results bucket.
+
+CloudFormation names the buckets (stack name, construct id and a random suffix): a fixed
+name would collide across prefixed copies of an environment and exceed 63 characters with
+long account and region names. People read the names from the stack outputs; the other
+stacks import the archive bucket's name by the export `<stage>-ArchiveBucketName`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from energy_runtime.schema import QUARANTINE_PREFIX, RAW_PREFIX
 
 from energy_monitoring.config import EnvironmentConfig
 from energy_monitoring.constructs.raw_archive import ERROR_PREFIX as FIREHOSE_ERROR_PREFIX
+from energy_monitoring.constructs.retention import removal_policy
 from energy_monitoring.constructs.topic_rule import ERROR_PREFIX as IOT_ERROR_PREFIX
 
 PROCESSED_PREFIX = "processed/"
@@ -19,19 +26,19 @@ PROCESSED_PREFIX = "processed/"
 GLACIER_PREFIXES = (RAW_PREFIX, QUARANTINE_PREFIX, FIREHOSE_ERROR_PREFIX, IOT_ERROR_PREFIX)
 
 
-def bucket_name(config: EnvironmentConfig, scope: Construct, purpose: str) -> str:
-    """Globally unique, predictable bucket name (analysts and IAM policies quote it).
+ARCHIVE_EXPORT = "ArchiveBucketName"
 
-    Built from the calling stack's own account and region, so other stacks of the
-    environment address the bucket by name without a cross-stack export.
-    """
-    stack = cdk.Stack.of(scope)
-    return f"{config.resource_prefix}-{purpose}-{stack.account}-{stack.region}"
+
+def archive_export_name(config: EnvironmentConfig) -> str:
+    return f"{config.stage_name}-{ARCHIVE_EXPORT}"
 
 
 def archive_bucket(scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> s3.IBucket:
-    """The environment's archive bucket, as seen from any of its stacks."""
-    return s3.Bucket.from_bucket_name(scope, construct_id, bucket_name(config, scope, "archive"))
+    """The environment's archive bucket, as another stack of it sees it: by the name the
+    Storage stack exports (a named export, so IAM statements quote the same name when
+    synthesized and when cdk-nag reads them)."""
+    name = cdk.Fn.import_value(archive_export_name(config))
+    return s3.Bucket.from_bucket_name(scope, construct_id, name)
 
 
 class ArchiveBuckets(Construct):
@@ -41,13 +48,12 @@ class ArchiveBuckets(Construct):
         super().__init__(scope, construct_id)
         retention = config.retention
         destroy = config.removal_policy == "destroy"
-        removal = cdk.RemovalPolicy.DESTROY if destroy else cdk.RemovalPolicy.RETAIN
+        removal = removal_policy(config)
 
         # Server access logs cannot be delivered to an SSE-KMS bucket: SSE-S3 here.
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",
-            bucket_name=bucket_name(config, self, "access-logs"),
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
@@ -75,7 +81,6 @@ class ArchiveBuckets(Construct):
             return s3.Bucket(
                 self,
                 construct_id,
-                bucket_name=bucket_name(config, self, purpose),
                 encryption=s3.BucketEncryption.KMS,
                 encryption_key=key,
                 bucket_key_enabled=True,

@@ -60,10 +60,12 @@ class AnalyticsCatalog(Construct):
         archive: s3.IBucket,
         results: s3.IBucket,
         key: kms.IKey,
+        removal: cdk.RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
-        self.database_name = f"energy_{config.name.replace('-', '_')}"
+        self._removal = removal
+        self.database_name = config.database_name
         self.database = glue.CfnDatabase(
             self,
             "Database",
@@ -73,6 +75,8 @@ class AnalyticsCatalog(Construct):
                 description=f"Apartment energy readings and aggregates ({config.name})",
             ),
         )
+        # The catalog is what makes the archive queryable: it stays with the data.
+        self.database.apply_removal_policy(removal)
         self.raw_table = self._table(
             "RawReadings",
             name=RAW_TABLE,
@@ -140,4 +144,5 @@ class AnalyticsCatalog(Construct):
             ),
         )
         table.node.add_dependency(self.database)
+        table.apply_removal_policy(self._removal)
         return table

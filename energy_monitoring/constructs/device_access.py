@@ -1,4 +1,9 @@
-"""The IoT policy every meter certificate gets, and the meters' thing type."""
+"""The IoT policy every meter certificate gets, the meters' thing type and thing group.
+
+CloudFormation names all three (installers and the command line read the names from the
+stack outputs), so prefixed copies of an environment never collide. The thing group is
+what the environment's Device Defender profiles target: meters registered into it.
+"""
 
 from __future__ import annotations
 
@@ -50,18 +55,19 @@ class DeviceAccess(Construct):
                 },
             ],
         }
-        self.policy = iot.CfnPolicy(
-            self,
-            "MeterPolicy",
-            policy_name=f"{config.resource_prefix}-meter",
-            policy_document=document,
-        )
+        self.policy = iot.CfnPolicy(self, "MeterPolicy", policy_document=document)
         self.thing_type = iot.CfnThingType(
             self,
             "MeterType",
-            thing_type_name=f"{config.resource_prefix}-meter",
             thing_type_properties=iot.CfnThingType.ThingTypePropertiesProperty(
                 thing_type_description="Apartment energy meter publishing readings over MQTT",
                 searchable_attributes=["building", "apartment"],
+            ),
+        )
+        self.thing_group = iot.CfnThingGroup(
+            self,
+            "Meters",
+            thing_group_properties=iot.CfnThingGroup.ThingGroupPropertiesProperty(
+                thing_group_description=f"Energy meters of the {config.name} environment"
             ),
         )

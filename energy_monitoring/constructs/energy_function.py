@@ -8,7 +8,6 @@ shifts gradually to new versions, rolling back when the alias reports errors.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import Enum
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -19,8 +18,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from energy_monitoring import managed_layers
 from energy_monitoring.application_paths import RUNTIME_DIR
 from energy_monitoring.config import EnvironmentConfig
+from energy_monitoring.constructs.retention import removal_policy
+from energy_monitoring.managed_layers import ManagedLayer
 
 ALIAS_NAME = "live"
 METRICS_NAMESPACE = "EnergyMonitoring"
@@ -35,20 +37,27 @@ ASSET_EXCLUDES = [
 ]
 
 
-class ManagedLayer(Enum):
-    """Layers AWS publishes (no Docker build): account id and name pattern."""
-
-    POWERTOOLS = ("017000801446", "AWSLambdaPowertoolsPythonV3-python312-{arch}")
-    SDK_PANDAS = ("336392948345", "AWSSDKPandas-Python312{arm_suffix}")
+LAYER_MAPPING_ID = "ManagedLayerArns"
 
 
-def managed_layer_arn(
-    stack: cdk.Stack, layer: ManagedLayer, *, architecture: str, version: int
-) -> str:
-    account, pattern = layer.value
-    name = pattern.format(arch=architecture, arm_suffix="-Arm64" if architecture == "arm64" else "")
-    # The region token keeps env-agnostic stacks deployable in any region.
-    return f"arn:{stack.partition}:lambda:{stack.region}:{account}:layer:{name}:{version}"
+def managed_layer_arn(scope: Construct, layer: ManagedLayer, *, architecture: str) -> str:
+    """The layer's ARN in the stack's region: from the table at synthesis when the region
+    is known, else `Fn::FindInMap` on `AWS::Region` over the table (resolved at deploy)."""
+    stack = cdk.Stack.of(scope)
+    if not cdk.Token.is_unresolved(stack.region):
+        arn = managed_layers.arn(stack.region, layer, architecture)
+        if arn is None:  # configuration validation names the region first
+            raise ValueError(f"{stack.stack_name}: no {layer.value} layer in {stack.region}")
+        return arn
+    mapping_id = f"{LAYER_MAPPING_ID}{architecture.replace('_', '').title()}"
+    mapping = stack.node.try_find_child(mapping_id)
+    if not isinstance(mapping, cdk.CfnMapping):
+        mapping = cdk.CfnMapping(
+            stack,
+            mapping_id,
+            mapping=managed_layers.regions(tuple(ManagedLayer), architecture),
+        )
+    return mapping.find_in_map(cdk.Aws.REGION, layer.mapping_key)
 
 
 class EnergyFunction(Construct):
@@ -69,14 +78,13 @@ class EnergyFunction(Construct):
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = cdk.Stack.of(self)
         settings = config.functions
         self.log_group = logs.LogGroup(
             self,
             "Logs",
             retention=log_retention,
             encryption_key=key,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
+            removal_policy=removal_policy(config),
         )
         self.role = iam.Role(
             self,
@@ -106,16 +114,7 @@ class EnergyFunction(Construct):
                 lambda_.LayerVersion.from_layer_version_arn(
                     self,
                     f"Layer{layer.name.title().replace('_', '')}",
-                    managed_layer_arn(
-                        stack,
-                        layer,
-                        architecture=settings.architecture,
-                        version=(
-                            settings.powertools_layer_version
-                            if layer is ManagedLayer.POWERTOOLS
-                            else settings.sdk_pandas_layer_version
-                        ),
-                    ),
+                    managed_layer_arn(self, layer, architecture=settings.architecture),
                 )
                 for layer in layers
             ],

@@ -15,6 +15,7 @@ from energy_runtime.schema import PARTITION_KEYS, RAW_PREFIX
 
 from energy_monitoring.config import EnvironmentConfig
 from energy_monitoring.constructs.grants import role_policy
+from energy_monitoring.constructs.retention import removal_policy
 
 ERROR_PREFIX = "firehose-errors/"
 # received_at is epoch milliseconds (set by the topic rule); partitions are UTC hours.
@@ -49,7 +50,7 @@ class RawArchiveDelivery(Construct):
             "Logs",
             retention=log_retention,
             encryption_key=key,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
+            removal_policy=removal_policy(config),
         )
         role = self._destination_role(
             archive=archive, key=key, raw_table=raw_table, log_group=log_group
@@ -80,6 +81,10 @@ class RawArchiveDelivery(Construct):
             source=firehose.KinesisStreamSource(stream),
             destination=destination,
         )
+        # The L2's log stream is retained by default: it follows the environment too.
+        for child in log_group.node.children:
+            if isinstance(child, logs.LogStream):
+                child.apply_removal_policy(removal_policy(config))
         # Firehose validates the destination role when the stream is created.
         cfn_stream = self.delivery_stream.node.default_child
         assert cfn_stream is not None

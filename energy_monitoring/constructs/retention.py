@@ -1,8 +1,11 @@
-"""Maps configured day counts onto the enum CloudWatch Logs constructs take."""
+"""Maps retention settings onto what the CDK takes: log retention days, removal policies."""
 
 from __future__ import annotations
 
+import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
+
+from energy_monitoring.config import EnvironmentConfig
 
 _BY_DAYS = {
     1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS,
@@ -21,3 +24,12 @@ _BY_DAYS = {
 
 def log_retention(days: int) -> logs.RetentionDays:
     return _BY_DAYS[days]
+
+
+def removal_policy(config: EnvironmentConfig) -> cdk.RemovalPolicy:
+    """What CloudFormation does with a resource that holds data (table, stream, buckets,
+    keys, catalog, logs) when its stack is deleted: `retain` keeps it, `destroy` leaves
+    nothing behind."""
+    if config.removal_policy == "destroy":
+        return cdk.RemovalPolicy.DESTROY
+    return cdk.RemovalPolicy.RETAIN

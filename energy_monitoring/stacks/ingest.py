@@ -17,9 +17,12 @@ from energy_monitoring.constructs.archive import archive_bucket
 from energy_monitoring.constructs.device_access import DeviceAccess
 from energy_monitoring.constructs.grants import role_policy
 from energy_monitoring.constructs.raw_archive import RawArchiveDelivery
-from energy_monitoring.constructs.retention import log_retention
+from energy_monitoring.constructs.retention import log_retention, removal_policy
 from energy_monitoring.constructs.topic_rule import IngestRule
 from energy_monitoring.stacks.storage import StorageResources
+
+# IoT Core writes its logs to this log group, whose name it fixes.
+IOT_LOG_GROUP = "AWSIotLogsV2"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +32,9 @@ class IngestResources:
     delivery_stream: firehose.IDeliveryStream
     policy_name: str
     thing_type_name: str
+    thing_group_name: str
+    thing_group_arn: str
+    iot_log_group_name: str | None
 
 
 class IngestStack(cdk.Stack):
@@ -61,11 +67,7 @@ class IngestStack(cdk.Stack):
             retention_period=cdk.Duration.hours(settings.retention_hours),
             # The L2 retains streams by default: a destroyed dev environment would leave a
             # billed stream behind, encrypted with a key that is gone.
-            removal_policy=(
-                cdk.RemovalPolicy.DESTROY
-                if config.removal_policy == "destroy"
-                else cdk.RemovalPolicy.RETAIN
-            ),
+            removal_policy=removal_policy(config),
         )
 
         archive = archive_bucket(self, "ArchiveBucket", config=config)
@@ -89,8 +91,11 @@ class IngestStack(cdk.Stack):
             raw_table=storage.raw_table,
             log_retention=retention,
         )
-        if config.ingest.iot_logging:
-            self._iot_logging(config, retention, storage)
+        iot_log_group_name = None
+        if config.ingest.iot_logging == "create":
+            iot_log_group_name = self._iot_logging(config, retention, storage)
+        elif config.ingest.iot_logging == "existing":
+            iot_log_group_name = IOT_LOG_GROUP
 
         self.resources = IngestResources(
             stream=stream,
@@ -98,12 +103,19 @@ class IngestStack(cdk.Stack):
             delivery_stream=raw_archive.delivery_stream,
             policy_name=access.policy.ref,
             thing_type_name=access.thing_type.ref,
+            thing_group_name=access.thing_group.ref,
+            thing_group_arn=access.thing_group.attr_arn,
+            iot_log_group_name=iot_log_group_name,
         )
         outputs = {
             "StreamName": (stream.stream_name, "Kinesis stream the topic rule writes to"),
             "TopicRuleName": (rule.rule_name, "IoT topic rule routing meter messages"),
             "IotPolicyName": (access.policy.ref, "IoT policy to attach to meter certificates"),
             "ThingTypeName": (access.thing_type.ref, "IoT thing type for meters"),
+            "ThingGroupName": (
+                access.thing_group.ref,
+                "IoT thing group of this environment's meters (Device Defender targets it)",
+            ),
             "MeterTopicTemplate": (
                 "energy/consumption/<thing-name>",
                 "MQTT topic a meter publishes to",
@@ -118,15 +130,17 @@ class IngestStack(cdk.Stack):
 
     def _iot_logging(
         self, config: EnvironmentConfig, retention: logs.RetentionDays, storage: StorageResources
-    ) -> None:
-        """AWS::IoT::Logging is a singleton per account and region: one environment owns it."""
+    ) -> str:
+        """AWS::IoT::Logging and IoT's fixed-name log group are singletons per account and
+        region: one environment creates them (`iot_logging: create`), the others say
+        `existing`. Both fail to create where the account already has them."""
         log_group = logs.LogGroup(
             self,
             "IotLogs",
-            log_group_name="AWSIotLogsV2",
+            log_group_name=IOT_LOG_GROUP,
             retention=retention,
             encryption_key=storage.key,
-            removal_policy=cdk.RemovalPolicy.RETAIN,
+            removal_policy=removal_policy(config),
         )
         role = iam.Role(
             self,
@@ -155,3 +169,4 @@ class IngestStack(cdk.Stack):
             role_arn=role.role_arn,
         )
         logging.node.add_dependency(role_policy(role))
+        return IOT_LOG_GROUP

@@ -1,4 +1,11 @@
-"""Observability: dashboard, alarms to an encrypted ops topic, Device Defender."""
+"""Observability: dashboard, alarms to an encrypted ops topic, Device Defender.
+
+The ops topic's policy replaces SNS's default policy, so it must allow CloudWatch (which
+publishes alarm actions as the service principal `cloudwatch.amazonaws.com`) explicitly,
+and the topic's key must let that principal use it: without both, every alarm action
+fails and no page reaches anyone. tests/infra/test_alarm_delivery.py evaluates both
+policies for every alarm action.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +21,9 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from energy_monitoring.config import EnvironmentConfig
-from energy_monitoring.constructs.device_defender import MeterSecurityProfile
 from energy_monitoring.constructs.energy_function import METRICS_NAMESPACE, EnergyFunction
+from energy_monitoring.constructs.fleet_security import FleetSecurity
+from energy_monitoring.constructs.retention import removal_policy
 from energy_monitoring.stacks.ingest import IngestResources
 from energy_monitoring.stacks.processing import (
     BATCHING_SERVICE,
@@ -93,16 +101,28 @@ class ObservabilityStack(cdk.Stack):
             alias=f"alias/{config.resource_prefix}-ops",
             description=f"Encrypts the energy monitoring ops topic of {config.name}",
             enable_key_rotation=True,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-            pending_window=cdk.Duration.days(7),
+            removal_policy=removal_policy(config),
+            pending_window=cdk.Duration.days(7 if config.removal_policy == "destroy" else 30),
         )
+        self.alarm_name_prefix = f"{config.resource_prefix}-"
+        # Alarms of this environment, by the names _alarm gives them.
+        alarm_arns = self.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=f"{self.alarm_name_prefix}*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        from_this_environments_alarms = {
+            "StringEquals": {"aws:SourceAccount": self.account},
+            "ArnLike": {"aws:SourceArn": alarm_arns},
+        }
         # CloudWatch alarms publish to the encrypted topic with the service's identity.
         ops_key.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+                conditions=from_this_environments_alarms,
             )
         )
         self.ops_topic = sns.Topic(
@@ -112,24 +132,42 @@ class ObservabilityStack(cdk.Stack):
             master_key=ops_key,
             enforce_ssl=True,
         )
+        self.ops_topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisEnvironmentsAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.ops_topic.topic_arn],
+                conditions=from_this_environments_alarms,
+            )
+        )
         self.ops_topic.add_subscription(subscriptions.EmailSubscription(config.alarms.ops_email))
 
         signals = self._signals(config, storage, ingest, processing)
         self.alarms = [self._alarm(signal) for signal in signals]
-        self._dashboard(config, ingest, processing, signals)
-        MeterSecurityProfile(self, "DeviceDefender", config=config, topic=self.ops_topic)
-
-        cdk.CfnOutput(
+        dashboard = self._dashboard(config, ingest, processing, signals)
+        self.fleet_security = FleetSecurity(
             self,
-            "OpsTopicArn",
-            value=self.ops_topic.topic_arn,
-            description="SNS topic of operational alarms",
+            "DeviceDefender",
+            config=config,
+            topic=self.ops_topic,
+            thing_group_arn=ingest.thing_group_arn,
         )
+
+        outputs = {
+            "OpsTopicArn": (self.ops_topic.topic_arn, "SNS topic of operational alarms"),
+            "DashboardName": (dashboard.dashboard_name, "CloudWatch dashboard of the pipeline"),
+        }
+        for output_id, (value, description) in outputs.items():
+            cdk.CfnOutput(self, output_id, value=value, description=description)
 
     def _alarm(self, signal: _Signal) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(
             self,
             signal.alarm_id,
+            # Named, not generated: the name is what a page shows, and the ops topic's
+            # policy admits alarms by this environment's name prefix.
+            alarm_name=f"{self.alarm_name_prefix}{signal.alarm_id}",
             alarm_description=signal.description,
             metric=signal.metric,
             threshold=signal.threshold,
@@ -309,12 +347,9 @@ class ObservabilityStack(cdk.Stack):
         ingest: IngestResources,
         processing: ProcessingResources,
         signals: list[_Signal],
-    ) -> None:
+    ) -> cloudwatch.Dashboard:
         dashboard = cloudwatch.Dashboard(
-            self,
-            "Dashboard",
-            dashboard_name=f"{config.resource_prefix}-pipeline",
-            default_interval=cdk.Duration.hours(6),
+            self, "Dashboard", default_interval=cdk.Duration.hours(6)
         )
         messages_in = cloudwatch.Metric(
             namespace="AWS/IoT",
@@ -385,3 +420,18 @@ class ObservabilityStack(cdk.Stack):
                 width=24,
             )
         )  # fmt: skip
+        if ingest.iot_log_group_name:
+            dashboard.add_widgets(
+                cloudwatch.LogQueryWidget(
+                    title="IoT Core errors (connections, authorization, rule actions)",
+                    log_group_names=[ingest.iot_log_group_name],
+                    query_lines=[
+                        "fields @timestamp, eventType, clientId, status, reason, details",
+                        'filter logLevel = "ERROR" or status = "Failure"',
+                        "sort @timestamp desc",
+                        "limit 50",
+                    ],
+                    width=24,
+                )
+            )
+        return dashboard

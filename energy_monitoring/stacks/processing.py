@@ -15,10 +15,11 @@ from energy_runtime.schema import QUARANTINE_PREFIX
 
 from energy_monitoring.config import EnvironmentConfig
 from energy_monitoring.constructs.archive import PROCESSED_PREFIX, archive_bucket
-from energy_monitoring.constructs.energy_function import EnergyFunction, ManagedLayer
+from energy_monitoring.constructs.energy_function import EnergyFunction
 from energy_monitoring.constructs.grants import grant_prefix_writes
 from energy_monitoring.constructs.queues import encrypted_queue
 from energy_monitoring.constructs.retention import log_retention
+from energy_monitoring.managed_layers import ManagedLayer
 from energy_monitoring.stacks.storage import StorageResources
 
 BATCHING_SERVICE = "energy-batching"
@@ -168,6 +169,9 @@ class ProcessingStack(cdk.Stack):
                 handoff_queue,
                 batch_size=batching_settings.handoff_batch_size,
                 max_batching_window=cdk.Duration.seconds(batching_settings.handoff_window_seconds),
+                # Bounded: a backlog drains at this many invocations, never the account's
+                # whole Lambda concurrency (docs/configuration.md has the drain time).
+                max_concurrency=batching_settings.handoff_max_concurrency,
                 report_batch_item_failures=True,
             )
         )

@@ -12,8 +12,9 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from energy_monitoring.config import EnvironmentConfig
-from energy_monitoring.constructs.archive import ArchiveBuckets
+from energy_monitoring.constructs.archive import ARCHIVE_EXPORT, ArchiveBuckets, archive_export_name
 from energy_monitoring.constructs.catalog import AnalyticsCatalog
+from energy_monitoring.constructs.retention import removal_policy
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,11 +44,7 @@ class StorageStack(cdk.Stack):
             description=f"Energy monitoring ({config.name}): keys, table, archive, catalog",
             termination_protection=termination_protection,
         )
-        removal = (
-            cdk.RemovalPolicy.DESTROY
-            if config.removal_policy == "destroy"
-            else cdk.RemovalPolicy.RETAIN
-        )
+        removal = removal_policy(config)
 
         key = kms.Key(
             self,
@@ -105,6 +102,7 @@ class StorageStack(cdk.Stack):
             archive=buckets.archive,
             results=buckets.athena_results,
             key=key,
+            removal=removal,
         )
 
         self.resources = StorageResources(
@@ -130,4 +128,10 @@ class StorageStack(cdk.Stack):
             "DataKeyArn": (key.key_arn, "KMS key encrypting this environment's data"),
         }
         for output_id, (value, description) in outputs.items():
-            cdk.CfnOutput(self, output_id, value=value, description=description)
+            cdk.CfnOutput(
+                self,
+                output_id,
+                value=value,
+                description=description,
+                export_name=archive_export_name(config) if output_id == ARCHIVE_EXPORT else None,
+            )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from infra.iam_evaluation import ACCOUNT, REGION, Deployment
 
 STACKS = ("Storage", "Ingest", "Processing", "Observability")
 
@@ -15,6 +17,7 @@ class SynthesizedApp:
     templates: dict[tuple[str, str], dict[str, Any]]
     template_files: dict[tuple[str, str], Path]
     config: dict[str, Any]
+    stack_names: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def template(self, environment: str, stack: str) -> dict[str, Any]:
         return self.templates[(environment, stack)]
@@ -30,3 +33,17 @@ class SynthesizedApp:
     def one(self, environment: str, stack: str, type_: str) -> dict[str, Any]:
         (resource,) = self.resources(environment, stack, type_).values()
         return resource
+
+    def deployment(self, environment: str) -> Deployment:
+        """The environment's templates, resolved the way AWS would see them deployed (in
+        its own account and region, or a pretend one where it has none)."""
+        settings = self.config["environments"][environment]
+        return Deployment(
+            {
+                self.stack_names[key]: template
+                for key, template in self.templates.items()
+                if key[0] == environment
+            },
+            account=settings.get("account") or ACCOUNT,
+            region=settings.get("region") or REGION,
+        )

@@ -96,7 +96,7 @@ def test_masking_hides_only_code_digests() -> None:
     }
 
 
-def _encrypted(resource: dict[str, Any]) -> bool:
+def _encrypted(resource: dict[str, Any], logical_id: str) -> bool:
     """Whether a data-holding resource is encrypted with a customer-managed key."""
     properties = resource.get("Properties", {})
     match resource["Type"]:
@@ -115,7 +115,7 @@ def _encrypted(resource: dict[str, Any]) -> bool:
             rule = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
             algorithm = rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
             # The access-log bucket can only be SSE-S3: S3 refuses to log into SSE-KMS.
-            return algorithm == "aws:kms" or "access-logs" in str(properties["BucketName"])
+            return algorithm == "aws:kms" or logical_id.startswith("ArchiveAccessLogs")
     return True
 
 
@@ -134,7 +134,7 @@ def test_encryption_everywhere(synthesized: SynthesizedApp) -> None:
     seen = set()
     for (environment, stack), template in synthesized.templates.items():
         for logical_id, resource in template["Resources"].items():
-            assert _encrypted(resource), f"{environment}/{stack}/{logical_id}"
+            assert _encrypted(resource, logical_id), f"{environment}/{stack}/{logical_id}"
             seen.add(resource["Type"])
     assert seen >= DATA_TYPES
 
@@ -194,3 +194,76 @@ def test_docs_list_every_stack_output(synthesized: SynthesizedApp) -> None:
     }
     assert outputs
     assert sorted(name for name in outputs if f"`{name}`" not in deploy_doc) == []
+
+
+# Names CloudFormation cannot generate, unique per account and region: each carries the
+# stage name (and so the prefix), except the one IoT Core fixes.
+ACCOUNT_UNIQUE_NAMES = {
+    ("AWS::Athena::WorkGroup", "Name"),
+    ("AWS::CloudWatch::Alarm", "AlarmName"),
+    ("AWS::Glue::Database", "DatabaseInput.Name"),
+    ("AWS::Glue::Table", "DatabaseName"),
+    ("AWS::IoT::TopicRule", "RuleName"),
+    ("AWS::KMS::Alias", "AliasName"),
+    ("AWS::Logs::LogGroup", "LogGroupName"),
+}
+NAMED_BY_AWS = {"AWSIotLogsV2"}  # IoT Core's log group: one per account (iot_logging)
+# Properties called ...Name that name nothing account-wide (or refer to another resource).
+NOT_ACCOUNT_UNIQUE = {
+    ("AWS::CloudWatch::Alarm", "MetricName"),
+    ("AWS::CodeDeploy::DeploymentGroup", "DeploymentConfigName"),
+    ("AWS::IAM::Policy", "PolicyName"),  # inline in its role
+    ("AWS::Lambda::Alias", "Name"),  # per function
+    ("AWS::SNS::Topic", "DisplayName"),
+}
+
+
+def literal_names(template: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(type, property, value) of every literal name the template sets."""
+    found = []
+    for resource in template["Resources"].values():
+        properties = resource.get("Properties", {})
+        candidates = {key: value for key, value in properties.items() if key.endswith("Name")}
+        if resource["Type"] == "AWS::Glue::Database":
+            candidates["DatabaseInput.Name"] = properties["DatabaseInput"]["Name"]
+        for key, value in candidates.items():
+            if isinstance(value, str):
+                found.append((resource["Type"], key, value))
+    return found
+
+
+def test_every_fixed_name_is_known(synthesized: SynthesizedApp, variant: SynthesizedApp) -> None:
+    for app in (synthesized, variant):
+        for template in app.templates.values():
+            for type_, key, value in literal_names(template):
+                known = ACCOUNT_UNIQUE_NAMES | NOT_ACCOUNT_UNIQUE
+                assert (type_, key) in known, (type_, key, value)
+
+
+def test_a_prefix_separates_a_second_copy_of_an_environment(variant: SynthesizedApp) -> None:
+    from infra.conftest import VARIANT_PREFIX
+
+    stage = f"{VARIANT_PREFIX}-energy-dev"
+    assert sorted(variant.stack_names.values()) == sorted(f"{stage}-{s}" for s in STACKS)
+    for template in variant.templates.values():
+        for output in template.get("Outputs", {}).values():
+            if "Export" in output:
+                assert output["Export"]["Name"].startswith(f"{stage}-"), output
+        for type_, key, value in literal_names(template):
+            if (type_, key) in ACCOUNT_UNIQUE_NAMES and value not in NAMED_BY_AWS:
+                assert VARIANT_PREFIX in value, (type_, key, value)
+    ingest = variant.template("dev", "Ingest")["Resources"]
+    (rule,) = [r for r in ingest.values() if r["Type"] == "AWS::IoT::TopicRule"]
+    assert rule["Properties"]["RuleName"] == f"{VARIANT_PREFIX}_energy_dev_ingest"
+
+
+def test_the_prefix_is_checked() -> None:
+    from energy_monitoring.config import ConfigError, load_environments
+
+    context = {"environments": {"dev": {"alarms": {"ops_email": "a@b.co"}}}}
+    assert load_environments(context, prefix="bob2")[0].stage_name == "bob2-energy-dev"
+    for bad in ("Alice", "a_b", "-a", "a-", "abcdefghijklm"):
+        with pytest.raises(ConfigError, match="energy-monitoring:prefix"):
+            load_environments(context, prefix=bad)
+    with pytest.raises(ConfigError, match=r"dev\.prefix: the prefix is not a setting"):
+        load_environments({"environments": {"dev": {"prefix": "x"}}})

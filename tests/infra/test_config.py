@@ -101,6 +101,26 @@ def test_arm64_is_the_default_architecture() -> None:
             {"batching__retry_attempts": True},
             "energy-monitoring.environments.dev.batching.retry_attempts: expected int, got True",
         ),
+        (
+            # The former on/off switch: an account singleton needs create or existing.
+            {"ingest__iot_logging": True},
+            "energy-monitoring.environments.dev.ingest.iot_logging: True is not one of "
+            "['off', 'create', 'existing']",
+        ),
+        (
+            {"security__audit": "yes"},
+            "energy-monitoring.environments.dev.security.audit: 'yes' is not one of",
+        ),
+        (
+            {"batching__handoff_max_concurrency": 1},
+            "energy-monitoring.environments.dev.batching.handoff_max_concurrency: 1 is below the "
+            "minimum 2",
+        ),
+        (
+            {"functions__sdk_pandas_layer_version": 26},
+            "energy-monitoring.environments.dev.functions: unknown setting(s) "
+            "['sdk_pandas_layer_version']",
+        ),
     ],
 )
 def test_wrong_setting_is_named_with_its_environment(

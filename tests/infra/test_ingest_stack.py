@@ -6,18 +6,16 @@ import json
 import subprocess
 from typing import Any
 
+import pytest
+
 from energy_monitoring.constructs.topic_rule import RULE_SQL
+from energy_monitoring.nag_suppressions import render
 from infra.synthesis import SynthesizedApp
 
 
 def flatten(value: Any) -> str:
-    """A CloudFormation string with pseudo parameters shown as <Name>."""
-    if isinstance(value, str):
-        return value
-    if "Ref" in value:
-        return f"<{value['Ref']}>"
-    separator, parts = value["Fn::Join"]
-    return str(separator).join(flatten(part) for part in parts)
+    """A CloudFormation string with references shown as <Name> (cdk-nag's notation)."""
+    return render(value)
 
 
 def policy_statements(app: SynthesizedApp, environment: str) -> dict[str, Any]:
@@ -81,7 +79,8 @@ def test_rule_follows_the_contract(synthesized: SynthesizedApp) -> None:
     assert action["Kinesis"]["PartitionKey"] == "${topic(3)}"
     error = payload["ErrorAction"]["S3"]
     assert error["Key"].startswith("iot-errors/")
-    assert flatten(error["BucketName"]) == "energy-dev-archive-<AWS::AccountId>-<AWS::Region>"
+    # The archive bucket by the name the Storage stack exports.
+    assert error["BucketName"] == {"Fn::ImportValue": "energy-dev-ArchiveBucketName"}
 
 
 def test_rule_role_can_write_stream_and_error_prefix_only(synthesized: SynthesizedApp) -> None:
@@ -94,7 +93,9 @@ def test_rule_role_can_write_stream_and_error_prefix_only(synthesized: Synthesiz
     assert "kms:GenerateDataKey" in actions or "kms:GenerateDataKey*" in actions
     assert not any(a.startswith(("s3:Get", "s3:Delete", "kinesis:Get")) for a in actions)
     (put,) = [s for s in statements if s["Action"] == "s3:PutObject"]
-    assert flatten(put["Resource"]).endswith("-archive-<AWS::AccountId>-<AWS::Region>/iot-errors/*")
+    assert flatten(put["Resource"]) == (
+        "arn:<AWS::Partition>:s3:::energy-dev-ArchiveBucketName/iot-errors/*"
+    )
 
 
 def _list(value: Any) -> list[Any]:
@@ -196,10 +197,34 @@ def test_firehose_partition_query_runs_in_jq(synthesized: SynthesizedApp) -> Non
     assert json.loads(result.stdout) == {"year": "2024", "month": "02", "day": "29", "hour": "23"}
 
 
-def test_iot_logging_only_where_configured(synthesized: SynthesizedApp) -> None:
-    assert synthesized.resources("prod", "Ingest", "AWS::IoT::Logging")
-    assert not synthesized.resources("dev", "Ingest", "AWS::IoT::Logging")
-    assert not synthesized.resources("staging", "Ingest", "AWS::IoT::Logging")
+def iot_log_groups(app: SynthesizedApp, environment: str) -> list[dict[str, Any]]:
+    groups = app.resources(environment, "Ingest", "AWS::Logs::LogGroup")
+    return [g for g in groups.values() if g["Properties"].get("LogGroupName") == "AWSIotLogsV2"]
+
+
+def iot_log_widgets(app: SynthesizedApp, environment: str) -> int:
+    dashboard = app.one(environment, "Observability", "AWS::CloudWatch::Dashboard")
+    return json.dumps(dashboard["Properties"]["DashboardBody"]).count("AWSIotLogsV2")
+
+
+@pytest.mark.parametrize("environment", ("dev", "staging", "prod"))
+def test_iot_logging_is_created_only_by_the_environment_that_owns_it(
+    synthesized: SynthesizedApp, environment: str, environments: dict[str, Any]
+) -> None:
+    # AWS::IoT::Logging and the AWSIotLogsV2 group are one per account and region: they
+    # fail to create where the account has them already.
+    owns = environments[environment].ingest.iot_logging == "create"
+    assert len(synthesized.resources(environment, "Ingest", "AWS::IoT::Logging")) == int(owns)
+    assert len(iot_log_groups(synthesized, environment)) == int(owns)
+    assert iot_log_widgets(synthesized, environment) == int(owns)
+
+
+def test_an_environment_using_existing_iot_logging_reads_it_and_creates_nothing(
+    variant: SynthesizedApp,
+) -> None:
+    assert not variant.resources("dev", "Ingest", "AWS::IoT::Logging")
+    assert iot_log_groups(variant, "dev") == []
+    assert iot_log_widgets(variant, "dev") == 1
 
 
 def test_outputs_name_policy_and_thing_type(synthesized: SynthesizedApp) -> None:
@@ -218,4 +243,4 @@ def test_iot_log_group_is_encrypted_with_retention(
     assert iot_logs["Properties"]["RetentionInDays"] == (
         environments["prod"].retention.log_retention_days
     )
-    assert iot_logs["DeletionPolicy"] == "Retain"
+    assert iot_logs["DeletionPolicy"] == "Retain"  # prod keeps its data

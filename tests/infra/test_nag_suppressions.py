@@ -45,9 +45,18 @@ def synth_stack_with(resource: str, tmp_path_str: str) -> None:
 
 def test_prefix_scoped_writes_are_acknowledged(tmp_path: pytest.TempPathFactory) -> None:
     synth_stack_with(
-        f"arn:{cdk.Aws.PARTITION}:s3:::energy-dev-archive-{cdk.Aws.ACCOUNT_ID}-x/processed/*",
+        f"arn:{cdk.Aws.PARTITION}:s3:::{cdk.Fn.import_value('energy-dev-ArchiveBucketName')}"
+        "/processed/*",
         str(tmp_path),
     )
+
+
+def test_an_unlisted_prefix_of_the_archive_fails_synthesis(
+    tmp_path: pytest.TempPathFactory,
+) -> None:
+    bucket = cdk.Fn.import_value("energy-dev-ArchiveBucketName")
+    with pytest.raises(RuntimeError, match=r"ArchiveBucketName/athena/\*"):
+        synth_stack_with(f"arn:{cdk.Aws.PARTITION}:s3:::{bucket}/athena/*", str(tmp_path))
 
 
 def test_an_unlisted_wildcard_fails_synthesis(tmp_path: pytest.TempPathFactory) -> None:

@@ -154,19 +154,6 @@ def test_dashboard_shows_the_runtime_metrics(synthesized: SynthesizedApp) -> Non
     assert "EnergyMonitoring" in body
 
 
-def test_device_defender_watches_auth_failures_and_volume(synthesized: SynthesizedApp) -> None:
-    profile = synthesized.one("dev", "Observability", "AWS::IoT::SecurityProfile")["Properties"]
-    metrics = {behavior["Metric"]: behavior for behavior in profile["Behaviors"]}
-
-    assert set(metrics) == {"aws:num-authorization-failures", "aws:num-messages-sent"}
-    assert metrics["aws:num-messages-sent"]["Criteria"]["MlDetectionConfig"] == {
-        "ConfidenceLevel": "HIGH"
-    }
-    assert "SNS" in profile["AlertTargets"]
-    (target,) = profile["TargetArns"]
-    assert target["Fn::Join"][1][-1].endswith(":all/registered-things")
-
-
 def dashboard_metrics(app: SynthesizedApp, environment: str) -> list[list[Any]]:
     """Every metric array of the dashboard, tokens shown as <token>."""
     body = app.one(environment, "Observability", "AWS::CloudWatch::Dashboard")["Properties"][

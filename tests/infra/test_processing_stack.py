@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from energy_monitoring import managed_layers
+from energy_monitoring.managed_layers import ManagedLayer
 from infra.synthesis import SynthesizedApp
 
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -109,13 +111,16 @@ def test_functions_run_the_runtime_handlers_with_the_contract_environment(
         )
 
 
-def test_layers_are_managed_and_region_independent(synthesized: SynthesizedApp) -> None:
-    processor = functions(synthesized, "dev")["energy_runtime.processor.handler"]
-    arns = [str(layer) for layer in processor["Layers"]]
+def test_layers_come_from_the_table_for_the_region(synthesized: SynthesizedApp) -> None:
+    processor = functions(synthesized, "prod")["energy_runtime.processor.handler"]
+    batching = functions(synthesized, "prod")["energy_runtime.batching.handler"]
+    region = "eu-central-1"
 
-    assert any("017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-arm64:" in a for a in arns)
-    assert any("336392948345:layer:AWSSDKPandas-Python312-Arm64:" in a for a in arns)
-    assert all("AWS::Region" in a for a in arns)
+    assert processor["Layers"] == [
+        managed_layers.arn(region, layer, "arm64")
+        for layer in (ManagedLayer.POWERTOOLS, ManagedLayer.SDK_PANDAS)
+    ]
+    assert batching["Layers"] == [managed_layers.arn(region, ManagedLayer.POWERTOOLS, "arm64")]
 
 
 def test_code_asset_is_the_runtime_directory(synthesized: SynthesizedApp) -> None:
@@ -239,3 +244,13 @@ def test_canary_deployment_rolls_back_on_alarm(
     assert {alias["Properties"]["Name"] for alias in aliases.values()} == {"live"}
     for alias in aliases.values():
         assert alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_the_processor_takes_at_most_its_share_of_the_accounts_concurrency(
+    synthesized: SynthesizedApp, environment: str, environments: dict[str, Any]
+) -> None:
+    sqs = mappings(synthesized, environment)["sqs"]
+    assert sqs["ScalingConfig"] == {
+        "MaximumConcurrency": environments[environment].batching.handoff_max_concurrency
+    }

@@ -88,8 +88,8 @@ def test_archive_tiers_and_expires_as_configured(
     retention = environments[environment].retention
     archive = next(
         bucket["Properties"]
-        for bucket in buckets(synthesized, environment).values()
-        if "-archive-" in str(bucket["Properties"]["BucketName"])
+        for logical_id, bucket in buckets(synthesized, environment).items()
+        if logical_id.startswith("Archive") and "VersioningConfiguration" in bucket["Properties"]
     )
     rules = {rule["Id"]: rule for rule in archive["LifecycleConfiguration"]["Rules"]}
     infrequent = {
