@@ -1,51 +1,56 @@
-"""Prints the settings reference table of docs/configuration.md from the config module.
+"""Prints the settings reference table of docs/configuration.md from the config models.
 
 python -m energy_monitoring.config_reference
 """
 
 from __future__ import annotations
 
-import dataclasses
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
-from energy_monitoring.config import DEFAULTS, EnvironmentConfig
+from annotated_types import Ge, Le
+from pydantic import AfterValidator, BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from energy_monitoring.config import NOT_SETTINGS, EnvironmentConfig, OneOf
 
 
 def rows() -> Iterator[tuple[str, str, str, str]]:
     """(setting, type and allowed values, default, meaning) for every setting."""
-    yield from _rows(EnvironmentConfig, DEFAULTS, prefix="")
+    yield from _rows(EnvironmentConfig, prefix="")
 
 
-def _rows(
-    cls: type, defaults: Mapping[str, Any], *, prefix: str
-) -> Iterator[tuple[str, str, str, str]]:
-    hints = typing.get_type_hints(cls)
-    for field in dataclasses.fields(cls):
-        if field.name in ("name", "prefix"):  # not settings: the key and the command line
+def _rows(model: type[BaseModel], *, prefix: str) -> Iterator[tuple[str, str, str, str]]:
+    for name, field in model.model_fields.items():
+        if not prefix and name in NOT_SETTINGS:
             continue
-        hint = hints[field.name]
-        path = f"{prefix}{field.name}"
-        if dataclasses.is_dataclass(hint):
-            yield from _rows(hint, defaults.get(field.name, {}), prefix=f"{path}.")  # type: ignore[arg-type]
+        path = f"{prefix}{name}"
+        hint = field.annotation
+        if isinstance(hint, type) and issubclass(hint, BaseModel):
+            yield from _rows(hint, prefix=f"{path}.")
             continue
-        default = defaults.get(field.name, "(required)")
-        yield path, _describe(hint, field.metadata), _format(default), field.metadata["doc"]
+        yield path, _describe(hint, field), _format(field), field.description or ""
 
 
-def _describe(hint: Any, meta: Mapping[str, Any]) -> str:
-    origin = typing.get_origin(hint)
-    if origin is typing.Literal:
+def _describe(hint: Any, field: FieldInfo) -> str:
+    if typing.get_origin(hint) is typing.Literal:
         return " / ".join(f"`{value}`" for value in typing.get_args(hint))
     names = [
         "null" if option is type(None) else option.__name__
         for option in (typing.get_args(hint) or (hint,))
     ]
     text = " or ".join(names)
-    if meta.get("choices"):
-        text += " in " + ", ".join(str(choice) for choice in meta["choices"])
-    low, high = meta.get("minimum"), meta.get("maximum")
+    choices = [
+        m.func.choices
+        for m in field.metadata
+        if isinstance(m, AfterValidator) and isinstance(m.func, OneOf)
+    ]
+    if choices:
+        text += " in " + ", ".join(str(choice) for choice in choices[0])
+    low = next((m.ge for m in field.metadata if isinstance(m, Ge)), None)
+    high = next((m.le for m in field.metadata if isinstance(m, Le)), None)
     if low is not None and high is not None:
         text += f" {low}..{high}"
     elif low is not None:
@@ -53,12 +58,15 @@ def _describe(hint: Any, meta: Mapping[str, Any]) -> str:
     return text
 
 
-def _format(value: Any) -> str:
+def _format(field: FieldInfo) -> str:
+    value = field.default
+    if value is PydanticUndefined:
+        return "required"
     if value is None:
         return "`null`"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
-    return f"`{value}`" if value != "(required)" else "required"
+    return f"`{value}`"
 
 
 def markdown() -> str:

@@ -18,6 +18,7 @@ from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import IConstruct
+from energy_runtime import contract
 
 # Wildcard actions the CDK's own grants generate, and why each is acceptable.
 WILDCARD_ACTIONS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
@@ -33,7 +34,7 @@ WILDCARD_RESOURCES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
         # The archive bucket: in its own stack, or by its exported name in the others.
         re.compile(
             r"(<Archive[0-9A-F]{8}\.Arn>|:s3:::[a-z0-9-]+-ArchiveBucketName)/"
-            r"(quarantine|processed|iot-errors|raw|firehose-errors)/\*$"
+            f"({'|'.join(re.escape(prefix) for prefix in contract.ARCHIVE_PREFIXES)})\\*$"
         ),
         "object keys under this prefix depend on the data (time partitions, content "
         "hashes); the grant covers objects under the one prefix the writer owns",

@@ -12,18 +12,15 @@ import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
-from energy_runtime.schema import QUARANTINE_PREFIX, RAW_PREFIX
+from energy_runtime import contract
 
 from energy_monitoring.config import EnvironmentConfig
-from energy_monitoring.constructs.raw_archive import ERROR_PREFIX as FIREHOSE_ERROR_PREFIX
 from energy_monitoring.constructs.retention import removal_policy
-from energy_monitoring.constructs.topic_rule import ERROR_PREFIX as IOT_ERROR_PREFIX
 
-PROCESSED_PREFIX = "processed/"
 # Athena skips objects in Glacier Flexible Retrieval: these prefixes are archive-only
 # once they get there. Processed aggregates (small, what QuickSight reads) stop at
 # Standard-IA so that they stay queryable until they expire.
-GLACIER_PREFIXES = (RAW_PREFIX, QUARANTINE_PREFIX, FIREHOSE_ERROR_PREFIX, IOT_ERROR_PREFIX)
+GLACIER_PREFIXES = tuple(p for p in contract.ARCHIVE_PREFIXES if p != contract.PROCESSED_PREFIX)
 
 
 ARCHIVE_EXPORT = "ArchiveBucketName"
@@ -134,7 +131,7 @@ class ArchiveBuckets(Construct):
             ),
             s3.LifecycleRule(
                 id="tier-processed",
-                prefix=PROCESSED_PREFIX,
+                prefix=contract.PROCESSED_PREFIX,
                 transitions=[infrequent],
                 expiration=expire,
             ),

@@ -25,7 +25,6 @@ from energy_monitoring.constructs.retention import removal_policy
 from energy_monitoring.managed_layers import ManagedLayer
 
 ALIAS_NAME = "live"
-METRICS_NAMESPACE = "EnergyMonitoring"
 # Build output and caches must not reach the asset, or its hash churns between machines.
 ASSET_EXCLUDES = [
     "tests",
@@ -123,12 +122,7 @@ class EnergyFunction(Construct):
             role=self.role,
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
-            environment={
-                "POWERTOOLS_SERVICE_NAME": service_name,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-                "POWERTOOLS_LOG_LEVEL": settings.log_level,
-                **environment,
-            },
+            environment=dict(environment),
         )
         self.alias = lambda_.Alias(
             self, "Live", alias_name=ALIAS_NAME, version=self.function.current_version

@@ -11,13 +11,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
-from energy_runtime.schema import PARTITION_KEYS, RAW_PREFIX
+from energy_runtime import contract
+from energy_runtime.schema import PARTITION_KEYS
 
 from energy_monitoring.config import EnvironmentConfig
 from energy_monitoring.constructs.grants import role_policy
 from energy_monitoring.constructs.retention import removal_policy
 
-ERROR_PREFIX = "firehose-errors/"
 # received_at is epoch milliseconds (set by the topic rule); partitions are UTC hours.
 _FORMATS = {"year": "%Y", "month": "%m", "day": "%d", "hour": "%H"}
 # Firehose joins these into one jq 1.6 object, {"year": <query>, ...}; jq's grammar takes
@@ -26,7 +26,7 @@ PARTITION_QUERIES = {
     name: f'(.received_at / 1000 | floor | strftime("{_FORMATS[name]}"))'
     for name, _type in PARTITION_KEYS
 }
-DATA_PREFIX = RAW_PREFIX + "".join(
+DATA_PREFIX = contract.RAW_PREFIX + "".join(
     f"{name}=!{{partitionKeyFromQuery:{name}}}/" for name, _type in PARTITION_KEYS
 )
 
@@ -62,7 +62,7 @@ class RawArchiveDelivery(Construct):
             # carries only the policy below.
             role=role.without_policy_updates(),
             data_output_prefix=DATA_PREFIX,
-            error_output_prefix=ERROR_PREFIX + "!{firehose:error-output-type}/",
+            error_output_prefix=contract.FIREHOSE_ERRORS_PREFIX + "!{firehose:error-output-type}/",
             buffering_interval=cdk.Duration.seconds(config.ingest.firehose_buffer_seconds),
             buffering_size=cdk.Size.mebibytes(config.ingest.firehose_buffer_mb),
             encryption_key=key,
@@ -116,7 +116,8 @@ class RawArchiveDelivery(Construct):
             iam.PolicyStatement(
                 actions=["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
                 resources=[
-                    archive.arn_for_objects(f"{prefix}*") for prefix in (RAW_PREFIX, ERROR_PREFIX)
+                    archive.arn_for_objects(f"{prefix}*")
+                    for prefix in (contract.RAW_PREFIX, contract.FIREHOSE_ERRORS_PREFIX)
                 ],
             ),
             iam.PolicyStatement(

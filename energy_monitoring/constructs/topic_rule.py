@@ -9,6 +9,7 @@ from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+from energy_runtime import contract
 
 from energy_monitoring.constructs.device_access import TOPIC_ROOT
 from energy_monitoring.constructs.grants import grant_prefix_writes, role_policy
@@ -20,8 +21,10 @@ RULE_SQL = (
     f"timestamp() AS received_at FROM '{TOPIC_ROOT}/+'"
 )
 PARTITION_KEY = "${topic(3)}"
-ERROR_PREFIX = "iot-errors/"
-ERROR_KEY = ERROR_PREFIX + "${parse_time('yyyy/MM/dd', timestamp())}/${topic(3)}-${newuuid()}"
+ERROR_KEY = (
+    contract.IOT_ERRORS_PREFIX
+    + "${parse_time('yyyy/MM/dd', timestamp())}/${topic(3)}-${newuuid()}"
+)
 
 
 class IngestRule(Construct):
@@ -44,7 +47,7 @@ class IngestRule(Construct):
         )
         # grant_write includes kms:GenerateDataKey on the stream's key.
         stream.grant_write(role)
-        grant_prefix_writes(role, bucket=archive, prefix=ERROR_PREFIX, key=key)
+        grant_prefix_writes(role, bucket=archive, prefix=contract.IOT_ERRORS_PREFIX, key=key)
 
         self.rule = iot.CfnTopicRule(
             self,

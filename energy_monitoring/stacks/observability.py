@@ -19,17 +19,15 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
+from energy_runtime import contract
+from energy_runtime.contract import BATCHING, PROCESSOR
 
 from energy_monitoring.config import EnvironmentConfig
-from energy_monitoring.constructs.energy_function import METRICS_NAMESPACE, EnergyFunction
+from energy_monitoring.constructs.energy_function import EnergyFunction
 from energy_monitoring.constructs.fleet_security import FleetSecurity
 from energy_monitoring.constructs.retention import removal_policy
 from energy_monitoring.stacks.ingest import IngestResources
-from energy_monitoring.stacks.processing import (
-    BATCHING_SERVICE,
-    PROCESSOR_SERVICE,
-    ProcessingResources,
-)
+from energy_monitoring.stacks.processing import ProcessingResources
 from energy_monitoring.stacks.storage import StorageResources
 
 FIVE_MINUTES = cdk.Duration.minutes(5)
@@ -39,13 +37,13 @@ LT = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
 
 
 def runtime_metric(
-    name: str, service: str, *, period: cdk.Duration = FIVE_MINUTES, label: str | None = None
+    name: str, function: str, *, period: cdk.Duration = FIVE_MINUTES, label: str | None = None
 ) -> cloudwatch.Metric:
-    """A metric the handlers emit (EMF), by the names and dimensions of the contract."""
+    """A metric `function` emits (EMF), by the names and dimensions of the contract."""
     return cloudwatch.Metric(
-        namespace=METRICS_NAMESPACE,
+        namespace=contract.METRICS_NAMESPACE,
         metric_name=name,
-        dimensions_map={"service": service},
+        dimensions_map={contract.SERVICE_DIMENSION: contract.SERVICES[function]},
         statistic="Sum",
         period=period,
         label=label,
@@ -188,8 +186,8 @@ class ObservabilityStack(cdk.Stack):
     ) -> list[_Signal]:
         alarms = config.alarms
         iterator_age_ms = alarms.iterator_age_minutes * 60 * 1000
-        received = runtime_metric("ReadingsReceived", BATCHING_SERVICE)
-        quarantined = runtime_metric("ReadingsQuarantined", BATCHING_SERVICE)
+        received = runtime_metric(contract.READINGS_RECEIVED, BATCHING)
+        quarantined = runtime_metric(contract.READINGS_QUARANTINED, BATCHING)
         silent_period = cdk.Duration.minutes(alarms.silent_minutes)
         signals = [
             _Signal(
@@ -292,7 +290,7 @@ class ObservabilityStack(cdk.Stack):
             _Signal(
                 alarm_id="NoReadingsAccepted",
                 description="No reading was accepted: meters or ingest are silent",
-                metric=runtime_metric("ReadingsAccepted", BATCHING_SERVICE, period=silent_period),
+                metric=runtime_metric(contract.READINGS_ACCEPTED, BATCHING, period=silent_period),
                 threshold=1,
                 comparison=LT,
                 missing=cloudwatch.TreatMissingData.BREACHING,
@@ -300,7 +298,9 @@ class ObservabilityStack(cdk.Stack):
             _Signal(
                 alarm_id="NoAggregatesWritten",
                 description="The processor wrote no aggregates: the hand-off is stuck",
-                metric=runtime_metric("AggregatesWritten", PROCESSOR_SERVICE, period=silent_period),
+                metric=runtime_metric(
+                    contract.AGGREGATES_WRITTEN, PROCESSOR, period=silent_period
+                ),
                 threshold=1,
                 comparison=LT,
                 missing=cloudwatch.TreatMissingData.BREACHING,
@@ -361,8 +361,9 @@ class ObservabilityStack(cdk.Stack):
         )
         by_reason = cloudwatch.MathExpression(
             expression=(
-                f"SEARCH('{{{METRICS_NAMESPACE},service,reason}} "
-                f"MetricName=\"QuarantinedByReason\"', 'Sum', 300)"
+                f"SEARCH('{{{contract.METRICS_NAMESPACE},{contract.SERVICE_DIMENSION},"
+                f"{contract.REASON_DIMENSION}}} "
+                f"MetricName=\"{contract.QUARANTINED_BY_REASON}\"', 'Sum', 300)"
             ),
             label="Quarantined by reason",
             period=FIVE_MINUTES,
@@ -376,14 +377,14 @@ class ObservabilityStack(cdk.Stack):
             cloudwatch.GraphWidget(
                 title="Readings",
                 left=[
-                    runtime_metric("ReadingsReceived", BATCHING_SERVICE),
-                    runtime_metric("ReadingsAccepted", BATCHING_SERVICE),
-                    runtime_metric("ReadingsQuarantined", BATCHING_SERVICE),
+                    runtime_metric(contract.READINGS_RECEIVED, BATCHING),
+                    runtime_metric(contract.READINGS_ACCEPTED, BATCHING),
+                    runtime_metric(contract.READINGS_QUARANTINED, BATCHING),
                     # Hand-off messages the processor could not read are quarantined too.
                     runtime_metric(
-                        "ReadingsQuarantined",
-                        PROCESSOR_SERVICE,
-                        label="ReadingsQuarantined (hand-off messages)",
+                        contract.READINGS_QUARANTINED,
+                        PROCESSOR,
+                        label=f"{contract.READINGS_QUARANTINED} (hand-off messages)",
                     ),
                 ],
                 right=[by_reason],
@@ -392,8 +393,8 @@ class ObservabilityStack(cdk.Stack):
             cloudwatch.GraphWidget(
                 title="Aggregates and alerts",
                 left=[
-                    runtime_metric("AggregatesWritten", PROCESSOR_SERVICE),
-                    runtime_metric("AlertsSent", PROCESSOR_SERVICE),
+                    runtime_metric(contract.AGGREGATES_WRITTEN, PROCESSOR),
+                    runtime_metric(contract.ALERTS_SENT, PROCESSOR),
                 ],
                 width=12,
             ),

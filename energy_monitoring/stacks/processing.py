@@ -11,19 +11,18 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from energy_runtime.schema import QUARANTINE_PREFIX
+from energy_runtime import contract
 
 from energy_monitoring.config import EnvironmentConfig
-from energy_monitoring.constructs.archive import PROCESSED_PREFIX, archive_bucket
+from energy_monitoring.constructs.archive import archive_bucket
 from energy_monitoring.constructs.energy_function import EnergyFunction
+from energy_monitoring.constructs.function_environment import function_environment
 from energy_monitoring.constructs.grants import grant_prefix_writes
 from energy_monitoring.constructs.queues import encrypted_queue
 from energy_monitoring.constructs.retention import log_retention
 from energy_monitoring.managed_layers import ManagedLayer
 from energy_monitoring.stacks.storage import StorageResources
 
-BATCHING_SERVICE = "energy-batching"
-PROCESSOR_SERVICE = "energy-processor"
 # What energy_runtime.store calls, and nothing more (no Scan, no DeleteItem, no streams).
 PROCESSOR_TABLE_ACTIONS = (
     "dynamodb:BatchGetItem",
@@ -39,6 +38,13 @@ TABLE_KEY_ACTIONS = (
     "kms:GenerateDataKey*",
     "kms:ReEncrypt*",
 )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Queues:
+    handoff: sqs.Queue
+    handoff_dead_letters: sqs.Queue
+    stream_failures: sqs.Queue
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,136 +74,165 @@ class ProcessingStack(cdk.Stack):
             description=f"Energy monitoring ({config.name}): batching and processor Lambdas",
             termination_protection=termination_protection,
         )
-        key = storage.key
-        archive = archive_bucket(self, "ArchiveBucket", config=config)
-        batching_settings = config.batching
-        retention = log_retention(config.retention.log_retention_days)
-
+        self.config = config
+        self.key = storage.key
+        self.archive = archive_bucket(self, "ArchiveBucket", config=config)
+        self.log_retention = log_retention(config.retention.log_retention_days)
         alert_topic = sns.Topic(
             self,
             "Alerts",
             display_name=f"Energy alerts ({config.name})",
-            master_key=key,
+            master_key=self.key,
             enforce_ssl=True,
         )
-        # Kinesis batches that exhaust their retries (or age out) are recorded here.
-        stream_failures = encrypted_queue(self, "StreamFailures", key=key)
-        handoff_dead_letters = encrypted_queue(self, "HandoffDeadLetters", key=key)
-        handoff_queue = encrypted_queue(
+        queues = self._queues()
+        batching = self._batching_function(stream, queues)
+        processor = self._processor_function(storage, queues, alert_topic)
+        self.resources = ProcessingResources(
+            batching=batching,
+            processor=processor,
+            handoff_queue=queues.handoff,
+            handoff_dead_letters=queues.handoff_dead_letters,
+            stream_failures=queues.stream_failures,
+            alert_topic=alert_topic,
+        )
+        self._outputs()
+
+    def _queues(self) -> _Queues:
+        stream_failures = encrypted_queue(self, "StreamFailures", key=self.key)
+        handoff_dead_letters = encrypted_queue(self, "HandoffDeadLetters", key=self.key)
+        handoff = encrypted_queue(
             self,
             "Handoff",
-            key=key,
+            key=self.key,
             # AWS's guidance for SQS event sources: six times the function timeout.
-            visibility_timeout=cdk.Duration.seconds(6 * config.functions.processor_timeout_seconds),
+            visibility_timeout=cdk.Duration.seconds(
+                6 * self.config.functions.processor_timeout_seconds
+            ),
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=handoff_dead_letters,
-                max_receive_count=batching_settings.handoff_max_receive_count,
+                max_receive_count=self.config.batching.handoff_max_receive_count,
             ),
         )
-
-        interval = str(config.data.interval_minutes)
-        batching = EnergyFunction(
-            self,
-            "Batching",
-            config=config,
-            service_name=BATCHING_SERVICE,
-            handler="energy_runtime.batching.handler",
-            description="Validates, quarantines and pre-aggregates meter readings",
-            memory_mb=config.functions.batching_memory_mb,
-            timeout_seconds=config.functions.batching_timeout_seconds,
-            layers=(ManagedLayer.POWERTOOLS,),
-            environment={
-                "HANDOFF_QUEUE_URL": handoff_queue.queue_url,
-                "ARCHIVE_BUCKET": archive.bucket_name,
-                "QUARANTINE_PREFIX": QUARANTINE_PREFIX,
-                "INTERVAL_MINUTES": interval,
-                "MAX_PAYLOAD_BYTES": str(config.data.max_payload_bytes),
-            },
-            key=key,
-            log_retention=retention,
+        return _Queues(
+            handoff=handoff,
+            handoff_dead_letters=handoff_dead_letters,
+            stream_failures=stream_failures,
         )
-        handoff_queue.grant_send_messages(batching.role)
-        grant_prefix_writes(batching.role, bucket=archive, prefix=QUARANTINE_PREFIX, key=key)
+
+    def _function(
+        self,
+        function: str,
+        *,
+        description: str,
+        memory_mb: int,
+        timeout_seconds: int,
+        layers: tuple[ManagedLayer, ...],
+        resources: dict[contract.Variable, str],
+    ) -> EnergyFunction:
+        return EnergyFunction(
+            self,
+            function.title(),
+            config=self.config,
+            service_name=contract.SERVICES[function],
+            handler=contract.HANDLERS[function],
+            description=description,
+            memory_mb=memory_mb,
+            timeout_seconds=timeout_seconds,
+            layers=layers,
+            environment=function_environment(function, self.config, resources),
+            key=self.key,
+            log_retention=self.log_retention,
+        )
+
+    def _batching_function(self, stream: kinesis.IStream, queues: _Queues) -> EnergyFunction:
+        settings = self.config.batching
+        batching = self._function(
+            contract.BATCHING,
+            description="Validates, quarantines and pre-aggregates meter readings",
+            memory_mb=self.config.functions.batching_memory_mb,
+            timeout_seconds=self.config.functions.batching_timeout_seconds,
+            layers=(ManagedLayer.POWERTOOLS,),
+            resources={
+                contract.HANDOFF_QUEUE_URL: queues.handoff.queue_url,
+                contract.ARCHIVE_BUCKET: self.archive.bucket_name,
+            },
+        )
+        queues.handoff.grant_send_messages(batching.role)
+        grant_prefix_writes(
+            batching.role, bucket=self.archive, prefix=contract.QUARANTINE_PREFIX, key=self.key
+        )
         batching.alias.add_event_source(
             sources.KinesisEventSource(
                 stream,
                 starting_position=lambda_.StartingPosition.TRIM_HORIZON,
-                batch_size=batching_settings.batch_size,
-                max_batching_window=cdk.Duration.seconds(batching_settings.window_seconds),
+                batch_size=settings.batch_size,
+                max_batching_window=cdk.Duration.seconds(settings.window_seconds),
                 bisect_batch_on_error=True,
-                retry_attempts=batching_settings.retry_attempts,
-                max_record_age=cdk.Duration.seconds(batching_settings.max_record_age_seconds),
-                parallelization_factor=batching_settings.parallelization_factor,
+                retry_attempts=settings.retry_attempts,
+                max_record_age=cdk.Duration.seconds(settings.max_record_age_seconds),
+                parallelization_factor=settings.parallelization_factor,
                 report_batch_item_failures=True,
-                on_failure=sources.SqsDlq(stream_failures),
+                on_failure=sources.SqsDlq(queues.stream_failures),
             )
         )
+        return batching
 
-        processor = EnergyFunction(
-            self,
-            "Processor",
-            config=config,
-            service_name=PROCESSOR_SERVICE,
-            handler="energy_runtime.processor.handler",
+    def _processor_function(
+        self, storage: StorageResources, queues: _Queues, alert_topic: sns.ITopic
+    ) -> EnergyFunction:
+        settings = self.config.batching
+        processor = self._function(
+            contract.PROCESSOR,
             description="Applies aggregates to DynamoDB and S3 idempotently, raises alerts",
-            memory_mb=config.functions.processor_memory_mb,
-            timeout_seconds=config.functions.processor_timeout_seconds,
+            memory_mb=self.config.functions.processor_memory_mb,
+            timeout_seconds=self.config.functions.processor_timeout_seconds,
             layers=(ManagedLayer.POWERTOOLS, ManagedLayer.SDK_PANDAS),
-            environment={
-                "ARCHIVE_BUCKET": archive.bucket_name,
-                "INTERVAL_MINUTES": interval,
-                "TABLE_NAME": storage.table.table_name,
-                "PROCESSED_PREFIX": PROCESSED_PREFIX,
-                "QUARANTINE_PREFIX": QUARANTINE_PREFIX,
-                "ALERT_TOPIC_ARN": alert_topic.topic_arn,
-                "HIGH_USAGE_THRESHOLD_WH": _number(config.data.high_usage_threshold_wh),
-                "ANOMALY_FACTOR": _number(config.data.anomaly_factor),
-                "ANOMALY_MIN_WH": _number(config.data.anomaly_min_wh),
-                "INTERVAL_TTL_DAYS": str(config.data.interval_ttl_days),
+            resources={
+                contract.ARCHIVE_BUCKET: self.archive.bucket_name,
+                contract.TABLE_NAME: storage.table.table_name,
+                contract.ALERT_TOPIC_ARN: alert_topic.topic_arn,
             },
-            key=key,
-            log_retention=retention,
         )
         storage.table.grant(processor.role, *PROCESSOR_TABLE_ACTIONS)
-        key.grant(processor.role, *TABLE_KEY_ACTIONS)
-        grant_prefix_writes(processor.role, bucket=archive, prefix=PROCESSED_PREFIX, key=key)
+        self.key.grant(processor.role, *TABLE_KEY_ACTIONS)
         # Hand-off messages that are not hand-offs at all are quarantined, not retried.
-        grant_prefix_writes(processor.role, bucket=archive, prefix=QUARANTINE_PREFIX, key=key)
+        for prefix in (contract.PROCESSED_PREFIX, contract.QUARANTINE_PREFIX):
+            grant_prefix_writes(processor.role, bucket=self.archive, prefix=prefix, key=self.key)
         alert_topic.grant_publish(processor.role)
         processor.alias.add_event_source(
             sources.SqsEventSource(
-                handoff_queue,
-                batch_size=batching_settings.handoff_batch_size,
-                max_batching_window=cdk.Duration.seconds(batching_settings.handoff_window_seconds),
+                queues.handoff,
+                batch_size=settings.handoff_batch_size,
+                max_batching_window=cdk.Duration.seconds(settings.handoff_window_seconds),
                 # Bounded: a backlog drains at this many invocations, never the account's
                 # whole Lambda concurrency (docs/configuration.md has the drain time).
-                max_concurrency=batching_settings.handoff_max_concurrency,
+                max_concurrency=settings.handoff_max_concurrency,
                 report_batch_item_failures=True,
             )
         )
+        return processor
 
-        self.resources = ProcessingResources(
-            batching=batching,
-            processor=processor,
-            handoff_queue=handoff_queue,
-            handoff_dead_letters=handoff_dead_letters,
-            stream_failures=stream_failures,
-            alert_topic=alert_topic,
-        )
+    def _outputs(self) -> None:
+        resources = self.resources
         outputs = {
-            "AlertTopicArn": (alert_topic.topic_arn, "SNS topic of high-usage/anomaly alerts"),
-            "BatchingFunctionName": (batching.function.function_name, "batching Lambda"),
-            "ProcessorFunctionName": (processor.function.function_name, "processor Lambda"),
-            "HandoffQueueUrl": (handoff_queue.queue_url, "hand-off queue to the processor"),
+            "AlertTopicArn": (
+                resources.alert_topic.topic_arn,
+                "SNS topic of high-usage/anomaly alerts",
+            ),
+            "BatchingFunctionName": (resources.batching.function.function_name, "batching Lambda"),
+            "ProcessorFunctionName": (
+                resources.processor.function.function_name,
+                "processor Lambda",
+            ),
+            "HandoffQueueUrl": (
+                resources.handoff_queue.queue_url,
+                "hand-off queue to the processor",
+            ),
             "StreamFailureQueueUrl": (
-                stream_failures.queue_url,
+                resources.stream_failures.queue_url,
                 "Kinesis batches that exhausted their retries",
             ),
         }
         for output_id, (value, description) in outputs.items():
             cdk.CfnOutput(self, output_id, value=value, description=description)
-
-
-def _number(value: float) -> str:
-    """2000.0 -> '2000', 12.5 -> '12.5' (what a person would write in the variable)."""
-    return str(int(value)) if value == int(value) else str(value)

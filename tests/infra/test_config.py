@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from energy_monitoring.application_paths import CDK_JSON
+from energy_runtime import contract
+
 from energy_monitoring.config import (
     CONTEXT_KEY,
-    DEFAULTS,
     ConfigError,
+    StreamTriggerSettings,
     load_environments,
     parse_environment,
 )
@@ -44,7 +46,8 @@ def test_project_environments_parse_with_their_own_settings() -> None:
     assert environments["prod"].stream.capacity_mode == "provisioned"
     assert environments["dev"].retention.log_retention_days == 14
     # Settings not overridden keep the single default.
-    assert environments["staging"].batching.batch_size == DEFAULTS["batching"]["batch_size"]
+    default = StreamTriggerSettings.model_fields["batch_size"].default
+    assert environments["staging"].batching.batch_size == default
 
 
 def test_contract_batching_defaults() -> None:
@@ -196,17 +199,25 @@ def test_bad_setting_stops_synthesis_of_the_app() -> None:
         build_app(context=context)
 
 
-def test_interval_ttl_must_outlive_the_runtime_reading_age_limit() -> None:
-    from energy_runtime.settings import SettingsError, load_processor_settings
+def test_interval_ttl_must_outlive_the_reading_age_limit() -> None:
+    with pytest.raises(ConfigError, match=r"dev\.data\.interval_ttl_days: 1 is below the minimum"):
+        parse_environment("dev", dev_with(data__interval_ttl_days=1))
+    # The processor refuses to start unless interval items outlive the oldest reading it
+    # accepts: synthesis stops first.
+    with pytest.raises(ConfigError, match=r"dev\.data\.interval_ttl_days: must exceed data\."):
+        parse_environment("dev", dev_with(data__interval_ttl_days=30, data__max_reading_age_days=30))
+    parse_environment("dev", dev_with(data__interval_ttl_days=31, data__max_reading_age_days=30))
 
-    from energy_monitoring.config import MIN_INTERVAL_TTL_DAYS
 
-    with pytest.raises(ConfigError, match=r"dev\.data\.interval_ttl_days: 7 is below the minimum"):
-        parse_environment("dev", dev_with(data__interval_ttl_days=7))
-    # The bound is the runtime's own: one day less and the processor would refuse to start.
-    environment = {"TABLE_NAME": "t", "ARCHIVE_BUCKET": "b", "ALERT_TOPIC_ARN": "arn"}
-    load_processor_settings({**environment, "INTERVAL_TTL_DAYS": str(MIN_INTERVAL_TTL_DAYS)})
-    with pytest.raises(SettingsError):
-        load_processor_settings(
-            {**environment, "INTERVAL_TTL_DAYS": str(MIN_INTERVAL_TTL_DAYS - 1)}
-        )
+def test_the_functions_settings_take_the_contracts_defaults_and_limits() -> None:
+    data = parse_environment("dev", {"alarms": {"ops_email": "a@b.co"}}).data
+    for name in type(data).model_fields:
+        variable = next(v for v in contract.VARIABLES if v.name == name.upper())
+        assert getattr(data, name) == variable.default, name
+        if variable.maximum is not None:
+            with pytest.raises(ConfigError, match=rf"data\.{name}: .* is above the maximum"):
+                parse_environment(
+                    "dev",
+                    {"alarms": {"ops_email": "a@b.co"},
+                     "data": {name: variable.kind(variable.maximum) + 1}},
+                )  # fmt: skip

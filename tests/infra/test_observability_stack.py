@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from energy_runtime import contract
+
 from infra.synthesis import SynthesizedApp
 
 RUNTIME_METRICS = (
-    "ReadingsReceived",
-    "ReadingsAccepted",
-    "ReadingsQuarantined",
-    "QuarantinedByReason",
-    "AggregatesWritten",
-    "AlertsSent",
+    *dict.fromkeys(metric for metric, _function in contract.EMITTED_METRICS),
+    contract.QUARANTINED_BY_REASON,
 )
 
 
@@ -170,14 +168,7 @@ def dashboard_metrics(app: SynthesizedApp, environment: str) -> list[list[Any]]:
 
 
 # What runtime/energy_runtime emits: (metric, service dimension), as the contract names them.
-EMITTED = {
-    ("ReadingsReceived", "energy-batching"),
-    ("ReadingsAccepted", "energy-batching"),
-    ("ReadingsQuarantined", "energy-batching"),
-    ("ReadingsQuarantined", "energy-processor"),
-    ("AggregatesWritten", "energy-processor"),
-    ("AlertsSent", "energy-processor"),
-}
+EMITTED = {(metric, contract.SERVICES[function]) for metric, function in contract.EMITTED_METRICS}
 
 
 def test_dashboard_graphs_runtime_metrics_with_their_service_dimension(

@@ -5,25 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from energy_runtime import contract
 
 from energy_monitoring import managed_layers
+from energy_monitoring.constructs.function_environment import _NOT_YET_SET
 from energy_monitoring.managed_layers import ManagedLayer
 from infra.synthesis import SynthesizedApp
 
 ENVIRONMENTS = ("dev", "staging", "prod")
-
-BATCHING_VARIABLES = {
-    "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
-    "HANDOFF_QUEUE_URL", "ARCHIVE_BUCKET", "QUARANTINE_PREFIX", "INTERVAL_MINUTES",
-    "MAX_PAYLOAD_BYTES",
-}  # fmt: skip
-PROCESSOR_VARIABLES = {
-    "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
-    "ARCHIVE_BUCKET", "INTERVAL_MINUTES", "TABLE_NAME", "PROCESSED_PREFIX", "QUARANTINE_PREFIX",
-    "ALERT_TOPIC_ARN", "HIGH_USAGE_THRESHOLD_WH", "INTERVAL_TTL_DAYS", "ANOMALY_FACTOR",
-    "ANOMALY_MIN_WH",
-}  # fmt: skip
-
 
 DEPLOYMENT_CONFIGS = {
     "ALL_AT_ONCE": "CodeDeployDefault.LambdaAllAtOnce",
@@ -88,27 +77,38 @@ def test_triggers_invoke_the_live_aliases(synthesized: SynthesizedApp, environme
         assert mapping["FunctionName"]["Fn::Join"][1][-1] == ":live"
 
 
-def test_functions_run_the_runtime_handlers_with_the_contract_environment(
-    synthesized: SynthesizedApp,
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_each_function_gets_exactly_the_variables_the_runtime_declares(
+    synthesized: SynthesizedApp, environment: str, environments: dict[str, Any]
 ) -> None:
-    deployed = functions(synthesized, "dev")
+    deployed = functions(synthesized, environment)
+    data = environments[environment].data
 
-    assert set(deployed) == {"energy_runtime.batching.handler", "energy_runtime.processor.handler"}
-    batching = deployed["energy_runtime.batching.handler"]
-    processor = deployed["energy_runtime.processor.handler"]
-    assert set(batching["Environment"]["Variables"]) == BATCHING_VARIABLES
-    assert set(processor["Environment"]["Variables"]) == PROCESSOR_VARIABLES
-    assert batching["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "energy-batching"
-    assert processor["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "energy-processor"
-    assert processor["Environment"]["Variables"]["PROCESSED_PREFIX"] == "processed/"
-    assert batching["Environment"]["Variables"]["QUARANTINE_PREFIX"] == "quarantine/"
-    for function in (batching, processor):
+    assert set(deployed) == set(contract.HANDLERS.values())
+    for function, handler in contract.HANDLERS.items():
+        variables = deployed[handler]["Environment"]["Variables"]
+        # Nothing missing (the runtime would refuse to start), nothing it never reads.
+        declared = {v.name for v in contract.variables_of(function)}
+        assert set(variables) == declared - set(_NOT_YET_SET)
+        assert variables[contract.SERVICE_NAME.name] == contract.SERVICES[function]
+        assert variables[contract.METRICS_NAMESPACE_VARIABLE.name] == contract.METRICS_NAMESPACE
+        assert variables[contract.LOG_LEVEL.name] == environments[environment].functions.log_level
+        # Every rule a function applies is the configured one.
+        for variable in contract.variables_of(function):
+            setting = variable.name.lower()
+            if setting in type(data).model_fields and variable.name not in _NOT_YET_SET:
+                assert variables[variable.name] == contract.format_value(getattr(data, setting))
+    processor = deployed[contract.HANDLERS[contract.PROCESSOR]]["Environment"]["Variables"]
+    batching = deployed[contract.HANDLERS[contract.BATCHING]]["Environment"]["Variables"]
+    assert processor["PROCESSED_PREFIX"] == contract.PROCESSED_PREFIX
+    assert batching["QUARANTINE_PREFIX"] == contract.QUARANTINE_PREFIX
+
+
+def test_functions_run_python_312_on_arm64_with_tracing(synthesized: SynthesizedApp) -> None:
+    for function in functions(synthesized, "dev").values():
         assert function["Runtime"] == "python3.12"
         assert function["Architectures"] == ["arm64"]
         assert function["TracingConfig"] == {"Mode": "Active"}
-        assert function["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == (
-            "EnergyMonitoring"
-        )
 
 
 def test_layers_come_from_the_table_for_the_region(synthesized: SynthesizedApp) -> None:

@@ -1,0 +1,248 @@
+"""Every name the parts of the project share, defined once: the contract between them.
+
+The CDK stacks, the Lambda handlers, the local pipeline, the benchmark and the tests
+import these instead of retyping them: the S3 layout of the archive, the environment
+variables the functions read (with each one's default and limits, which the CDK
+configuration takes from here), the table's key schema and item kinds, the metric names
+and dimensions, and the Parquet/Glue columns. Plain Python only, cheap to import: the
+Lambda functions load it at cold start and the CDK app imports it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+# --- the functions ---------------------------------------------------------------------
+
+BATCHING: Final = "batching"
+PROCESSOR: Final = "processor"
+FUNCTIONS: Final = (BATCHING, PROCESSOR)
+# POWERTOOLS_SERVICE_NAME of each function: the `service` dimension of its metrics.
+SERVICES: Final = {BATCHING: "energy-batching", PROCESSOR: "energy-processor"}
+BATCHING_SERVICE: Final = SERVICES[BATCHING]
+PROCESSOR_SERVICE: Final = SERVICES[PROCESSOR]
+HANDLERS: Final = {
+    BATCHING: "energy_runtime.batching.handler",
+    PROCESSOR: "energy_runtime.processor.handler",
+}
+
+
+# --- the archive bucket --------------------------------------------------------------------
+
+RAW_PREFIX: Final = "raw/"  # Firehose: the Kinesis records, Parquet
+PROCESSED_PREFIX: Final = "processed/"
+INTERVALS_PREFIX: Final = f"{PROCESSED_PREFIX}intervals/"  # the processor's interval rows
+QUARANTINE_PREFIX: Final = "quarantine/"
+FIREHOSE_ERRORS_PREFIX: Final = "firehose-errors/"  # records Firehose could not convert
+IOT_ERRORS_PREFIX: Final = "iot-errors/"  # messages the topic rule could not deliver
+# Every top-level prefix of the archive, for lifecycle rules and access grants.
+ARCHIVE_PREFIXES: Final = (
+    RAW_PREFIX,
+    PROCESSED_PREFIX,
+    QUARANTINE_PREFIX,
+    FIREHOSE_ERRORS_PREFIX,
+    IOT_ERRORS_PREFIX,
+)
+
+# Hive-style time partitions (UTC), in this order, under every prefix but the error ones.
+PARTITION_NAMES: Final = ("year", "month", "day", "hour")
+_PARTITION_FORMATS: Final = {"year": "%Y", "month": "%m", "day": "%d", "hour": "%H"}
+
+
+def partition_path(epoch_ms: int | float) -> str:
+    """'year=YYYY/month=MM/day=DD/hour=HH/' of a moment given in epoch milliseconds."""
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+    return "".join(
+        f"{name}={moment.strftime(_PARTITION_FORMATS[name])}/" for name in PARTITION_NAMES
+    )
+
+
+def partition_strftime() -> str:
+    """The same path as one strftime pattern (for writers that format many moments)."""
+    return "".join(f"{name}={_PARTITION_FORMATS[name]}/" for name in PARTITION_NAMES)
+
+
+# --- environment variables ---------------------------------------------------------------
+
+Value = int | float | str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Variable:
+    """One environment variable of the functions: who reads it, its type and bounds.
+
+    `default` is what the CDK configuration defaults to; the runtime never falls back to
+    it (a function deployed without a variable refuses to start), so the rules a function
+    applies are always the ones configured. None: the stack passes a resource's name.
+    """
+
+    name: str
+    kind: type[int] | type[float] | type[str]
+    description: str
+    functions: tuple[str, ...]
+    default: Value | None = None
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+    choices: tuple[int, ...] | None = None
+
+
+BOTH: Final = (BATCHING, PROCESSOR)
+
+# Read by Powertools itself; the stacks set them on both functions.
+SERVICE_NAME = Variable(
+    name="POWERTOOLS_SERVICE_NAME", kind=str, functions=BOTH,
+    description="the function's service name: the `service` dimension of its metrics",
+)  # fmt: skip
+METRICS_NAMESPACE_VARIABLE = Variable(
+    name="POWERTOOLS_METRICS_NAMESPACE", kind=str, functions=BOTH,
+    description="CloudWatch namespace of the functions' metrics",
+)  # fmt: skip
+LOG_LEVEL = Variable(
+    name="POWERTOOLS_LOG_LEVEL", kind=str, functions=BOTH, default="INFO",
+    description="Powertools log level",
+)  # fmt: skip
+
+HANDOFF_QUEUE_URL = Variable(
+    name="HANDOFF_QUEUE_URL", kind=str, functions=(BATCHING,),
+    description="SQS queue the partial aggregates are sent to",
+)  # fmt: skip
+ARCHIVE_BUCKET = Variable(
+    name="ARCHIVE_BUCKET", kind=str, functions=BOTH, description="archive bucket name"
+)
+QUARANTINE_PREFIX_VARIABLE = Variable(
+    name="QUARANTINE_PREFIX", kind=str, functions=BOTH, default=QUARANTINE_PREFIX,
+    description="where rejected readings (and hand-off messages) are kept",
+)  # fmt: skip
+PROCESSED_PREFIX_VARIABLE = Variable(
+    name="PROCESSED_PREFIX", kind=str, functions=(PROCESSOR,), default=PROCESSED_PREFIX,
+    description="where the processed Parquet aggregates go",
+)  # fmt: skip
+TABLE_NAME = Variable(
+    name="TABLE_NAME", kind=str, functions=(PROCESSOR,), description="DynamoDB table"
+)
+ALERT_TOPIC_ARN = Variable(
+    name="ALERT_TOPIC_ARN", kind=str, functions=(PROCESSOR,),
+    description="SNS topic of high-usage and anomaly alerts",
+)  # fmt: skip
+INTERVAL_MINUTES = Variable(
+    name="INTERVAL_MINUTES", kind=int, functions=BOTH, default=15,
+    choices=(1, 5, 10, 15, 30, 60), description="aggregate interval (divides an hour)",
+)  # fmt: skip
+MAX_PAYLOAD_BYTES = Variable(
+    name="MAX_PAYLOAD_BYTES", kind=int, functions=(BATCHING,), default=131_072,
+    minimum=256, maximum=131_072,
+    description="larger MQTT payloads are quarantined unread (IoT Core's limit is 128 KB)",
+)  # fmt: skip
+MAX_POWER_W = Variable(
+    name="MAX_POWER_W", kind=int, functions=BOTH, default=50_000, minimum=1,
+    maximum=10_000_000,
+    description="readings above this power are quarantined (far above an apartment's fuse)",
+)  # fmt: skip
+MAX_FUTURE_SKEW_S = Variable(
+    name="MAX_FUTURE_SKEW_S", kind=int, functions=BOTH, default=300, minimum=0,
+    maximum=86_400,
+    description="readings this far ahead of the rule's receive time are quarantined",
+)  # fmt: skip
+MAX_READING_AGE_DAYS = Variable(
+    name="MAX_READING_AGE_DAYS", kind=int, functions=BOTH, default=7, minimum=1, maximum=365,
+    description="readings older than this (against their receive time) are quarantined",
+)  # fmt: skip
+HIGH_USAGE_THRESHOLD_WH = Variable(
+    name="HIGH_USAGE_THRESHOLD_WH", kind=float, functions=(PROCESSOR,), default=2000.0,
+    minimum=1, maximum=1_000_000, description="energy per interval that raises an alert",
+)  # fmt: skip
+ANOMALY_FACTOR = Variable(
+    name="ANOMALY_FACTOR", kind=float, functions=(PROCESSOR,), default=4.0, minimum=1.5,
+    maximum=100,
+    description="an interval is an anomaly above this multiple of the device's recent mean",
+)  # fmt: skip
+ANOMALY_MIN_WH = Variable(
+    name="ANOMALY_MIN_WH", kind=float, functions=(PROCESSOR,), default=400.0, minimum=1,
+    maximum=1_000_000,
+    description="energy per interval below which nothing is an anomaly (keeps quiet "
+    "apartments from paging on every kettle)",
+)  # fmt: skip
+INTERVAL_TTL_DAYS = Variable(
+    name="INTERVAL_TTL_DAYS", kind=int, functions=(PROCESSOR,), default=400, minimum=2,
+    maximum=3650,
+    description="TTL of interval items in DynamoDB (must exceed MAX_READING_AGE_DAYS: a "
+    "late reading must find its interval still stored)",
+)  # fmt: skip
+ALERT_PERIOD_MINUTES = Variable(
+    name="ALERT_PERIOD_MINUTES", kind=int, functions=(PROCESSOR,), default=60, minimum=1,
+    maximum=7 * 24 * 60,
+    description="at most one alert per device and kind in this period",
+)  # fmt: skip
+
+VARIABLES: Final = (
+    SERVICE_NAME, METRICS_NAMESPACE_VARIABLE, LOG_LEVEL, HANDOFF_QUEUE_URL, ARCHIVE_BUCKET,
+    QUARANTINE_PREFIX_VARIABLE, PROCESSED_PREFIX_VARIABLE, TABLE_NAME, ALERT_TOPIC_ARN,
+    INTERVAL_MINUTES, MAX_PAYLOAD_BYTES, MAX_POWER_W, MAX_FUTURE_SKEW_S, MAX_READING_AGE_DAYS,
+    HIGH_USAGE_THRESHOLD_WH, ANOMALY_FACTOR, ANOMALY_MIN_WH, INTERVAL_TTL_DAYS,
+    ALERT_PERIOD_MINUTES,
+)  # fmt: skip
+
+
+def variables_of(function: str) -> tuple[Variable, ...]:
+    """The variables `function` (BATCHING or PROCESSOR) reads."""
+    return tuple(variable for variable in VARIABLES if function in variable.functions)
+
+
+def default_environment(function: str, **names: str) -> dict[str, str]:
+    """A complete environment for `function`: every default, plus the resource names
+    given (by variable name); for the local pipeline, the benchmark and the tests."""
+    environment = {
+        variable.name: format_value(variable.default)
+        for variable in variables_of(function)
+        if variable.default is not None
+    }
+    environment[SERVICE_NAME.name] = SERVICES[function]
+    environment[METRICS_NAMESPACE_VARIABLE.name] = METRICS_NAMESPACE
+    environment.update(names)
+    return environment
+
+
+def format_value(value: Value) -> str:
+    """2000.0 -> '2000', 12.5 -> '12.5': what a person would write in the variable."""
+    if isinstance(value, float) and value == int(value):
+        return str(int(value))
+    return str(value)
+
+
+# --- metrics -----------------------------------------------------------------------------
+
+METRICS_NAMESPACE: Final = "EnergyMonitoring"
+SERVICE_DIMENSION: Final = "service"
+REASON_DIMENSION: Final = "reason"
+READINGS_RECEIVED: Final = "ReadingsReceived"
+READINGS_ACCEPTED: Final = "ReadingsAccepted"
+READINGS_QUARANTINED: Final = "ReadingsQuarantined"
+QUARANTINED_BY_REASON: Final = "QuarantinedByReason"  # with the `reason` dimension
+AGGREGATES_WRITTEN: Final = "AggregatesWritten"
+ALERTS_SENT: Final = "AlertsSent"
+# (metric, function) pairs the handlers emit, each with the one `service` dimension.
+EMITTED_METRICS: Final = (
+    (READINGS_RECEIVED, BATCHING),
+    (READINGS_ACCEPTED, BATCHING),
+    (READINGS_QUARANTINED, BATCHING),
+    (READINGS_QUARANTINED, PROCESSOR),  # hand-off messages it could not read
+    (AGGREGATES_WRITTEN, PROCESSOR),
+    (ALERTS_SENT, PROCESSOR),
+)
+
+
+# --- the table ---------------------------------------------------------------------------
+
+PARTITION_KEY: Final = "pk"  # always the device id: never a date-only partition key
+SORT_KEY: Final = "sk"  # tells the item kinds apart (see docs/data-model.md)
+TTL_ATTRIBUTE: Final = "expires_at"
+KEY_SCHEMA: Final = (
+    {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
+    {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
+)
+KEY_ATTRIBUTES: Final = (
+    {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
+    {"AttributeName": SORT_KEY, "AttributeType": "S"},
+)
