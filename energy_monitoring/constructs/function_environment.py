@@ -15,10 +15,6 @@ from energy_runtime import contract
 from energy_monitoring.config import EnvironmentConfig
 
 
-# Declared by the runtime, not set by the stacks yet (the next commit sets them).
-_NOT_YET_SET = ("MAX_POWER_W", "MAX_FUTURE_SKEW_S", "MAX_READING_AGE_DAYS", "ALERT_PERIOD_MINUTES")
-
-
 def function_environment(
     function: str, config: EnvironmentConfig, resources: Mapping[contract.Variable, str]
 ) -> dict[str, str]:
@@ -33,8 +29,6 @@ def function_environment(
     }
     environment: dict[str, str] = {}
     for variable in contract.variables_of(function):
-        if variable.name in _NOT_YET_SET:
-            continue
         if variable in resources:
             environment[variable.name] = resources[variable]
         elif variable in fixed:

@@ -8,7 +8,6 @@ import pytest
 from energy_runtime import contract
 
 from energy_monitoring import managed_layers
-from energy_monitoring.constructs.function_environment import _NOT_YET_SET
 from energy_monitoring.managed_layers import ManagedLayer
 from infra.synthesis import SynthesizedApp
 
@@ -88,15 +87,14 @@ def test_each_function_gets_exactly_the_variables_the_runtime_declares(
     for function, handler in contract.HANDLERS.items():
         variables = deployed[handler]["Environment"]["Variables"]
         # Nothing missing (the runtime would refuse to start), nothing it never reads.
-        declared = {v.name for v in contract.variables_of(function)}
-        assert set(variables) == declared - set(_NOT_YET_SET)
+        assert set(variables) == {v.name for v in contract.variables_of(function)}
         assert variables[contract.SERVICE_NAME.name] == contract.SERVICES[function]
         assert variables[contract.METRICS_NAMESPACE_VARIABLE.name] == contract.METRICS_NAMESPACE
         assert variables[contract.LOG_LEVEL.name] == environments[environment].functions.log_level
         # Every rule a function applies is the configured one.
         for variable in contract.variables_of(function):
             setting = variable.name.lower()
-            if setting in type(data).model_fields and variable.name not in _NOT_YET_SET:
+            if setting in type(data).model_fields:
                 assert variables[variable.name] == contract.format_value(getattr(data, setting))
     processor = deployed[contract.HANDLERS[contract.PROCESSOR]]["Environment"]["Variables"]
     batching = deployed[contract.HANDLERS[contract.BATCHING]]["Environment"]["Variables"]
