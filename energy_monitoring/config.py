@@ -105,7 +105,7 @@ class StreamTriggerSettings(_Settings):
         5, ge=1, le=1000, doc="deliveries before a hand-off message moves to its DLQ"
     )
     handoff_max_concurrency: int = setting(
-        10,
+        5,
         ge=2,
         le=1000,
         doc="most processor invocations the hand-off queue runs at once (a backlog cannot "
@@ -206,7 +206,7 @@ class IngestSettings(_Settings):
 
 class SecuritySettings(_Settings):
     audit: Literal["off", "create", "existing"] = setting(
-        "create",
+        "off",
         doc="Device Defender Audit: the audit configuration is one per account and region. "
         "`create` it (checks enabled, findings to the ops topic) with a daily audit in one "
         "environment; `existing` runs the daily audit on the account's existing "
@@ -271,6 +271,11 @@ class EnvironmentConfig(_Settings):
         return f"{self.stage_name.replace('-', '_')}_ingest"
 
     @property
+    def topic_root(self) -> str:
+        """What the meters of this deployment publish under (`<root>/<thing name>`)."""
+        return contract.topic_root(self.prefix)
+
+    @property
     def database_name(self) -> str:
         # Glue database names: lowercase letters, digits and underscores.
         return self.stage_name.replace("-", "_")
@@ -331,7 +336,22 @@ def parse_environment(name: str, raw: Any, *, prefix: str = "") -> EnvironmentCo
     except ValidationError as error:
         raise ConfigError("\n".join(_messages(error, where))) from None
     _check_cross_field(config, where)
-    return config
+    return _as_copy(config) if prefix else config
+
+
+def _as_copy(config: EnvironmentConfig) -> EnvironmentConfig:
+    """A prefixed copy shares its account with the original: it uses the account's IoT
+    logging and audit configuration, and never creates them a second time."""
+    def shared(mode: str) -> str:
+        return "existing" if mode == "create" else mode
+
+    ingest, security = config.ingest, config.security
+    return config.model_copy(
+        update={
+            "ingest": ingest.model_copy(update={"iot_logging": shared(ingest.iot_logging)}),
+            "security": security.model_copy(update={"audit": shared(security.audit)}),
+        }
+    )
 
 
 def _messages(error: ValidationError, where: str) -> list[str]:

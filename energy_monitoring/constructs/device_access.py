@@ -1,8 +1,9 @@
 """The IoT policy every meter certificate gets, the meters' thing type and thing group.
 
-CloudFormation names all three (installers and the command line read the names from the
-stack outputs), so prefixed copies of an environment never collide. The thing group is
-what the environment's Device Defender profiles target: meters registered into it.
+CloudFormation names the policy and the thing type (installers read the names from the
+stack outputs). The thing group is named `<stage>-meters`: the Device Defender profiles
+of the Observability stack target it by that name, with no export to lock it, and
+installers add meters to it by name.
 """
 
 from __future__ import annotations
@@ -15,15 +16,14 @@ from constructs import Construct
 
 from energy_monitoring.config import EnvironmentConfig
 
-TOPIC_ROOT = "energy/consumption"
 THING_NAME_VARIABLE = "${iot:Connection.Thing.ThingName}"
 
 
-def device_topics(*, rule_name: str, basic_ingest: bool) -> list[str]:
+def device_topics(*, topic_root: str, rule_name: str, basic_ingest: bool) -> list[str]:
     """The only topics a meter may publish to: its own, and Basic Ingest's if enabled."""
-    topics = [f"{TOPIC_ROOT}/{THING_NAME_VARIABLE}"]
+    topics = [f"{topic_root}/{THING_NAME_VARIABLE}"]
     if basic_ingest:
-        topics.append(f"$aws/rules/{rule_name}/{TOPIC_ROOT}/{THING_NAME_VARIABLE}")
+        topics.append(f"$aws/rules/{rule_name}/{topic_root}/{THING_NAME_VARIABLE}")
     return topics
 
 
@@ -36,7 +36,9 @@ class DeviceAccess(Construct):
             return f"arn:{stack.partition}:iot:{stack.region}:{stack.account}:{resource}"
 
         topics = device_topics(
-            rule_name=config.iot_rule_name, basic_ingest=config.ingest.basic_ingest
+            topic_root=config.topic_root,
+            rule_name=config.iot_rule_name,
+            basic_ingest=config.ingest.basic_ingest,
         )
         document: dict[str, Any] = {
             "Version": "2012-10-17",
@@ -64,9 +66,11 @@ class DeviceAccess(Construct):
                 searchable_attributes=["building", "apartment"],
             ),
         )
+        self.thing_group_name = f"{config.resource_prefix}-meters"
         self.thing_group = iot.CfnThingGroup(
             self,
             "Meters",
+            thing_group_name=self.thing_group_name,
             thing_group_properties=iot.CfnThingGroup.ThingGroupPropertiesProperty(
                 thing_group_description=f"Energy meters of the {config.name} environment"
             ),

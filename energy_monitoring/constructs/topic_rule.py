@@ -11,20 +11,34 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 from energy_runtime import contract
 
-from energy_monitoring.constructs.device_access import TOPIC_ROOT
 from energy_monitoring.constructs.grants import grant_prefix_writes, role_policy
 
-# The payload travels base64-encoded so that nothing a meter sends is dropped by the
-# rules engine (the batching Lambda quarantines what it cannot parse). See the contract.
-RULE_SQL = (
-    "SELECT encode(*, 'base64') AS payload, topic(3) AS device_id, "
-    f"timestamp() AS received_at FROM '{TOPIC_ROOT}/+'"
-)
-PARTITION_KEY = "${topic(3)}"
-ERROR_KEY = (
-    contract.IOT_ERRORS_PREFIX
-    + "${parse_time('yyyy/MM/dd', timestamp())}/${topic(3)}-${newuuid()}"
-)
+
+def device_level(topic_root: str) -> int:
+    """The topic level that names the device: the one after the root."""
+    return len(topic_root.split("/")) + 1
+
+
+def rule_sql(topic_root: str) -> str:
+    """The rule's SQL. The payload travels base64-encoded so that nothing a meter sends is
+    dropped by the rules engine (the batching Lambda quarantines what it cannot parse)."""
+    return (
+        f"SELECT encode(*, 'base64') AS payload, topic({device_level(topic_root)}) AS device_id, "
+        f"timestamp() AS received_at FROM '{topic_root}/+'"
+    )
+
+
+def partition_key(topic_root: str) -> str:
+    """Partition by device (never a random key: it would break per-device order)."""
+    return f"${{topic({device_level(topic_root)})}}"
+
+
+def error_key(topic_root: str) -> str:
+    return (
+        contract.IOT_ERRORS_PREFIX
+        + "${parse_time('yyyy/MM/dd', timestamp())}/"
+        + f"${{topic({device_level(topic_root)})}}-${{newuuid()}}"
+    )
 
 
 class IngestRule(Construct):
@@ -34,6 +48,7 @@ class IngestRule(Construct):
         construct_id: str,
         *,
         rule_name: str,
+        topic_root: str,
         stream: kinesis.IStream,
         archive: s3.IBucket,
         key: kms.IKey,
@@ -54,7 +69,7 @@ class IngestRule(Construct):
             "Rule",
             rule_name=rule_name,
             topic_rule_payload=iot.CfnTopicRule.TopicRulePayloadProperty(
-                sql=RULE_SQL,
+                sql=rule_sql(topic_root),
                 aws_iot_sql_version="2016-03-23",
                 rule_disabled=False,
                 description="Meter readings to Kinesis, partitioned by device",
@@ -62,7 +77,7 @@ class IngestRule(Construct):
                     iot.CfnTopicRule.ActionProperty(
                         kinesis=iot.CfnTopicRule.KinesisActionProperty(
                             stream_name=stream.stream_name,
-                            partition_key=PARTITION_KEY,
+                            partition_key=partition_key(topic_root),
                             role_arn=role.role_arn,
                         )
                     )
@@ -70,7 +85,7 @@ class IngestRule(Construct):
                 error_action=iot.CfnTopicRule.ActionProperty(
                     s3=iot.CfnTopicRule.S3ActionProperty(
                         bucket_name=archive.bucket_name,
-                        key=ERROR_KEY,
+                        key=error_key(topic_root),
                         role_arn=role.role_arn,
                     )
                 ),

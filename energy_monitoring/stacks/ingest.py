@@ -32,8 +32,7 @@ class IngestResources:
     delivery_stream: firehose.IDeliveryStream
     policy_name: str
     thing_type_name: str
-    thing_group_name: str
-    thing_group_arn: str
+    thing_group_name: str  # a literal `<stage>-meters`: no export, whoever uses it
     iot_log_group_name: str | None
 
 
@@ -76,6 +75,7 @@ class IngestStack(cdk.Stack):
             self,
             "TopicRule",
             rule_name=config.iot_rule_name,
+            topic_root=config.topic_root,
             stream=stream,
             archive=archive,
             key=storage.key,
@@ -103,8 +103,7 @@ class IngestStack(cdk.Stack):
             delivery_stream=raw_archive.delivery_stream,
             policy_name=access.policy.ref,
             thing_type_name=access.thing_type.ref,
-            thing_group_name=access.thing_group.ref,
-            thing_group_arn=access.thing_group.attr_arn,
+            thing_group_name=access.thing_group_name,
             iot_log_group_name=iot_log_group_name,
         )
         outputs = {
@@ -117,7 +116,7 @@ class IngestStack(cdk.Stack):
                 "IoT thing group of this environment's meters (Device Defender targets it)",
             ),
             "MeterTopicTemplate": (
-                "energy/consumption/<thing-name>",
+                f"{config.topic_root}/<thing-name>",
                 "MQTT topic a meter publishes to",
             ),
             "RawDeliveryStreamName": (

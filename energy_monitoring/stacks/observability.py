@@ -102,7 +102,8 @@ class ObservabilityStack(cdk.Stack):
             removal_policy=removal_policy(config),
             pending_window=cdk.Duration.days(7 if config.removal_policy == "destroy" else 30),
         )
-        self.alarm_name_prefix = f"{config.resource_prefix}-"
+        # `.` never occurs in a stage name, so `energy-dev.*` cannot admit `energy-dev-x`'s.
+        self.alarm_name_prefix = f"{config.resource_prefix}."
         # Alarms of this environment, by the names _alarm gives them.
         alarm_arns = self.format_arn(
             service="cloudwatch",
@@ -149,7 +150,9 @@ class ObservabilityStack(cdk.Stack):
             "DeviceDefender",
             config=config,
             topic=self.ops_topic,
-            thing_group_arn=ingest.thing_group_arn,
+            thing_group_arn=self.format_arn(
+                service="iot", resource="thinggroup", resource_name=ingest.thing_group_name
+            ),
         )
 
         outputs = {

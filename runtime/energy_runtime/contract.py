@@ -29,6 +29,19 @@ HANDLERS: Final = {
 }
 
 
+# --- the device topic ------------------------------------------------------------------
+
+# A meter publishes to `<root>/<thing name>`: the topic, not the payload, names it.
+TOPIC_ROOT: Final = "energy/consumption"
+
+
+def topic_root(prefix: str = "") -> str:
+    """The root a deployment's meters publish under: a prefixed copy of an environment in
+    a shared account gets its own (`alice/energy/consumption`), so copies never read each
+    other's meters."""
+    return f"{prefix}/{TOPIC_ROOT}" if prefix else TOPIC_ROOT
+
+
 # --- the archive bucket --------------------------------------------------------------------
 
 RAW_PREFIX: Final = "raw/"  # Firehose: the Kinesis records, Parquet

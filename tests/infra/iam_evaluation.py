@@ -178,6 +178,10 @@ class Deployment:
 
     def identity_policies(self, role_arn: str) -> list[dict[str, Any]]:
         statements: list[dict[str, Any]] = []
+        for managed in self.resources("AWS::IAM::ManagedPolicy"):
+            roles = self.resolve(managed.stack, managed.properties.get("Roles", []))
+            if any(role_arn.endswith(f":role/{role}") for role in roles):
+                raise UnsupportedPolicy(f"{role_arn}: customer-managed policy {managed.logical_id}")
         for policy in self.resources("AWS::IAM::Policy"):
             roles = self.resolve(policy.stack, policy.properties.get("Roles", []))
             arns = {f"arn:{PARTITION}:iam::{self.account}:role/{role}" for role in roles}
@@ -187,6 +191,8 @@ class Deployment:
                 ]
         for role in self.resources("AWS::IAM::Role"):
             if self._attribute(role, "Arn") == role_arn:
+                if role.properties.get("ManagedPolicyArns"):
+                    raise UnsupportedPolicy(f"{role_arn}: AWS-managed policies are not modelled")
                 for inline in role.properties.get("Policies", []):
                     statements += self.resolve(role.stack, inline["PolicyDocument"])["Statement"]
         return statements
@@ -229,7 +235,7 @@ def _wildcard(pattern: str, value: str, *, case_sensitive: bool = True) -> bool:
 
 def _principal_matches(principal: Any, request: Request, account: str) -> tuple[bool, bool]:
     """(matches, delegates_to_iam): the `:root` principal delegates to IAM policies."""
-    if principal == "*":
+    if principal == "*" or principal == {"AWS": "*"}:  # the same to AWS
         return True, False
     if not isinstance(principal, Mapping):
         raise UnsupportedPolicy(f"principal {principal!r}")
@@ -256,6 +262,8 @@ _OPERATORS = {
 
 
 def _conditions_hold(conditions: Mapping[str, Any], context: Mapping[str, str]) -> bool:
+    # Condition keys are case-insensitive.
+    context = {key.lower(): value for key, value in context.items()}
     for operator, tests in conditions.items():
         base = operator.removesuffix("IfExists")
         negated = base.startswith(("StringNot", "ArnNot"))
@@ -263,7 +271,7 @@ def _conditions_hold(conditions: Mapping[str, Any], context: Mapping[str, str]) 
         if positive not in _OPERATORS:
             raise UnsupportedPolicy(f"condition operator {operator}")
         for key, patterns in tests.items():
-            value = context.get(key)
+            value = context.get(key.lower())
             if value is None:
                 # A missing key satisfies only IfExists and the negated operators.
                 if operator.endswith("IfExists") or negated:

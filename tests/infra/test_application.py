@@ -203,6 +203,7 @@ ACCOUNT_UNIQUE_NAMES = {
     ("AWS::CloudWatch::Alarm", "AlarmName"),
     ("AWS::Glue::Database", "DatabaseInput.Name"),
     ("AWS::Glue::Table", "DatabaseName"),
+    ("AWS::IoT::ThingGroup", "ThingGroupName"),
     ("AWS::IoT::TopicRule", "RuleName"),
     ("AWS::KMS::Alias", "AliasName"),
     ("AWS::Logs::LogGroup", "LogGroupName"),
@@ -251,10 +252,31 @@ def test_a_prefix_separates_a_second_copy_of_an_environment(variant: Synthesized
                 assert output["Export"]["Name"].startswith(f"{stage}-"), output
         for type_, key, value in literal_names(template):
             if (type_, key) in ACCOUNT_UNIQUE_NAMES and value not in NAMED_BY_AWS:
-                assert VARIANT_PREFIX in value, (type_, key, value)
+                assert value.removeprefix("alias/").startswith(VARIANT_PREFIX), (type_, key, value)
     ingest = variant.template("dev", "Ingest")["Resources"]
     (rule,) = [r for r in ingest.values() if r["Type"] == "AWS::IoT::TopicRule"]
     assert rule["Properties"]["RuleName"] == f"{VARIANT_PREFIX}_energy_dev_ingest"
+
+
+def test_a_prefixed_copy_never_creates_the_accounts_singletons() -> None:
+    from energy_monitoring.application_paths import CDK_JSON
+    from energy_monitoring.config import load_environments
+
+    context = json.loads(CDK_JSON.read_text())["context"]["energy-monitoring"]
+    originals = {env.name: env for env in load_environments(context)}
+    copies = {env.name: env for env in load_environments(context, prefix="alice")}
+
+    assert any(env.ingest.iot_logging == "create" for env in originals.values())
+    assert any(env.security.audit == "create" for env in originals.values())
+    for name, copy_ in copies.items():
+        # Whatever the original owns, the copy uses; what it leaves off stays off.
+        expected = {"create": "existing"}
+        assert copy_.ingest.iot_logging == expected.get(
+            originals[name].ingest.iot_logging, originals[name].ingest.iot_logging
+        )
+        assert copy_.security.audit == expected.get(
+            originals[name].security.audit, originals[name].security.audit
+        )
 
 
 def test_the_prefix_is_checked() -> None:

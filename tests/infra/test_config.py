@@ -7,10 +7,9 @@ import json
 from typing import Any
 
 import pytest
-
-from energy_monitoring.application_paths import CDK_JSON
 from energy_runtime import contract
 
+from energy_monitoring.application_paths import CDK_JSON
 from energy_monitoring.config import (
     CONTEXT_KEY,
     ConfigError,
@@ -205,7 +204,9 @@ def test_interval_ttl_must_outlive_the_reading_age_limit() -> None:
     # The processor refuses to start unless interval items outlive the oldest reading it
     # accepts: synthesis stops first.
     with pytest.raises(ConfigError, match=r"dev\.data\.interval_ttl_days: must exceed data\."):
-        parse_environment("dev", dev_with(data__interval_ttl_days=30, data__max_reading_age_days=30))
+        parse_environment(
+            "dev", dev_with(data__interval_ttl_days=30, data__max_reading_age_days=30)
+        )
     parse_environment("dev", dev_with(data__interval_ttl_days=31, data__max_reading_age_days=30))
 
 

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 
 from energy_monitoring.constructs.fleet_security import AUDIT_CHECKS
+from energy_monitoring.nag_suppressions import render
 from infra.synthesis import SynthesizedApp
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 # What matters for meters, as the checks are named by Device Defender.
-MEETER_CHECKS = {
+METER_CHECKS = {
     "DEVICE_CERTIFICATE_SHARED_CHECK",
     "CONFLICTING_CLIENT_IDS_CHECK",
     "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
@@ -65,12 +66,12 @@ def test_the_owner_enables_the_meter_checks_and_audits_them_daily(
     (audit,) = resources(synthesized, "prod", "AWS::IoT::ScheduledAudit")
     checks = configuration["Properties"]["AuditCheckConfigurations"]
 
-    assert set(AUDIT_CHECKS) == MEETER_CHECKS
+    assert set(AUDIT_CHECKS) == METER_CHECKS
     assert audit["Properties"]["Frequency"] == "DAILY"
-    assert set(audit["Properties"]["TargetCheckNames"]) == MEETER_CHECKS
+    assert set(audit["Properties"]["TargetCheckNames"]) == METER_CHECKS
     # Every check the audit names is enabled in the configuration, and nothing else.
     enabled = {name for name, setting in checks.items() if setting == {"Enabled": True}}
-    assert len(enabled) == len(MEETER_CHECKS) == len(checks)
+    assert len(enabled) == len(METER_CHECKS) == len(checks)
     # The scheduled audit waits for the configuration that enables its checks.
     (stack,) = [t for (env, name), t in synthesized.templates.items()
                 if env == "prod" and name == "Observability"]  # fmt: skip
@@ -93,9 +94,7 @@ def test_detect_profiles_are_one_type_each_and_watch_the_environments_thing_grou
     variant: SynthesizedApp,
 ) -> None:
     profiles = [r["Properties"] for r in resources(variant, "dev", "AWS::IoT::SecurityProfile")]
-    ingest = variant.template("dev", "Ingest")
-    (group_id,) = [lid for lid, r in ingest["Resources"].items()
-                   if r["Type"] == "AWS::IoT::ThingGroup"]  # fmt: skip
+    group = variant.one("dev", "Ingest", "AWS::IoT::ThingGroup")["Properties"]
 
     kinds = set()
     for profile in profiles:
@@ -103,9 +102,9 @@ def test_detect_profiles_are_one_type_each_and_watch_the_environments_thing_grou
         assert len(learned) == 1, "a profile is rules or ML, never both"
         kinds |= learned
         (target,) = profile["TargetArns"]
-        # The thing group's ARN, imported from the Ingest stack: never all/registered-things.
-        assert "Fn::ImportValue" in target
-        assert group_id in target["Fn::ImportValue"]
+        # The environment's thing group, by its name (no export): never all/registered-things.
+        assert render(target).endswith(f":thinggroup/{group['ThingGroupName']}")
+        assert group["ThingGroupName"] == "alice-energy-dev-meters"
     assert kinds == {True, False}
     metrics = {b["Metric"] for p in profiles for b in p["Behaviors"]}
     assert {"aws:num-authorization-failures", "aws:num-messages-sent"} <= metrics
@@ -116,4 +115,4 @@ def test_an_environment_using_the_accounts_audit_only_schedules_its_audit(
 ) -> None:
     assert resources(variant, "dev", "AWS::IoT::AccountAuditConfiguration") == []
     (audit,) = resources(variant, "dev", "AWS::IoT::ScheduledAudit")
-    assert set(audit["Properties"]["TargetCheckNames"]) == MEETER_CHECKS
+    assert set(audit["Properties"]["TargetCheckNames"]) == METER_CHECKS

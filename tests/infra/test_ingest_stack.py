@@ -7,8 +7,9 @@ import subprocess
 from typing import Any
 
 import pytest
+from energy_runtime import contract
 
-from energy_monitoring.constructs.topic_rule import RULE_SQL
+from energy_monitoring.constructs.topic_rule import rule_sql
 from energy_monitoring.nag_suppressions import render
 from infra.synthesis import SynthesizedApp
 
@@ -69,7 +70,7 @@ def test_rule_follows_the_contract(synthesized: SynthesizedApp) -> None:
     payload = rule["TopicRulePayload"]
 
     assert rule["RuleName"] == "energy_dev_ingest"
-    assert payload["Sql"] == RULE_SQL
+    assert payload["Sql"] == rule_sql(contract.TOPIC_ROOT)
     assert payload["Sql"] == (
         "SELECT encode(*, 'base64') AS payload, topic(3) AS device_id, "
         "timestamp() AS received_at FROM 'energy/consumption/+'"
@@ -244,3 +245,20 @@ def test_iot_log_group_is_encrypted_with_retention(
         environments["prod"].retention.log_retention_days
     )
     assert iot_logs["DeletionPolicy"] == "Retain"  # prod keeps its data
+
+
+def test_a_prefixed_copy_reads_only_its_own_meters(variant: SynthesizedApp) -> None:
+    # Topics are account-wide: a copy under its own root never ingests another's meters.
+    rule = variant.one("dev", "Ingest", "AWS::IoT::TopicRule")["Properties"]["TopicRulePayload"]
+    policy = variant.one("dev", "Ingest", "AWS::IoT::Policy")["Properties"]["PolicyDocument"]
+    root = "alice/energy/consumption"
+
+    assert rule["Sql"].endswith(f"FROM '{root}/+'")
+    assert "topic(4) AS device_id" in rule["Sql"]  # the level after the root
+    assert rule["Actions"][0]["Kinesis"]["PartitionKey"] == "${topic(4)}"
+    (publish,) = [s for s in policy["Statement"] if s["Action"] == "iot:Publish"]
+    assert [flatten(r).split(":topic/")[1] for r in publish["Resource"]] == [
+        f"{root}/${{iot:Connection.Thing.ThingName}}"
+    ]
+    outputs = variant.template("dev", "Ingest")["Outputs"]
+    assert outputs["MeterTopicTemplate"]["Value"] == f"{root}/<thing-name>"

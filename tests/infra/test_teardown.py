@@ -48,10 +48,6 @@ def test_stateful_resources_follow_the_removal_policy(
     assert wrong == {}
 
 
-def test_prod_keeps_its_data(environments: dict[str, Any]) -> None:
-    assert environments["prod"].removal_policy == "retain"
-
-
 @pytest.mark.parametrize("environment", ("dev", "staging"))
 def test_nothing_outside_prod_is_retained(synthesized: SynthesizedApp, environment: str) -> None:
     retained = [
