@@ -198,6 +198,16 @@ def _apply_device(
     return Outcome("done", written, sent)
 
 
+@dataclass(slots=True)
+class _Tally:
+    """What one invocation did, for its metrics and its reply to SQS."""
+
+    failed: set[str] = field(default_factory=set)  # devices whose messages go back
+    written: int = 0
+    alerts_sent: int = 0
+    accepted: int = 0
+
+
 def process_sqs_event(
     event: dict[str, Any], *, config: ProcessorSettings, dynamodb: Any, s3: Any, sns: Any
 ) -> dict[str, Any]:
@@ -206,88 +216,127 @@ def process_sqs_event(
     if poison:
         _quarantine_messages(s3, config, poison)
     store = Store(dynamodb, config.table_name, ttl_days=config.interval_ttl_days)
-    failed: set[str] = set()  # devices whose messages go back to the queue
-    pending = sorted(devices)
-    written = alerts_sent = accepted = 0
+    tally = _Tally()
     # Devices are independent: their reads and conditional writes run side by side, so an
     # invocation's latency is not the sum of thousands of round trips.
     with ThreadPoolExecutor(max_workers=DEVICE_WORKERS) as pool:
+        pending = sorted(devices)
         for attempt in range(MAX_ATTEMPTS_PER_DEVICE):
             if not pending:
                 break
-            try:
-                hot_states = store.read_hot(pending)
-            except aws.transient_errors():
-                logger.exception("reading device state failed")
-                failed.update(pending)
+            plans = _plan_devices(pool, store, config, devices, pending, tally)
+            if plans is None or not _archive_rows(s3, config, plans, tally):
                 break
-            planned = zip(
-                pending,
-                pool.map(
-                    _plan_or_none,
-                    [store] * len(pending),
-                    pending,
-                    [hot_states.get(d) for d in pending],
-                    [devices[d] for d in pending],
-                    [config] * len(pending),
-                ),
-                strict=True,
-            )
-            plans: dict[str, Plan] = {}
-            for device_id, plan in planned:
-                if plan is None:
-                    failed.add(device_id)
-                else:
-                    plans[device_id] = plan
-            rows = [
-                archive.make_row(d, summary, rev, config.interval_minutes)
-                for d, plan in plans.items()
-                for summary, rev in plan.changed
-            ]
-            try:
-                objects = archive.parquet_objects(rows, config.processed_prefix)
-                archive.put_objects(s3, config.archive_bucket, objects)
-            except aws.transient_errors():
-                logger.exception("processed archive write failed")
-                failed.update(plans)
-                break
-            retry: list[str] = []
-            outcomes = pool.map(
-                lambda p: (
-                    p.device_id,
-                    _apply_device(store, sns, config, p, devices[p.device_id].redelivered),
-                ),
-                plans.values(),
-            )
-            for device_id, outcome in outcomes:
-                written += outcome.written
-                alerts_sent += outcome.alerts_sent
-                if outcome.status == "retry":
-                    retry.append(device_id)
-                elif outcome.status == "failed":
-                    failed.add(device_id)
-                else:
-                    accepted += devices[device_id].reading_count
+            retry = _apply_devices(pool, store, sns, config, devices, plans, tally)
             if retry and attempt == MAX_ATTEMPTS_PER_DEVICE - 1:
-                failed.update(retry)
+                tally.failed.update(retry)  # still contended after every attempt
             pending = retry
-    failed_messages = {m for d in failed for m in devices[d].message_ids}
+    failed_messages = {m for d in tally.failed for m in devices[d].message_ids}
+    _report(records, devices, poison, tally, failed_messages)
+    return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failed_messages)]}
 
-    telemetry.count("AggregatesWritten", written)
-    telemetry.count("AlertsSent", alerts_sent)
+
+def _plan_devices(
+    pool: ThreadPoolExecutor,
+    store: Store,
+    config: ProcessorSettings,
+    devices: dict[str, DeviceInput],
+    pending: list[str],
+    tally: _Tally,
+) -> dict[str, Plan] | None:
+    """Each pending device's plan; None if their state could not be read at all."""
+    try:
+        hot_states = store.read_hot(pending)
+    except aws.transient_errors():
+        logger.exception("reading device state failed")
+        tally.failed.update(pending)
+        return None
+    planned = pool.map(
+        lambda device_id: _plan_or_none(
+            store, device_id, hot_states.get(device_id), devices[device_id], config
+        ),
+        pending,
+    )
+    plans: dict[str, Plan] = {}
+    for device_id, plan in zip(pending, planned, strict=True):
+        if plan is None:
+            tally.failed.add(device_id)
+        else:
+            plans[device_id] = plan
+    return plans
+
+
+def _archive_rows(
+    s3: Any, config: ProcessorSettings, plans: dict[str, Plan], tally: _Tally
+) -> bool:
+    """Parquet rows of the planned intervals, before any item is written (named by their
+    content, so a retry rewrites the same objects). False if the archive write failed."""
+    rows = [
+        archive.make_row(device_id, summary, revision, config.interval_minutes)
+        for device_id, plan in plans.items()
+        for summary, revision in plan.changed
+    ]
+    try:
+        objects = archive.parquet_objects(rows, config.processed_prefix)
+        archive.put_objects(s3, config.archive_bucket, objects)
+    except aws.transient_errors():
+        logger.exception("processed archive write failed")
+        tally.failed.update(plans)
+        return False
+    return True
+
+
+def _apply_devices(
+    pool: ThreadPoolExecutor,
+    store: Store,
+    sns: Any,
+    config: ProcessorSettings,
+    devices: dict[str, DeviceInput],
+    plans: dict[str, Plan],
+    tally: _Tally,
+) -> list[str]:
+    """Write every plan; returns the devices to plan again (a concurrent update won)."""
+    outcomes = pool.map(
+        lambda plan: (
+            plan.device_id,
+            _apply_device(store, sns, config, plan, devices[plan.device_id].redelivered),
+        ),
+        plans.values(),
+    )
+    retry: list[str] = []
+    for device_id, outcome in outcomes:
+        tally.written += outcome.written
+        tally.alerts_sent += outcome.alerts_sent
+        if outcome.status == "retry":
+            retry.append(device_id)
+        elif outcome.status == "failed":
+            tally.failed.add(device_id)
+        else:
+            tally.accepted += devices[device_id].reading_count
+    return retry
+
+
+def _report(
+    records: list[dict[str, Any]],
+    devices: dict[str, DeviceInput],
+    poison: list[dict[str, Any]],
+    tally: _Tally,
+    failed_messages: set[str],
+) -> None:
+    telemetry.count("AggregatesWritten", tally.written)
+    telemetry.count("AlertsSent", tally.alerts_sent)
     logger.info(
         "hand-off applied",
         extra={
             "messages": len(records),
             "devices": len(devices),
-            "readings": accepted,
-            "items_written": written,
-            "alerts_sent": alerts_sent,
+            "readings": tally.accepted,
+            "items_written": tally.written,
+            "alerts_sent": tally.alerts_sent,
             "poison_messages": len(poison),
             "failed_messages": len(failed_messages),
         },
     )
-    return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failed_messages)]}
 
 
 def _claim_alerts(store: Store, config: ProcessorSettings, plan: Plan) -> list[alerts.Marker]:
