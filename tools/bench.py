@@ -5,7 +5,7 @@
 Writes out/bench/results.json and prints a table. AWS is moto in-process (no network):
 throughput numbers include moto's own overhead for the calls a handler makes, and the
 cost numbers count the real write calls the handlers make, sized the way DynamoDB bills
-them (1 write unit per started KB of item).
+them by `devkit.metering` (the demo's meter too: 1 write unit per started KB of item).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from devkit.metering import WRITE_ACTIONS, write_units
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "runtime"))
@@ -111,7 +113,7 @@ def bare_decode(records: list[dict[str, Any]]) -> int:
 
 
 class Meter:
-    """Counts the write calls a handler makes, sized as DynamoDB bills them."""
+    """Counts the write calls a handler makes, sized by the one write-unit meter."""
 
     def __init__(self) -> None:
         self.write_units = 0
@@ -119,25 +121,10 @@ class Meter:
         self.s3_puts = 0
         self.lock = threading.Lock()  # the processor writes from several threads
 
-    @staticmethod
-    def _value_size(value: dict[str, Any]) -> int:
-        ((kind, inner),) = value.items()
-        if kind == "S":
-            return len(inner.encode())
-        if kind == "B":
-            return len(inner)
-        if kind == "N":
-            digits = len(inner.lstrip("-").replace(".", "").lstrip("0")) or 1
-            return math.ceil(digits / 2) + 1
-        if kind == "BOOL" or kind == "NULL":
-            return 1
-        return len(json.dumps(inner))
-
-    def item_size(self, item: dict[str, Any]) -> int:
-        return sum(len(name.encode()) + self._value_size(v) for name, v in item.items())
-
-    def on_put_item(self, params: dict[str, Any], **_: Any) -> None:
-        units = max(1, math.ceil(self.item_size(params["Item"]) / 1024))
+    def on_dynamodb_call(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name not in WRITE_ACTIONS:
+            return
+        units = write_units(model.name, params)
         with self.lock:
             self.writes += 1
             self.write_units += units
@@ -174,8 +161,9 @@ class Cloud:
         self.s3.create_bucket(Bucket="archive")
         topic = self.sns.create_topic(Name="alerts")["TopicArn"]
         self.meter = Meter()
+        # Every DynamoDB call, before serialization: the meter picks out the writes.
         self.dynamodb.meta.events.register(
-            "before-parameter-build.dynamodb.PutItem", self.meter.on_put_item
+            "before-parameter-build.dynamodb", self.meter.on_dynamodb_call
         )
         self.s3.meta.events.register("before-parameter-build.s3.PutObject", self.meter.on_s3_put)
         self.env = {

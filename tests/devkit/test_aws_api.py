@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,22 +9,9 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from local import moto_service, processes
-from local.moto_service import item_size, write_units
-from local.pki import CertificateAuthority
-
-
-def test_write_units_follow_the_1_kb_rule() -> None:
-    small = {"pk": {"S": "apt-1"}, "sk": {"S": "LATEST"}}
-    big = {**small, "blob": {"B": base64.b64encode(b"x" * 3000).decode()}}
-    assert item_size(small) == len("pk") + 5 + len("sk") + 6
-    assert write_units("PutItem", {"Item": small}) == 1
-    assert write_units("PutItem", {"Item": big}) == 3
-    batch = {
-        "RequestItems": {"t": [{"PutRequest": {"Item": big}}, {"DeleteRequest": {"Key": small}}]}
-    }
-    assert write_units("BatchWriteItem", batch) == 4
-    assert write_units("GetItem", {"Key": small}) == 0
+from devkit.emulators import aws_api
+from devkit.emulators.pki import CertificateAuthority
+from devkit.runner import processes
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +19,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     directory = tmp_path_factory.mktemp("moto")
     ca = CertificateAuthority(directory / "pki")
     cert = ca.issue_server("moto")
-    child, endpoint = moto_service.start(directory, cert=cert.cert, key=cert.key)
+    child, endpoint = aws_api.start(directory, cert=cert.cert, key=cert.key)
     yield endpoint, ca.ca_path
     processes.stop(child)
     assert child.poll() is not None
@@ -70,7 +56,7 @@ def test_requests_are_counted_per_service_over_tls(server: tuple[str, Path]) -> 
         BillingMode="PAY_PER_REQUEST",
     )
     dynamodb.put_item(TableName="t", Item={"pk": {"S": "apt-1"}})  # type: ignore[attr-defined]
-    counts = moto_service.counts(endpoint, ca)
+    counts = aws_api.counts(endpoint, ca)
     assert counts["kinesis_records_put"] == 7
     assert counts["requests"]["kinesis:PutRecords"] == 1
     assert counts["s3_puts"] == {"raw/": 1}

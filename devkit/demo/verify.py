@@ -20,8 +20,8 @@ from typing import Any
 
 from energy_runtime import queries
 
-from local.provision import Deployment
-from local.simulator import DeviceTruth
+from devkit.runner.provision import Deployment
+from devkit.simulator.meters import DeviceTruth
 
 ENERGY_TOLERANCE_WH = 0.01
 

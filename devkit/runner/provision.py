@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from local.templates import ACCOUNT, REGION, Physical, Resolver, Stack, Stage
+from devkit.runner.templates import ACCOUNT, REGION, Physical, Resolver, Stack, Stage
 
 ON_DEMAND_LOCAL_SHARDS = 2  # an on-demand stream starts with 4 shards in AWS; 2 suffice here
 BATCHING_HANDLER = "energy_runtime.batching.handler"

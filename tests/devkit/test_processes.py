@@ -10,7 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from local import processes
+from devkit.runner import processes
 
 
 def alive(pid: int) -> bool:
@@ -64,7 +64,7 @@ def test_ctrl_c_in_the_parent_stops_every_child(tmp_path: Path) -> None:
     parent = textwrap.dedent(
         f"""
         import socket, sys, time
-        from local import processes
+        from devkit.runner import processes
         port = processes.free_loopback_port()
         listen = "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', %d)); s.listen()"
         listener = [sys.executable, "-c", listen % port + "; time.sleep(60)"]

@@ -12,9 +12,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from local.broker import RULE_CLIENT_NAME, Broker, start_broker
-from local.mqtt import ConnectionRefused, connect, tls_client
-from local.pki import CertificateAuthority
+from devkit.emulators.broker import RULE_CLIENT_NAME, Broker, start_broker
+from devkit.emulators.mqtt import ConnectionRefused, connect, tls_client
+from devkit.emulators.pki import CertificateAuthority
 
 
 @pytest.fixture(scope="module")

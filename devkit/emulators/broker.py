@@ -18,8 +18,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from local import processes
-from local.pki import CertFiles, CertificateAuthority
+from devkit.emulators.pki import CertFiles, CertificateAuthority
+from devkit.runner import processes
 
 TOPIC_PREFIX = "energy/consumption/"
 RULE_CLIENT_NAME = "local-topic-rule"

@@ -32,8 +32,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from local.provision import FunctionSpec, MappingSpec
-from local.worker import Worker
+from devkit.runner.provision import FunctionSpec, MappingSpec
+from devkit.runner.worker import Worker
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit
 POLL_INTERVAL_S = 0.2  # idle polling; Lambda itself polls an idle shard once a second

@@ -1,22 +1,20 @@
 """The moto server on loopback, over TLS, counting what the pipeline asks of each service.
 
-Run as `python -m local.moto_service --ready FILE --cert C --key K`: it binds a free
+Run as `python -m devkit.emulators.aws_api --ready FILE --cert C --key K`: it binds a free
 127.0.0.1 port, writes the port to FILE, and serves moto's AWS APIs. A WSGI middleware
 counts requests per service and action, Kinesis records put, DynamoDB write units and S3
 object PUTs per top-level prefix; GET /_local/counts returns them as JSON.
 
-DynamoDB write units are estimated from the request (1 KB units per item written, at least
-one; an UpdateItem counts its key and new values), since moto does not meter capacity.
+DynamoDB write units are estimated from the request by `devkit.metering` (the benchmark's
+meter too), since moto does not meter capacity.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import io
 import json
-import math
 import signal
 import socket
 import ssl
@@ -31,59 +29,12 @@ from urllib.parse import parse_qs, unquote
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from devkit.metering import write_units
+
 COUNTS_PATH = "/_local/counts"
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
-
-
-def _value_size(value: dict[str, Any]) -> int:
-    (kind, raw), *_ = value.items()
-    if kind == "S":
-        return len(str(raw).encode())
-    if kind == "N":
-        return len(str(raw)) // 2 + 1
-    if kind == "B":
-        return len(base64.b64decode(raw))
-    if kind in ("SS", "NS", "BS", "L"):
-        return 3 + sum(
-            _value_size({kind[0] if kind != "L" else next(iter(v)): v} if kind != "L" else v)
-            for v in raw
-        )
-    if kind == "M":
-        return 3 + item_size(raw)
-    return 1
-
-
-def item_size(item: dict[str, Any]) -> int:
-    """Approximate DynamoDB item size in bytes: names plus values."""
-    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
-
-
-def write_units(action: str, body: dict[str, Any]) -> int:
-    def units(size: int) -> int:
-        return max(1, math.ceil(size / 1024))
-
-    if action == "PutItem":
-        return units(item_size(body.get("Item", {})))
-    if action == "UpdateItem":
-        values = body.get("ExpressionAttributeValues", {})
-        return units(item_size(body.get("Key", {})) + item_size(values))
-    if action == "DeleteItem":
-        return 1
-    if action == "BatchWriteItem":
-        total = 0
-        for requests in body.get("RequestItems", {}).values():
-            for request in requests:
-                put = request.get("PutRequest")
-                total += units(item_size(put["Item"])) if put else 1
-        return total
-    if action == "TransactWriteItems":
-        return sum(
-            2 * write_units(next(iter(op)), next(iter(op.values())))
-            for op in body.get("TransactItems", [])
-        )
-    return 0
 
 
 def _rounded(seconds: dict[str, float]) -> dict[str, float]:
@@ -328,7 +279,7 @@ if __name__ == "__main__":
 def start(directory: Path, *, cert: Path, key: Path, timeout: float = 30.0) -> tuple[Any, str]:
     """Start the server as a child process; returns (process, https endpoint URL)."""
 
-    from local import processes
+    from devkit.runner import processes
 
     ready = directory / "moto.port"
     ready.unlink(missing_ok=True)
@@ -336,7 +287,7 @@ def start(directory: Path, *, cert: Path, key: Path, timeout: float = 30.0) -> t
         [
             sys.executable,
             "-m",
-            "local.moto_service",
+            "devkit.emulators.aws_api",
             "--ready",
             str(ready),
             "--cert",

@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local import moto_service, processes
-from local.broker import RULE_CLIENT_NAME, Broker, start_broker
-from local.pki import CertificateAuthority
-from local.provision import Deployment, provision
-from local.templates import Stage, load_stage, synthesize
-from local.worker import read_status
+from devkit.emulators import aws_api
+from devkit.emulators.broker import RULE_CLIENT_NAME, Broker, start_broker
+from devkit.emulators.pki import CertificateAuthority
+from devkit.runner import processes
+from devkit.runner.provision import Deployment, provision
+from devkit.runner.templates import Stage, load_stage, synthesize
+from devkit.runner.worker import read_status
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STAGE = "energy-dev"
 
 
@@ -34,7 +35,7 @@ class Pipeline:
         return read_status(self.run_dir / f"{name}.status.json")
 
     def counts(self) -> dict[str, Any]:
-        return moto_service.counts(self.deployment.endpoint, self.ca.ca_path)
+        return aws_api.counts(self.deployment.endpoint, self.ca.ca_path)
 
     def stop(self) -> None:
         # Workers first (they flush), then the services they talk to.
@@ -70,7 +71,7 @@ def start(
     ca = CertificateAuthority(run_dir / "pki")
     broker = start_broker(run_dir / "broker", ca)
     moto_cert = ca.issue_server("moto")
-    moto, endpoint = moto_service.start(run_dir, cert=moto_cert.cert, key=moto_cert.key)
+    moto, endpoint = aws_api.start(run_dir, cert=moto_cert.cert, key=moto_cert.key)
     deployment = provision(stage, Deployment(endpoint=endpoint, ca_bundle=str(ca.ca_path)))
     deployment_file = run_dir / "deployment.json"
     deployment.save(deployment_file)
@@ -99,15 +100,15 @@ def start(
         override = ["--handler", handlers[function]] if handlers and function in handlers else []
         launch(
             function,
-            "local.trigger",
+            "devkit.emulators.event_sources",
             ["--function", function, *override],
             deployment.functions[function].environment,
         )
     if with_archive:
-        launch("archive", "local.archive", [], {})
+        launch("archive", "devkit.emulators.firehose", [], {})
     launch(
         "bridge",
-        "local.bridge",
+        "devkit.emulators.topic_rule",
         [
             "--port",
             str(broker.port),

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from energy_runtime.aggregate import LOOKBACK
 
-from local.broker import RULE_CLIENT_NAME, start_broker
-from local.mqtt import connect, tls_client
-from local.pki import CertificateAuthority
-from local.simulator import Faults, Scenario, Simulation, main
+from devkit.emulators.broker import RULE_CLIENT_NAME, start_broker
+from devkit.emulators.mqtt import connect, tls_client
+from devkit.emulators.pki import CertificateAuthority
+from devkit.simulator.meters import Faults, Scenario, Simulation, main
 
 START = 1_794_700_800  # a Monday, 00:00 UTC
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from local.simulator import Simulation
-from local.verify import Results
+from devkit.demo.verify import Results
+from devkit.simulator.meters import Simulation
 
 _CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
 CHARTS = ("building", "apartments", "top", "reasons", "latency", "requests", "alerts")

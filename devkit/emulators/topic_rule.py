@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local.broker import RULE_CLIENT_NAME
-from local.mqtt import connect, tls_client
-from local.worker import Worker
+from devkit.emulators.broker import RULE_CLIENT_NAME
+from devkit.emulators.mqtt import connect, tls_client
+from devkit.runner.worker import Worker
 
 _SELECT = re.compile(
     r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+'(?P<topic>[^']+)'\s*$", re.IGNORECASE | re.DOTALL

@@ -12,8 +12,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.provision import FunctionSpec, MappingSpec
-from local.trigger import Invoker, KinesisBatcher, Stats, _deliver, kinesis_event_record
+from devkit.emulators.event_sources import (
+    Invoker,
+    KinesisBatcher,
+    Stats,
+    _deliver,
+    kinesis_event_record,
+)
+from devkit.runner.provision import FunctionSpec, MappingSpec
 
 STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/readings"
 SPEC = FunctionSpec("Batching", "test.handler", 60, 128, {})

@@ -34,10 +34,10 @@ from typing import Protocol
 import paho.mqtt.client as mqtt
 from energy_runtime.aggregate import LOOKBACK
 
-from local.broker import TOPIC_PREFIX
-from local.mqtt import connect, tls_client
-from local.pki import CertificateAuthority
-from local.profiles import DAY_S, ApartmentProfile
+from devkit.emulators.broker import TOPIC_PREFIX
+from devkit.emulators.mqtt import connect, tls_client
+from devkit.emulators.pki import CertificateAuthority
+from devkit.simulator.profiles import DAY_S, ApartmentProfile
 
 GARBAGE_KINDS = ("not-json", "missing-field", "wrong-type", "negative-register")
 
@@ -422,7 +422,7 @@ def main(argv: list[str] | None = None) -> None:
         _aws_main(args, scenario)
         return
     if not (args.port and args.pki):
-        parser.error("a local run needs --port and --pki (or use python -m local.demo)")
+        parser.error("a local run needs --port and --pki (or use python -m devkit.demo.run)")
     pki: Path = args.pki
     ca = pki / "ca.pem"
     simulation = Simulation(scenario)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from local.provision import Deployment
+from devkit.runner.provision import Deployment
 
 
 class Worker:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from energy_runtime.schema import RAW_COLUMNS, RAW_PREFIX
 
-from local.worker import Worker
+from devkit.runner.worker import Worker
 
 _ARROW_TYPES = {
     "string": pa.string(),

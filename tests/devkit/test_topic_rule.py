@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from local.bridge import parse_rule
+from devkit.emulators.topic_rule import parse_rule
 
 CONTRACT_SQL = (
     "SELECT encode(*, 'base64') AS payload, topic(3) AS device_id, timestamp() AS received_at "

@@ -19,15 +19,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from local import pipeline as local_pipeline
-from local.simulator import Faults, MqttPublisher, RunStats, Scenario, Simulation, run
-from local.verify import ENERGY_TOLERANCE_WH, collect, verify
+from devkit.demo.verify import ENERGY_TOLERANCE_WH, collect, verify
+from devkit.runner import pipeline as local_pipeline
+from devkit.simulator.meters import Faults, MqttPublisher, RunStats, Scenario, Simulation, run
 
 LATENCY_SAMPLE_DEVICES = 5
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devkit.demo.run", description=__doc__)
     # 20 apartments keep the default run under 3 minutes on 2 busy cores: against moto the
     # processor's DynamoDB queries dominate (see docs/local-pipeline.md).
     parser.add_argument("--apartments", type=int, default=20)
@@ -271,7 +271,7 @@ def _run(
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    from local.dashboard import write_dashboard
+    from devkit.demo.dashboard import write_dashboard
 
     write_dashboard(out / "dashboard.html", summary, results, simulation, sampler.samples)
     _print_table(summary)

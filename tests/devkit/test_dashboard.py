@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from energy_runtime.aggregate import iso_utc
 
-from local.dashboard import CHARTS, write_dashboard
-from local.simulator import Faults, Scenario, Simulation
-from local.verify import Results
+from devkit.demo.dashboard import CHARTS, write_dashboard
+from devkit.demo.verify import Results
+from devkit.simulator.meters import Faults, Scenario, Simulation
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

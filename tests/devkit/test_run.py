@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from local.processes import port_is_free
-from local.templates import load_stage
+from devkit.runner.processes import port_is_free
+from devkit.runner.templates import load_stage
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path, str]:
     out = tmp_path_factory.mktemp("demo")
     command = [
-        sys.executable, "-m", "local.demo",
+        sys.executable, "-m", "devkit.demo.run",
         "--apartments", "3", "--days", "0.06", "--speed", "300",
         "--duplicate-rate", "0.05", "--garbage-rate", "0.05", "--late-rate", "0.02",
         "--reset-rate", "8", "--out", str(out),
@@ -144,7 +144,7 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     import signal
     import time
 
-    command = [sys.executable, "-m", "local.demo", "--apartments", "2", "--days", "0.5"]
+    command = [sys.executable, "-m", "devkit.demo.run", "--apartments", "2", "--days", "0.5"]
     command += ["--speed", "60", "--out", str(tmp_path)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "runtime")])}
     log = tmp_path / "demo.log"

@@ -1,0 +1,1 @@
+"""The local pipeline behind `make demo`: AWS emulators, runner, meter simulator, demo."""

@@ -1,0 +1,1 @@
+"""`make demo`: run the scenario through the pipeline, verify the result, draw the dashboard."""

@@ -1,0 +1,1 @@
+"""Process plumbing: synthesize the templates, provision them locally, start every worker."""

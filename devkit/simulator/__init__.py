@@ -1,0 +1,1 @@
+"""Simulated apartment meters publishing over MQTT/TLS, with their ground truth."""
