@@ -1,15 +1,18 @@
-"""Prints the settings reference table of docs/configuration.md from the config models.
+"""Prints the reference tables of the docs from the code that defines them.
 
-python -m energy_monitoring.config_reference
+python -m energy_monitoring.config_reference              # docs/configuration.md's settings
+python -m energy_monitoring.config_reference --variables  # docs/contract.md's variables
 """
 
 from __future__ import annotations
 
+import sys
 import typing
 from collections.abc import Iterator
 from typing import Any
 
 from annotated_types import Ge, Le
+from energy_runtime import contract
 from pydantic import AfterValidator, BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
@@ -75,5 +78,38 @@ def markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def variables_markdown() -> str:
+    """The functions' environment variables, as energy_runtime.contract declares them."""
+    lines = [
+        "| variable | function | type / limits | default | set from | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    data_fields = set(EnvironmentConfig.model_fields["data"].annotation.model_fields)  # type: ignore[union-attr]
+    for variable in contract.VARIABLES:
+        functions = " and ".join(variable.functions)
+        kind = variable.kind.__name__
+        if variable.choices:
+            kind += " in " + ", ".join(str(choice) for choice in variable.choices)
+        elif variable.minimum is not None and variable.maximum is not None:
+            kind += f" {variable.minimum}..{variable.maximum}"
+        default = (
+            "—" if variable.default is None else f"`{contract.format_value(variable.default)}`"
+        )
+        setting = variable.name.lower()
+        if setting in data_fields:
+            source = f"`data.{setting}`"
+        elif variable is contract.LOG_LEVEL:
+            source = "`functions.log_level`"
+        elif variable.default is None and variable not in contract.POWERTOOLS_VARIABLES:
+            source = "the stack (a resource's name)"
+        else:
+            source = "the contract"
+        lines.append(
+            f"| `{variable.name}` | {functions} | {kind} | {default} | {source} | "
+            f"{variable.description} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
-    print(markdown(), end="")
+    print(variables_markdown() if "--variables" in sys.argv[1:] else markdown(), end="")

@@ -166,28 +166,34 @@ class Cloud:
             "before-parameter-build.dynamodb", self.meter.on_dynamodb_call
         )
         self.s3.meta.events.register("before-parameter-build.s3.PutObject", self.meter.on_s3_put)
+        from energy_runtime import contract
+
+        # Both functions' complete environments (the runtime has no defaults of its own).
         self.env = {
-            "HANDOFF_QUEUE_URL": self.queue_url,
-            "ARCHIVE_BUCKET": "archive",
-            "TABLE_NAME": "energy",
-            "ALERT_TOPIC_ARN": topic,
-            "HIGH_USAGE_THRESHOLD_WH": "100000",
-        }
+            **contract.default_environment(
+                contract.BATCHING,
+                **{contract.HANDOFF_QUEUE_URL.name: self.queue_url,
+                   contract.ARCHIVE_BUCKET.name: "archive"},
+            ),
+            **contract.default_environment(
+                contract.PROCESSOR,
+                **{contract.ARCHIVE_BUCKET.name: "archive", contract.TABLE_NAME.name: "energy",
+                   contract.ALERT_TOPIC_ARN.name: topic,
+                   # Alerts are not what this measures: none is raised.
+                   contract.HIGH_USAGE_THRESHOLD_WH.name: "100000"},
+            ),
+        }  # fmt: skip
         self.new_table()
 
     def new_table(self) -> None:
         with contextlib.suppress(self.dynamodb.exceptions.ResourceNotFoundException):
             self.dynamodb.delete_table(TableName="energy")
+        from energy_runtime import contract
+
         self.dynamodb.create_table(
             TableName="energy",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
+            KeySchema=list(contract.KEY_SCHEMA),
+            AttributeDefinitions=list(contract.KEY_ATTRIBUTES),
             BillingMode="PAY_PER_REQUEST",
         )
 

@@ -19,6 +19,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from energy_runtime import contract
+
 from devkit.demo.verify import ENERGY_TOLERANCE_WH, collect, verify
 from devkit.runner import pipeline as local_pipeline
 from devkit.simulator.meters import Faults, MqttPublisher, RunStats, Scenario, Simulation, run
@@ -224,7 +226,9 @@ def _run(
         "energy_mismatch_details": verdict.energy_mismatches[:20],
         "energy_tolerance_wh": ENERGY_TOLERANCE_WH,
         "interval_minutes": int(
-            pipeline.deployment.functions["processor"].environment.get("INTERVAL_MINUTES", "15")
+            pipeline.deployment.functions[contract.PROCESSOR].environment[
+                contract.INTERVAL_MINUTES.name
+            ]
         ),
         "duration_s": round(duration, 1),
         "publish_s": round(publish_s, 1),

@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from energy_runtime import queries
+from energy_runtime import contract, queries
 
 from devkit.runner.provision import Deployment
 from devkit.simulator.meters import DeviceTruth
@@ -68,14 +68,14 @@ def collect(deployment: Deployment, devices: list[str]) -> Results:
         }
     s3 = deployment.client("s3")
     reasons: Counter[str] = Counter()
-    for key in _objects(s3, deployment.archive_bucket, "quarantine/"):
+    for key in _objects(s3, deployment.archive_bucket, contract.QUARANTINE_PREFIX):
         body = s3.get_object(Bucket=deployment.archive_bucket, Key=key)["Body"].read().decode()
         for line in body.splitlines():
             if line.strip():
                 reasons[json.loads(line).get("reason", "unknown")] += 1
     results.quarantined = sum(reasons.values())
     results.quarantined_by_reason = dict(reasons)
-    raw_keys = _objects(s3, deployment.archive_bucket, "raw/")
+    raw_keys = _objects(s3, deployment.archive_bucket, contract.RAW_PREFIX)
     results.raw_archive_objects = len(raw_keys)
     import io
 
@@ -84,7 +84,8 @@ def collect(deployment: Deployment, devices: list[str]) -> Results:
     for key in raw_keys:
         data = s3.get_object(Bucket=deployment.archive_bucket, Key=key)["Body"].read()
         results.raw_archive_rows += pq.read_metadata(io.BytesIO(data)).num_rows
-    results.processed_objects = len(_objects(s3, deployment.archive_bucket, "processed/"))
+    processed = _objects(s3, deployment.archive_bucket, contract.PROCESSED_PREFIX)
+    results.processed_objects = len(processed)
     sqs = deployment.client("sqs")
     if deployment.alert_tap_url:
         while True:

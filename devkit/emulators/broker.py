@@ -18,10 +18,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from energy_runtime import contract
+
 from devkit.emulators.pki import CertFiles, CertificateAuthority
 from devkit.runner import processes
 
-TOPIC_PREFIX = "energy/consumption/"
+TOPIC_PREFIX = f"{contract.TOPIC_ROOT}/"
 RULE_CLIENT_NAME = "local-topic-rule"
 
 

@@ -3,7 +3,7 @@
 A separate consumer of every shard (Firehose reads the stream on its own), buffering as
 the delivery stream's BufferingHints say (interval in simulated time, size in MB), then
 writing one Parquet file per hour partition with the columns of
-`energy_runtime.schema.RAW_COLUMNS`, under `raw/year=/month=/day=/hour=/` by `received_at`
+`energy_runtime.contract.RAW_COLUMNS`, under `raw/year=/month=/day=/hour=/` by `received_at`
 (UTC). Object keys name the first sequence number they hold, so a re-delivery overwrites
 instead of duplicating. Records that are not the rule's JSON go to `firehose-errors/`.
 """
@@ -13,12 +13,11 @@ from __future__ import annotations
 import io
 import json
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from energy_runtime.schema import RAW_COLUMNS, RAW_PREFIX
+from energy_runtime.contract import RAW_COLUMNS, RAW_PREFIX, partition_path
 
 from devkit.runner.worker import Worker
 
@@ -32,8 +31,7 @@ RAW_SCHEMA = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in RAW_COLUMNS
 
 
 def partition(received_at_ms: int) -> str:
-    moment = datetime.fromtimestamp(received_at_ms / 1000, UTC)
-    return f"{RAW_PREFIX}year={moment:%Y}/month={moment:%m}/day={moment:%d}/hour={moment:%H}/"
+    return RAW_PREFIX + partition_path(received_at_ms)
 
 
 def to_parquet(rows: list[dict[str, Any]]) -> bytes:

@@ -17,12 +17,11 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from energy_runtime import contract
 
 from devkit.runner.templates import ACCOUNT, REGION, Physical, Resolver, Stack, Stage
 
 ON_DEMAND_LOCAL_SHARDS = 2  # an on-demand stream starts with 4 shards in AWS; 2 suffice here
-BATCHING_HANDLER = "energy_runtime.batching.handler"
-PROCESSOR_HANDLER = "energy_runtime.processor.handler"
 CREATED_TYPES = (
     "AWS::KMS::Key",
     "AWS::Kinesis::Stream",
@@ -316,7 +315,7 @@ def provision(stage: Stage, deployment: Deployment) -> Deployment:
     functions: dict[str, tuple[Stack, str]] = {}
     for stack, logical, resource in stage.of_type("AWS::Lambda::Function"):
         props = resource["Properties"]
-        role = {BATCHING_HANDLER: "batching", PROCESSOR_HANDLER: "processor"}.get(
+        role = {handler: function for function, handler in contract.HANDLERS.items()}.get(
             props.get("Handler", "")
         )
         if role is None:
@@ -376,9 +375,9 @@ def provision(stage: Stage, deployment: Deployment) -> Deployment:
 
     batching_env = deployment.functions["batching"].environment
     processor_env = deployment.functions["processor"].environment
-    deployment.archive_bucket = batching_env.get("ARCHIVE_BUCKET", "")
-    deployment.table_name = processor_env.get("TABLE_NAME", "")
-    topic = processor_env.get("ALERT_TOPIC_ARN")
+    deployment.archive_bucket = batching_env.get(contract.ARCHIVE_BUCKET.name, "")
+    deployment.table_name = processor_env.get(contract.TABLE_NAME.name, "")
+    topic = processor_env.get(contract.ALERT_TOPIC_ARN.name)
     if topic:
         deployment.alert_topic_arns = [topic]
 

@@ -1,6 +1,6 @@
 """Glue database and tables over the archive (partition projection), Athena workgroup.
 
-The tables' columns come from `energy_runtime.schema`, the module the Parquet writers
+The tables' columns come from `energy_runtime.contract`, the module the Parquet writers
 use too, so the catalog cannot drift from the files.
 """
 
@@ -14,7 +14,7 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
-from energy_runtime.schema import (
+from energy_runtime.contract import (
     INTERVAL_COLUMNS,
     INTERVALS_PREFIX,
     PARTITION_KEYS,

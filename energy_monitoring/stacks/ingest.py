@@ -13,10 +13,10 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from energy_monitoring.config import EnvironmentConfig
-from energy_monitoring.constructs.archive import archive_bucket
+from energy_monitoring.constructs.buckets import archive_bucket
 from energy_monitoring.constructs.device_access import DeviceAccess
 from energy_monitoring.constructs.grants import role_policy
-from energy_monitoring.constructs.raw_archive import RawArchiveDelivery
+from energy_monitoring.constructs.raw_delivery import RawArchiveDelivery
 from energy_monitoring.constructs.retention import log_retention, removal_policy
 from energy_monitoring.constructs.topic_rule import IngestRule
 from energy_monitoring.stacks.storage import StorageResources

@@ -14,7 +14,7 @@ from constructs import Construct
 from energy_runtime import contract
 
 from energy_monitoring.config import EnvironmentConfig
-from energy_monitoring.constructs.archive import archive_bucket
+from energy_monitoring.constructs.buckets import archive_bucket
 from energy_monitoring.constructs.energy_function import EnergyFunction
 from energy_monitoring.constructs.function_environment import function_environment
 from energy_monitoring.constructs.grants import grant_prefix_writes

@@ -10,9 +10,10 @@ from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
+from energy_runtime import contract
 
 from energy_monitoring.config import EnvironmentConfig
-from energy_monitoring.constructs.archive import ARCHIVE_EXPORT, ArchiveBuckets, archive_export_name
+from energy_monitoring.constructs.buckets import ARCHIVE_EXPORT, ArchiveBuckets, archive_export_name
 from energy_monitoring.constructs.catalog import AnalyticsCatalog
 from energy_monitoring.constructs.retention import removal_policy
 
@@ -81,15 +82,17 @@ class StorageStack(cdk.Stack):
         table = dynamodb.Table(
             self,
             "Readings",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(
+                name=contract.PARTITION_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=dynamodb.Attribute(name=contract.SORT_KEY, type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=key,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
-            time_to_live_attribute="expires_at",
+            time_to_live_attribute=contract.TTL_ATTRIBUTE,
             deletion_protection=config.deletion_protection,
             removal_policy=removal,
         )

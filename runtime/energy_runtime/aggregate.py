@@ -37,13 +37,6 @@ def day_start_ms(ts_ms: int) -> int:
     return ts_ms - ts_ms % MS_PER_DAY
 
 
-def iso_utc(ts_ms: int) -> str:
-    """ISO-8601 UTC with a Z suffix; millisecond precision only when needed."""
-    moment = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
-    if ts_ms % 1000:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 def day_of(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d")

@@ -19,7 +19,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from energy_runtime.aggregate import IntervalSummary, iso_utc
+from energy_runtime.aggregate import IntervalSummary
+from energy_runtime.contract import iso_utc
 
 HIGH_USAGE = "high_usage"
 ANOMALY = "anomaly"

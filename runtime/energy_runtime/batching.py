@@ -14,12 +14,12 @@ from collections import Counter
 from functools import cache
 from typing import Any
 
-from energy_runtime import aws, handoff, quarantine
+from energy_runtime import aws, contract, handoff, quarantine
 from energy_runtime.readings import Decoded, Rejection, decode_record
 from energy_runtime.settings import BatchingSettings, load_batching_settings
 from energy_runtime.telemetry import Telemetry
 
-telemetry = Telemetry("energy-batching")
+telemetry = Telemetry(contract.BATCHING_SERVICE)
 logger = telemetry.logger
 metrics = telemetry.metrics
 
@@ -83,9 +83,9 @@ def process_kinesis_event(
         failed_sequences.update(r.sequence_number for r in failed_rejections)
 
     reasons = Counter(r.reason for r in decoded.rejected)
-    telemetry.count("ReadingsReceived", received)
-    telemetry.count("ReadingsAccepted", decoded.accepted_count)
-    telemetry.count("ReadingsQuarantined", len(decoded.rejected))
+    telemetry.count(contract.READINGS_RECEIVED, received)
+    telemetry.count(contract.READINGS_ACCEPTED, decoded.accepted_count)
+    telemetry.count(contract.READINGS_QUARANTINED, len(decoded.rejected))
     telemetry.count_by_reason(reasons)
     logger.info(
         "batch handed off",

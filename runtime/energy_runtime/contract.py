@@ -46,7 +46,8 @@ def topic_root(prefix: str = "") -> str:
 
 RAW_PREFIX: Final = "raw/"  # Firehose: the Kinesis records, Parquet
 PROCESSED_PREFIX: Final = "processed/"
-INTERVALS_PREFIX: Final = f"{PROCESSED_PREFIX}intervals/"  # the processor's interval rows
+INTERVALS_SUBPREFIX: Final = "intervals/"
+INTERVALS_PREFIX: Final = f"{PROCESSED_PREFIX}{INTERVALS_SUBPREFIX}"  # the interval rows
 QUARANTINE_PREFIX: Final = "quarantine/"
 FIREHOSE_ERRORS_PREFIX: Final = "firehose-errors/"  # records Firehose could not convert
 IOT_ERRORS_PREFIX: Final = "iot-errors/"  # messages the topic rule could not deliver
@@ -189,6 +190,9 @@ ALERT_PERIOD_MINUTES = Variable(
     description="at most one alert per device and kind in this period",
 )  # fmt: skip
 
+# Read by Powertools (with defaults of its own), not by the runtime's settings.
+POWERTOOLS_VARIABLES: Final = (SERVICE_NAME, METRICS_NAMESPACE_VARIABLE, LOG_LEVEL)
+
 VARIABLES: Final = (
     SERVICE_NAME, METRICS_NAMESPACE_VARIABLE, LOG_LEVEL, HANDOFF_QUEUE_URL, ARCHIVE_BUCKET,
     QUARANTINE_PREFIX_VARIABLE, PROCESSED_PREFIX_VARIABLE, TABLE_NAME, ALERT_TOPIC_ARN,
@@ -246,6 +250,39 @@ EMITTED_METRICS: Final = (
 )
 
 
+# --- Parquet files and the Glue tables over them ---------------------------------------------
+
+# (column name, Glue/Hive type): the storage stack builds the Glue tables from these and
+# the Parquet writers (processor, local Firehose) their Arrow schemas.
+Column = tuple[str, str]
+
+PARTITION_KEYS: Final[tuple[Column, ...]] = tuple((name, "string") for name in PARTITION_NAMES)
+
+# The Kinesis records exactly as the topic rule wrote them (lossless landing zone).
+RAW_COLUMNS: Final[tuple[Column, ...]] = (
+    ("device_id", "string"),
+    ("received_at", "bigint"),  # epoch milliseconds, set by the topic rule
+    ("payload", "string"),  # base64 of the MQTT payload as the device sent it
+)
+
+# One row per device and interval, as the processor wrote it.
+INTERVAL_COLUMNS: Final[tuple[Column, ...]] = (
+    ("device_id", "string"),
+    ("interval_start", "timestamp"),
+    ("interval_minutes", "int"),
+    ("energy_wh", "double"),
+    ("reading_count", "int"),
+    ("power_min_w", "double"),
+    ("power_max_w", "double"),
+    ("power_mean_w", "double"),
+    ("first_ts", "timestamp"),
+    ("last_ts", "timestamp"),
+    # Rises each time the interval's aggregate changes; keep the highest per
+    # (device_id, interval_start): see docs/data-model.md.
+    ("revision", "bigint"),
+)
+
+
 # --- the table ---------------------------------------------------------------------------
 
 PARTITION_KEY: Final = "pk"  # always the device id: never a date-only partition key
@@ -259,3 +296,38 @@ KEY_ATTRIBUTES: Final = (
     {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
     {"AttributeName": SORT_KEY, "AttributeType": "S"},
 )
+
+# Every item of a device lives under pk = the device id; `sk` tells the kinds apart
+# (docs/data-model.md):
+# - LATEST: the device's hot item (latest reading, the open interval, context before it);
+# - INT#<interval start, ISO UTC>: a closed interval (readings + aggregates), TTL;
+# - DAY#<YYYY-MM-DD>: a closed day's total, written once when the day closes (no TTL);
+# - ALERT#<kind>#<period>: one alert per device, kind and period (pending, then sent), TTL.
+LATEST_SK: Final = "LATEST"
+INTERVAL_SK_PREFIX: Final = "INT#"
+DAY_SK_PREFIX: Final = "DAY#"
+ALERT_SK_PREFIX: Final = "ALERT#"
+
+# Optional reading fields kept on the latest reading only (not needed for aggregates).
+OPTIONAL_FIELDS: Final = ("voltage_v", "current_a", "power_factor", "frequency_hz", "seq")
+
+
+def iso_utc(ts_ms: int) -> str:
+    """ISO-8601 UTC with a Z suffix; millisecond precision only when needed (the format
+    of sort keys, hand-off messages and every timestamp the queries return)."""
+    moment = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    if ts_ms % 1000:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def interval_sk(start_ms: int) -> str:
+    return INTERVAL_SK_PREFIX + iso_utc(start_ms)
+
+
+def day_sk(day: str) -> str:
+    return DAY_SK_PREFIX + day
+
+
+def alert_sk(kind: str, period: str) -> str:
+    return f"{ALERT_SK_PREFIX}{kind}#{period}"

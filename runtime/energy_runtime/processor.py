@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from energy_runtime import alerts, archive, aws
+from energy_runtime import alerts, aws, contract, processed_archive
 from energy_runtime.aggregate import interval_start_ms, merge_points
 from energy_runtime.codec import Point, decode_points
 from energy_runtime.settings import ProcessorSettings, load_processor_settings
@@ -38,7 +38,7 @@ from energy_runtime.state import (
 from energy_runtime.store import ConcurrentUpdate, Store
 from energy_runtime.telemetry import Telemetry
 
-telemetry = Telemetry("energy-processor")
+telemetry = Telemetry(contract.PROCESSOR_SERVICE)
 logger = telemetry.logger
 metrics = telemetry.metrics
 MAX_ATTEMPTS_PER_DEVICE = 3
@@ -272,13 +272,13 @@ def _archive_rows(
     """Parquet rows of the planned intervals, before any item is written (named by their
     content, so a retry rewrites the same objects). False if the archive write failed."""
     rows = [
-        archive.make_row(device_id, summary, revision, config.interval_minutes)
+        processed_archive.make_row(device_id, summary, revision, config.interval_minutes)
         for device_id, plan in plans.items()
         for summary, revision in plan.changed
     ]
     try:
-        objects = archive.parquet_objects(rows, config.processed_prefix)
-        archive.put_objects(s3, config.archive_bucket, objects)
+        objects = processed_archive.parquet_objects(rows, config.processed_prefix)
+        processed_archive.put_objects(s3, config.archive_bucket, objects)
     except aws.transient_errors():
         logger.exception("processed archive write failed")
         tally.failed.update(plans)
@@ -323,8 +323,8 @@ def _report(
     tally: _Tally,
     failed_messages: set[str],
 ) -> None:
-    telemetry.count("AggregatesWritten", tally.written)
-    telemetry.count("AlertsSent", tally.alerts_sent)
+    telemetry.count(contract.AGGREGATES_WRITTEN, tally.written)
+    telemetry.count(contract.ALERTS_SENT, tally.alerts_sent)
     logger.info(
         "hand-off applied",
         extra={
@@ -387,10 +387,10 @@ def _quarantine_messages(s3: Any, config: ProcessorSettings, records: list[dict[
     ]
     body = ("\n".join(lines) + "\n").encode()
     digest = hashlib.sha256(body).hexdigest()[:32]
-    hour = time.strftime("year=%Y/month=%m/day=%d/hour=%H", time.gmtime())
-    key = f"{config.quarantine_prefix}{hour}/handoff-{digest}.jsonl"
+    hour = contract.partition_path(time.time() * 1000)
+    key = f"{config.quarantine_prefix}{hour}handoff-{digest}.jsonl"
     s3.put_object(Bucket=config.archive_bucket, Key=key, Body=body)
-    telemetry.count("ReadingsQuarantined", len(records))
+    telemetry.count(contract.READINGS_QUARANTINED, len(records))
     telemetry.count_by_reason(Counter({"bad_handoff_message": len(records)}))
     logger.error("quarantined messages that are not hand-offs", extra={"count": len(records)})
 

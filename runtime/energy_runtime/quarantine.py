@@ -11,15 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from datetime import UTC, datetime
 from typing import Any
 
+from energy_runtime.contract import partition_path
 from energy_runtime.readings import Rejection
 
 
 def _hour_prefix(prefix: str, received_at_ms: int) -> str:
-    moment = datetime.fromtimestamp(received_at_ms / 1000, tz=UTC)
-    return moment.strftime(f"{prefix}year=%Y/month=%m/day=%d/hour=%H/")
+    return prefix + partition_path(received_at_ms)
 
 
 def _line(rejection: Rejection, event_source_arn: str) -> str:

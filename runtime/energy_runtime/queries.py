@@ -14,9 +14,9 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 
-from energy_runtime import layout
-from energy_runtime.aggregate import iso_utc
+from energy_runtime import contract
 from energy_runtime.codec import decode_points
+from energy_runtime.contract import PARTITION_KEY, SORT_KEY, iso_utc
 
 
 def _plain(value: Any) -> Any:
@@ -35,7 +35,9 @@ def _blob(value: Any) -> bytes:
 def _query_all(table: Any, device_id: str, prefix: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {
-        "KeyConditionExpression": Key("pk").eq(device_id) & Key("sk").begins_with(prefix),
+        "KeyConditionExpression": (
+            Key(PARTITION_KEY).eq(device_id) & Key(SORT_KEY).begins_with(prefix)
+        ),
         "ConsistentRead": True,
     }
     while True:
@@ -47,7 +49,8 @@ def _query_all(table: Any, device_id: str, prefix: str) -> list[dict[str, Any]]:
 
 
 def _latest_item(table: Any, device_id: str) -> dict[str, Any] | None:
-    response = table.get_item(Key={"pk": device_id, "sk": layout.LATEST_SK}, ConsistentRead=True)
+    key = {PARTITION_KEY: device_id, SORT_KEY: contract.LATEST_SK}
+    response = table.get_item(Key=key, ConsistentRead=True)
     item: dict[str, Any] | None = response.get("Item")
     return item
 
@@ -64,7 +67,7 @@ def device_latest(table: Any, device_id: str) -> dict[str, Any] | None:
         "power_w": float(item["power_w"]),
         "received_at": int(item["received_at"]),
     }
-    for name in layout.OPTIONAL_FIELDS:
+    for name in contract.OPTIONAL_FIELDS:
         if name in item:
             latest[name] = _plain(item[name])
     return latest
@@ -72,7 +75,7 @@ def device_latest(table: Any, device_id: str) -> dict[str, Any] | None:
 
 def _interval_row(item: dict[str, Any]) -> dict[str, Any]:
     return {
-        "interval_start": str(item["sk"])[len(layout.INTERVAL_PREFIX) :],
+        "interval_start": str(item[SORT_KEY])[len(contract.INTERVAL_SK_PREFIX) :],
         "energy_wh": float(item["energy_wh"]),
         "reading_count": int(item["reading_count"]),
         "power_min_w": float(item["power_min_w"]),
@@ -98,7 +101,8 @@ def _open_interval_row(latest: dict[str, Any]) -> dict[str, Any] | None:
 
 def device_intervals(table: Any, device_id: str) -> list[dict[str, Any]]:
     """Every interval with data (closed ones and the open one), oldest first."""
-    rows = [_interval_row(item) for item in _query_all(table, device_id, layout.INTERVAL_PREFIX)]
+    items = _query_all(table, device_id, contract.INTERVAL_SK_PREFIX)
+    rows = [_interval_row(item) for item in items]
     latest = _latest_item(table, device_id)
     open_row = _open_interval_row(latest) if latest else None
     closed_starts = {row["interval_start"] for row in rows}
@@ -113,7 +117,7 @@ def device_daily_energy(table: Any, device_id: str) -> dict[str, float]:
     still open summed from their intervals."""
     closed = {
         str(item["day"]): float(item["energy_wh"])
-        for item in _query_all(table, device_id, layout.DAY_PREFIX)
+        for item in _query_all(table, device_id, contract.DAY_SK_PREFIX)
     }
     open_days: dict[str, int] = defaultdict(int)
     for row in device_intervals(table, device_id):

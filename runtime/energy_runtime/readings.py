@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from energy_runtime.codec import Point
-from energy_runtime.layout import OPTIONAL_FIELDS
+from energy_runtime.contract import OPTIONAL_FIELDS
 from energy_runtime.settings import ReadingRules
 
 _INF = float("inf")

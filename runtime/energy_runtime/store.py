@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from energy_runtime import alerts, layout
-from energy_runtime.aggregate import LOOKBACK, MS_PER_DAY, day_of, iso_utc
+from energy_runtime import alerts, contract
+from energy_runtime.aggregate import LOOKBACK, MS_PER_DAY, day_of
 from energy_runtime.alerts import Marker
 from energy_runtime.aws import backoff
 from energy_runtime.codec import Point, decode_points, encode_points
+from energy_runtime.contract import PARTITION_KEY as PK
+from energy_runtime.contract import SORT_KEY as SK
+from energy_runtime.contract import TTL_ATTRIBUTE, iso_utc
 from energy_runtime.state import HotState, IntervalWrite, Latest, Plan, StoredInterval
 
 
@@ -37,8 +40,8 @@ def _num(attribute: dict[str, str]) -> int | float:
 def hot_item(device_id: str, hot: HotState) -> dict[str, Any]:
     latest = hot.latest
     item: dict[str, Any] = {
-        "pk": {"S": device_id},
-        "sk": {"S": layout.LATEST_SK},
+        PK: {"S": device_id},
+        SK: {"S": contract.LATEST_SK},
         "version": _n(hot.version),
         "ts_ms": _n(latest.ts_ms),
         "energy_wh": _n(latest.energy_mwh / 1000),
@@ -56,7 +59,7 @@ def hot_item(device_id: str, hot: HotState) -> dict[str, Any]:
 
 
 def parse_hot(item: dict[str, Any]) -> HotState:
-    optional = tuple((name, _num(item[name])) for name in layout.OPTIONAL_FIELDS if name in item)
+    optional = tuple((name, _num(item[name])) for name in contract.OPTIONAL_FIELDS if name in item)
     return HotState(
         version=int(item["version"]["N"]),
         latest=Latest(
@@ -80,8 +83,8 @@ def parse_hot(item: dict[str, Any]) -> HotState:
 def interval_item(device_id: str, write: IntervalWrite, ttl_days: int) -> dict[str, Any]:
     summary = write.summary
     return {
-        "pk": {"S": device_id},
-        "sk": {"S": layout.interval_sk(summary.start_ms)},
+        PK: {"S": device_id},
+        SK: {"S": contract.interval_sk(summary.start_ms)},
         "points": {"B": encode_points(write.points)},
         "energy_wh": _n(summary.energy_mwh / 1000),
         "reading_count": _n(summary.reading_count),
@@ -89,19 +92,19 @@ def interval_item(device_id: str, write: IntervalWrite, ttl_days: int) -> dict[s
         "power_max_w": _n(summary.power_max_dw / 10),
         "power_mean_w": _n(summary.power_mean_w),
         "rev": _n(write.rev),
-        "expires_at": _n(summary.start_ms // 1000 + ttl_days * 86_400),
+        TTL_ATTRIBUTE: _n(summary.start_ms // 1000 + ttl_days * 86_400),
     }
 
 
 def _interval_start_ms(sk: str) -> int:
     from datetime import datetime
 
-    return round(datetime.fromisoformat(sk[len(layout.INTERVAL_PREFIX) :]).timestamp() * 1000)
+    return round(datetime.fromisoformat(sk[len(contract.INTERVAL_SK_PREFIX) :]).timestamp() * 1000)
 
 
 def parse_interval(item: dict[str, Any]) -> StoredInterval:
     return StoredInterval(
-        start_ms=_interval_start_ms(item["sk"]["S"]),
+        start_ms=_interval_start_ms(item[SK]["S"]),
         points=decode_points(bytes(item["points"]["B"])),
         energy_mwh=round(float(item["energy_wh"]["N"]) * 1000),
         rev=int(item["rev"]["N"]),
@@ -118,14 +121,14 @@ class Store:
         found: dict[str, HotState] = {}
         for i in range(0, len(device_ids), 100):
             keys = [
-                {"pk": {"S": d}, "sk": {"S": layout.LATEST_SK}} for d in device_ids[i : i + 100]
+                {PK: {"S": d}, SK: {"S": contract.LATEST_SK}} for d in device_ids[i : i + 100]
             ]
             request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
             attempt = 0
             while request:
                 response = self.db.batch_get_item(RequestItems=request)
                 for item in response["Responses"].get(self.table, []):
-                    found[item["pk"]["S"]] = parse_hot(item)
+                    found[item[PK]["S"]] = parse_hot(item)
                 request = response.get("UnprocessedKeys") or {}
                 if request:
                     attempt += 1
@@ -135,7 +138,7 @@ class Store:
     def read_intervals(self, device_id: str, starts: list[int]) -> dict[int, StoredInterval]:
         if not starts:
             return {}
-        keys = [{"pk": {"S": device_id}, "sk": {"S": layout.interval_sk(s)}} for s in starts]
+        keys = [{PK: {"S": device_id}, SK: {"S": contract.interval_sk(s)}} for s in starts]
         found: dict[int, StoredInterval] = {}
         request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
         attempt = 0
@@ -168,8 +171,8 @@ class Store:
             KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
             ExpressionAttributeValues={
                 **key,
-                ":lo": {"S": layout.interval_sk(first_ms)},
-                ":hi": {"S": layout.interval_sk(end_ms - 1)},
+                ":lo": {"S": contract.interval_sk(first_ms)},
+                ":hi": {"S": contract.interval_sk(end_ms - 1)},
             },
         )
         stored = {s.start_ms: s for s in map(parse_interval, items)}
@@ -177,8 +180,8 @@ class Store:
             KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
             ExpressionAttributeValues={
                 **key,
-                ":lo": {"S": layout.INTERVAL_PREFIX},
-                ":hi": {"S": layout.interval_sk(first_ms - 1)},
+                ":lo": {"S": contract.INTERVAL_SK_PREFIX},
+                ":hi": {"S": contract.interval_sk(first_ms - 1)},
             },
             ScanIndexForward=False,
             Limit=LOOKBACK,
@@ -194,14 +197,14 @@ class Store:
             KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
             ExpressionAttributeValues={
                 ":pk": {"S": device_id},
-                ":lo": {"S": layout.INTERVAL_PREFIX},
-                ":hi": {"S": layout.interval_sk(before_ms - 1)},
+                ":lo": {"S": contract.INTERVAL_SK_PREFIX},
+                ":hi": {"S": contract.interval_sk(before_ms - 1)},
             },
             ProjectionExpression="sk, energy_wh",
             ScanIndexForward=False,
             Limit=count,
         )
-        return {_interval_start_ms(i["sk"]["S"]): float(i["energy_wh"]["N"]) for i in items}
+        return {_interval_start_ms(i[SK]["S"]): float(i["energy_wh"]["N"]) for i in items}
 
     def write(self, plan: Plan) -> int:
         """Apply a plan; returns the number of items written. Raises ConcurrentUpdate."""
@@ -250,14 +253,14 @@ class Store:
             KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
             ExpressionAttributeValues={
                 ":pk": {"S": device_id},
-                ":lo": {"S": layout.interval_sk(day_ms)},
-                ":hi": {"S": layout.interval_sk(day_ms + MS_PER_DAY - 1)},
+                ":lo": {"S": contract.interval_sk(day_ms)},
+                ":hi": {"S": contract.interval_sk(day_ms + MS_PER_DAY - 1)},
             },
             ProjectionExpression="energy_wh",
         )
         total_mwh = sum(round(float(item["energy_wh"]["N"]) * 1000) for item in items)
         day = day_of(day_ms)
-        key = {"pk": {"S": device_id}, "sk": {"S": layout.day_sk(day)}}
+        key = {PK: {"S": device_id}, SK: {"S": contract.day_sk(day)}}
         current = self.db.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
         item = {
             **key,
@@ -293,7 +296,7 @@ class Store:
                 raise
             existing = error.response.get("Item")
             if existing is None:  # not returned: read it
-                key = {"pk": {"S": marker.device_id}, "sk": {"S": _marker_sk(marker)}}
+                key = {PK: {"S": marker.device_id}, SK: {"S": _marker_sk(marker)}}
                 existing = self.db.get_item(TableName=self.table, Key=key, ConsistentRead=True)
                 existing = existing.get("Item")
             if existing is None or existing.get("state", {}).get("S") != alerts.PENDING:
@@ -309,7 +312,7 @@ class Store:
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={
                 ":pk": {"S": device_id},
-                ":alert": {"S": layout.ALERT_PREFIX},
+                ":alert": {"S": contract.ALERT_SK_PREFIX},
                 ":pending": {"S": alerts.PENDING},
             },
         )
@@ -337,25 +340,25 @@ def _condition_failed(error: Any) -> bool:
 
 
 def _marker_sk(marker: Marker) -> str:
-    return layout.alert_sk(marker.kind, iso_utc(marker.period_ms))
+    return contract.alert_sk(marker.kind, iso_utc(marker.period_ms))
 
 
 def _marker_item(marker: Marker, state: str) -> dict[str, Any]:
     return {
-        "pk": {"S": marker.device_id},
-        "sk": {"S": _marker_sk(marker)},
+        PK: {"S": marker.device_id},
+        SK: {"S": _marker_sk(marker)},
         "state": {"S": state},
         "kind": {"S": marker.kind},
         "period_ms": _n(marker.period_ms),
         "subject": {"S": marker.subject},
         "message": {"S": marker.message},
-        "expires_at": _n(marker.period_ms // 1000 + alerts.MARKER_TTL_S),
+        TTL_ATTRIBUTE: _n(marker.period_ms // 1000 + alerts.MARKER_TTL_S),
     }
 
 
 def _parse_marker(item: dict[str, Any]) -> Marker:
     return Marker(
-        device_id=item["pk"]["S"],
+        device_id=item[PK]["S"],
         kind=item["kind"]["S"],
         period_ms=int(item["period_ms"]["N"]),
         subject=item["subject"]["S"],

@@ -10,13 +10,15 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-NAMESPACE_DEFAULT = "EnergyMonitoring"
+from energy_runtime import contract
 
 
 class Telemetry:
     def __init__(self, default_service: str) -> None:
-        self.service = os.environ.get("POWERTOOLS_SERVICE_NAME", default_service)
-        namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE_DEFAULT)
+        self.service = os.environ.get(contract.SERVICE_NAME.name, default_service)
+        namespace = os.environ.get(
+            contract.METRICS_NAMESPACE_VARIABLE.name, contract.METRICS_NAMESPACE
+        )
         self.namespace = namespace
         self.logger = Logger(service=self.service)
         self.metrics = Metrics(namespace=namespace, service=self.service)
@@ -28,13 +30,13 @@ class Telemetry:
         """QuarantinedByReason with an extra `reason` dimension, one EMF blob per reason."""
         for reason, value in sorted(reasons.items()):
             with single_metric(
-                name="QuarantinedByReason",
+                name=contract.QUARANTINED_BY_REASON,
                 unit=MetricUnit.Count,
                 value=value,
                 namespace=self.namespace,
-                default_dimensions={"service": self.service},
+                default_dimensions={contract.SERVICE_DIMENSION: self.service},
             ) as metric:
-                metric.add_dimension(name="reason", value=reason)
+                metric.add_dimension(name=contract.REASON_DIMENSION, value=reason)
 
     @cache  # noqa: B019 (one Telemetry per handler module, lives as long as the process)
     def tracer(self) -> Any:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from energy_runtime.aggregate import iso_utc
+from energy_runtime.contract import iso_utc
 
 from devkit.demo.dashboard import CHARTS, write_dashboard
 from devkit.demo.verify import Results

@@ -33,10 +33,10 @@ def masked(template: dict[str, Any]) -> str:
     template = copy.deepcopy(template)
     for resource in template.get("Resources", {}).values():
         if resource["Type"] == "AWS::Glue::Table":
-            # Columns come from energy_runtime.schema (the runtime owns them);
+            # Columns come from energy_runtime.contract (the runtime owns them);
             # test_storage_stack checks them against that module instead.
             descriptor = resource["Properties"]["TableInput"]["StorageDescriptor"]
-            descriptor["Columns"] = "<energy_runtime.schema>"
+            descriptor["Columns"] = "<energy_runtime.contract>"
     text = json.dumps(template, indent=1, sort_keys=True)
     text = ASSET_HASH.sub("<asset-hash>", text)
     return VERSION_DIGEST.sub(r"\1<code-digest>", text) + "\n"

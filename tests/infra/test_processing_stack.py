@@ -125,7 +125,7 @@ def test_code_asset_is_the_runtime_directory(synthesized: SynthesizedApp) -> Non
     keys = {function["Code"]["S3Key"] for function in functions(synthesized, "dev").values()}
     (key,) = keys  # both handlers share one asset
     asset_dir = synthesized.outdir / f"asset.{key.removesuffix('.zip')}"
-    assert (asset_dir / "energy_runtime" / "schema.py").is_file()
+    assert (asset_dir / "energy_runtime" / "contract.py").is_file()
     assert not list(asset_dir.rglob("__pycache__"))
     assert not list(asset_dir.rglob("*.pyc"))
 

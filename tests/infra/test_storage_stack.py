@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
-from energy_runtime.schema import INTERVAL_COLUMNS, PARTITION_KEYS, RAW_COLUMNS
+from energy_runtime.contract import INTERVAL_COLUMNS, PARTITION_KEYS, RAW_COLUMNS
 
 from infra.synthesis import SynthesizedApp
 

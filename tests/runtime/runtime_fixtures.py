@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from energy_runtime import aws
+from energy_runtime import aws, contract
 from energy_runtime.batching import process_kinesis_event
 from energy_runtime.processor import process_sqs_event
 from energy_runtime.settings import (
@@ -110,7 +110,10 @@ class Cloud:
 
     def table_items(self) -> list[dict[str, Any]]:
         items = self.dynamodb.scan(TableName=self.processor.table_name)["Items"]
-        return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
+        return sorted(
+            items,
+            key=lambda i: (i[contract.PARTITION_KEY]["S"], i[contract.SORT_KEY]["S"]),
+        )
 
     def keys(self, prefix: str) -> list[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
@@ -140,16 +143,20 @@ def sqs_record(message_id: str, body: str) -> dict[str, Any]:
 def create_table(dynamodb: Any, name: str) -> None:
     dynamodb.create_table(
         TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
+        KeySchema=list(contract.KEY_SCHEMA),
+        AttributeDefinitions=list(contract.KEY_ATTRIBUTES),
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+def function_environments(**names: str) -> dict[str, str]:
+    """Both functions' complete environments, as the stacks set them (the runtime has no
+    defaults of its own): the contract's defaults plus `names` (by variable name)."""
+    return {
+        **contract.default_environment(contract.BATCHING),
+        **contract.default_environment(contract.PROCESSOR),
+        **names,
+    }
 
 
 def cloud_context(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
@@ -174,13 +181,13 @@ def cloud_context(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         topic_arn = sns.create_topic(Name="energy-alerts")["TopicArn"]
         create_table(dynamodb, "energy")
-        env = {
-            "HANDOFF_QUEUE_URL": queue_url,
-            "ARCHIVE_BUCKET": bucket,
-            "TABLE_NAME": "energy",
-            "ALERT_TOPIC_ARN": topic_arn,
-            "HIGH_USAGE_THRESHOLD_WH": "1000",
-        }
+        env = function_environments(
+            HANDOFF_QUEUE_URL=queue_url,
+            ARCHIVE_BUCKET=bucket,
+            TABLE_NAME="energy",
+            ALERT_TOPIC_ARN=topic_arn,
+            HIGH_USAGE_THRESHOLD_WH="1000",
+        )
         yield Cloud(
             sqs=sqs,
             s3=s3,

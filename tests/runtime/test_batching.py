@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from energy_runtime import batching
+from energy_runtime import batching, contract
 from energy_runtime.codec import decode_points
 from runtime_fixtures import T0, Cloud, kinesis_record
 
@@ -131,9 +131,12 @@ def test_a_quarantine_write_failure_fails_only_the_records_it_held(cloud: Cloud)
 def test_the_lambda_handler_reads_its_settings_and_emits_the_contract_metrics(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("HANDOFF_QUEUE_URL", cloud.queue_url)
-    monkeypatch.setenv("ARCHIVE_BUCKET", cloud.bucket)
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "energy-batching")
+    # The environment the stack gives the function (every variable the contract declares).
+    environment = contract.default_environment(
+        contract.BATCHING, HANDOFF_QUEUE_URL=cloud.queue_url, ARCHIVE_BUCKET=cloud.bucket
+    )
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
     batching.settings.cache_clear()
     batching.metrics.clear_metrics()
     event = {

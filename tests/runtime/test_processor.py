@@ -9,8 +9,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from energy_runtime import processor, queries
-from energy_runtime.schema import INTERVAL_COLUMNS
+from energy_runtime import contract, processor, queries
+from energy_runtime.contract import INTERVAL_COLUMNS
 from runtime_fixtures import T0, Cloud, kinesis_record, sqs_record
 
 START = T0 - T0 % 900  # an interval boundary (15 minutes)
@@ -345,13 +345,13 @@ def test_concurrent_invocations_on_one_device_lose_nothing(cloud: Cloud) -> None
 def test_the_lambda_handler_reads_its_settings_and_counts_what_it_wrote(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    env = {
-        "TABLE_NAME": "energy",
-        "ARCHIVE_BUCKET": cloud.bucket,
-        "ALERT_TOPIC_ARN": cloud.processor.alert_topic_arn,
-        "HIGH_USAGE_THRESHOLD_WH": "1000",
-        "POWERTOOLS_SERVICE_NAME": "energy-processor",
-    }
+    env = contract.default_environment(
+        contract.PROCESSOR,
+        TABLE_NAME="energy",
+        ARCHIVE_BUCKET=cloud.bucket,
+        ALERT_TOPIC_ARN=cloud.processor.alert_topic_arn,
+        HIGH_USAGE_THRESHOLD_WH="1000",
+    )
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     cloud.run_batching(series("m-1", START, 100))

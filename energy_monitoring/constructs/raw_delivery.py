@@ -12,7 +12,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 from energy_runtime import contract
-from energy_runtime.schema import PARTITION_KEYS
+from energy_runtime.contract import PARTITION_KEYS
 
 from energy_monitoring.config import EnvironmentConfig
 from energy_monitoring.constructs.grants import role_policy

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from energy_runtime.aggregate import IntervalSummary
-from energy_runtime.schema import INTERVAL_COLUMNS
+from energy_runtime.contract import INTERVAL_COLUMNS, INTERVALS_SUBPREFIX, partition_strftime
 
 
 class Row(dict[str, Any]):
@@ -68,7 +68,7 @@ def parquet_objects(rows: list[Row], prefix: str) -> dict[str, bytes]:
     by_hour: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         start = datetime.fromtimestamp(row["interval_start"] / 1000, tz=UTC)
-        by_hour[start.strftime("year=%Y/month=%m/day=%d/hour=%H/")].append(row)
+        by_hour[start.strftime(partition_strftime())].append(row)
     objects: dict[str, bytes] = {}
     for partition, group in sorted(by_hour.items()):
         group.sort(key=lambda r: (r["device_id"], r["interval_start"], r["revision"]))
@@ -77,7 +77,7 @@ def parquet_objects(rows: list[Row], prefix: str) -> dict[str, bytes]:
         pq.write_table(table, buffer, compression=PARQUET_COMPRESSION)
         identity = repr([sorted(r.items()) for r in group]).encode()
         digest = hashlib.sha256(identity).hexdigest()[:32]
-        objects[f"{prefix}intervals/{partition}{digest}.parquet"] = buffer.getvalue()
+        objects[f"{prefix}{INTERVALS_SUBPREFIX}{partition}{digest}.parquet"] = buffer.getvalue()
     return objects
 
 
