@@ -15,13 +15,14 @@ import shutil
 import sys
 import threading
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from energy_runtime import contract
 
-from devkit.demo.verify import ENERGY_TOLERANCE_WH, collect, verify
+from devkit.demo.verify import ENERGY_TOLERANCE_WH, Results, Verdict, collect, verify
 from devkit.runner import pipeline as local_pipeline
 from devkit.simulator.meters import Faults, MqttPublisher, RunStats, Scenario, Simulation, run
 
@@ -142,10 +143,60 @@ def main(argv: list[str] | None = None) -> int:
         pipeline.stop()
 
 
+@dataclass
+class _Published:
+    """What the publishing step hands to the ones after it."""
+
+    simulation: Simulation
+    stats: RunStats
+    sampler: LatencySampler
+    publish_s: float
+    drain_s: float = 0.0
+
+
 def _run(
     args: argparse.Namespace, scenario: Scenario, pipeline: local_pipeline.Pipeline, started: float
 ) -> int:
-    out: Path = args.out
+    published = _publish(scenario, pipeline, started)
+    published.drain_s = _drain(args, scenario, pipeline, published, started)
+    results = collect(pipeline.deployment, published.simulation.devices)
+    verdict = verify(published.stats.readings, published.simulation.truth, results)
+    summary = _summary(
+        scenario, pipeline, published, results, verdict, time.monotonic() - started
+    )
+    _write_outputs(args.out, summary, results, published)
+    if not verdict.ok:
+        print("==> VERIFICATION FAILED", file=sys.stderr, flush=True)
+        return 1
+    print(
+        "==> verified: nothing lost, every apartment's energy matches the ground truth", flush=True
+    )
+    return 0
+
+
+def _progress_printer(
+    pipeline: local_pipeline.Pipeline, started: float
+) -> Callable[[RunStats, float], None]:
+    def progress(stats: RunStats, fraction: float) -> None:
+        bridge = pipeline.status("bridge")
+        batching = pipeline.status("batching").get("stats", {})
+        processor = pipeline.status("processor").get("stats", {})
+        print(
+            f"    {fraction:6.1%} simulated | published {stats.messages:>7} msgs"
+            f" | rule {bridge.get('put', 0):>7}"
+            f" | batching {batching.get('invocations', 0):>5} inv"
+            f" | processor {processor.get('invocations', 0):>5} inv"
+            f" | {time.monotonic() - started:5.0f}s",
+            flush=True,
+        )
+
+    return progress
+
+
+def _publish(
+    scenario: Scenario, pipeline: local_pipeline.Pipeline, started: float
+) -> _Published:
+    """Give every meter its certificate, connect them, and publish the scenario."""
     simulation = Simulation(scenario)
     ca = pipeline.ca
     pki = ca.directory
@@ -162,20 +213,6 @@ def _run(
         f" {scenario.readings_per_message} per message, {scenario.speed:g}x real time",
         flush=True,
     )
-
-    def progress(stats: RunStats, fraction: float) -> None:
-        bridge = pipeline.status("bridge")
-        batching = pipeline.status("batching").get("stats", {})
-        processor = pipeline.status("processor").get("stats", {})
-        print(
-            f"    {fraction:6.1%} simulated | published {stats.messages:>7} msgs"
-            f" | rule {bridge.get('put', 0):>7}"
-            f" | batching {batching.get('invocations', 0):>5} inv"
-            f" | processor {processor.get('invocations', 0):>5} inv"
-            f" | {time.monotonic() - started:5.0f}s",
-            flush=True,
-        )
-
     print(
         f"==> connecting {len(simulation.devices)} meters (mutual TLS, one certificate each)",
         flush=True,
@@ -186,36 +223,57 @@ def _run(
     sampler = LatencySampler(pipeline, simulation.devices[:LATENCY_SAMPLE_DEVICES], stats)
     sampler.start()
     publish_started = time.monotonic()
-    stats = run(simulation, publisher, progress=progress, stats=stats)
+    stats = run(simulation, publisher, progress=_progress_printer(pipeline, started), stats=stats)
     publish_s = time.monotonic() - publish_started
     print(
         f"==> published {stats.messages} messages in {publish_s:.1f}s;"
         " waiting for the pipeline to drain",
         flush=True,
     )
+    return _Published(simulation=simulation, stats=stats, sampler=sampler, publish_s=publish_s)
+
+
+def _drain(
+    args: argparse.Namespace,
+    scenario: Scenario,
+    pipeline: local_pipeline.Pipeline,
+    published: _Published,
+    started: float,
+) -> float:
+    """Wait until every stage has processed what was published; returns the seconds."""
+    progress = _progress_printer(pipeline, started)
     last_report = [time.monotonic()]
 
     def draining() -> None:
         if time.monotonic() - last_report[0] >= 2:
-            progress(stats, 1.0)
+            progress(published.stats, 1.0)
             last_report[0] = time.monotonic()
 
     timeout = args.drain_timeout or 180.0 + 6.0 * scenario.apartments * scenario.days
     drain_s = local_pipeline.wait_drained(
-        pipeline, messages=stats.messages, timeout=timeout, report=draining
+        pipeline, messages=published.stats.messages, timeout=timeout, report=draining
     )
-    sampler.stop.set()
-    sampler.join(5)
+    published.sampler.stop.set()
+    published.sampler.join(5)
+    return drain_s
+
+
+def _summary(
+    scenario: Scenario,
+    pipeline: local_pipeline.Pipeline,
+    published: _Published,
+    results: Results,
+    verdict: Verdict,
+    duration: float,
+) -> dict[str, Any]:
+    """Everything out/demo/summary.json says about the run."""
     counts = pipeline.counts()
     worker_status = {name: pipeline.status(name) for name in pipeline.workers}
-    results = collect(pipeline.deployment, simulation.devices)
-    verdict = verify(stats.readings, simulation.truth, results)
-    duration = time.monotonic() - started
-
+    stats, sampler = published.stats, published.sampler
     requests = counts["requests"]
     batching = worker_status["batching"].get("stats", {})
     processor = worker_status["processor"].get("stats", {})
-    summary: dict[str, Any] = {
+    return {
         "ok": verdict.ok,
         "published": verdict.published,
         "duplicates_merged": verdict.duplicates,
@@ -231,8 +289,8 @@ def _run(
             ]
         ),
         "duration_s": round(duration, 1),
-        "publish_s": round(publish_s, 1),
-        "drain_s": round(drain_s, 1),
+        "publish_s": round(published.publish_s, 1),
+        "drain_s": round(published.drain_s, 1),
         "scenario": asdict(scenario),
         "messages_published": stats.messages,
         "messages_by_kind": stats.by_kind,
@@ -266,27 +324,29 @@ def _run(
             "p95": round(_percentile(sampler.samples, 0.95), 2),
             "max": round(max(sampler.samples, default=0.0), 2),
         },
-        "throughput_readings_per_s": round(verdict.published / max(publish_s + drain_s, 1e-9), 1),
+        "throughput_readings_per_s": round(
+            verdict.published / max(published.publish_s + published.drain_s, 1e-9), 1
+        ),
         "settings": {
             "batching": asdict(pipeline.deployment.mappings["batching"]),
             "processor": asdict(pipeline.deployment.mappings["processor"]),
             "time_scale": scenario.speed,
         },
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+
+
+def _write_outputs(
+    out: Path, summary: dict[str, Any], results: Results, published: _Published
+) -> None:
     from devkit.demo.dashboard import write_dashboard
 
-    write_dashboard(out / "dashboard.html", summary, results, simulation, sampler.samples)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_dashboard(
+        out / "dashboard.html", summary, results, published.simulation, published.sampler.samples
+    )
     _print_table(summary)
     print(f"==> {out / 'summary.json'}, {out / 'dashboard.html'}", flush=True)
-    if not verdict.ok:
-        print("==> VERIFICATION FAILED", file=sys.stderr, flush=True)
-        return 1
-    print(
-        "==> verified: nothing lost, every apartment's energy matches the ground truth", flush=True
-    )
-    return 0
 
 
 def _print_table(summary: dict[str, Any]) -> None:

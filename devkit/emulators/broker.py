@@ -4,10 +4,12 @@ AWS IoT lets a certificate connect as its own thing and publish only to
 `energy/consumption/${iot:Connection.Thing.ThingName}`. Locally the certificate's common
 name becomes the MQTT username (`use_identity_as_username`) and an ACL pattern grants
 write access to `energy/consumption/%u` only. The username also replaces whatever client
-id the client asked for (`use_username_as_clientid`), as IoT's `iot:Connect` on
-`client/${iot:Connection.Thing.ThingName}` does: a certificate cannot connect with another
-meter's client id and so cannot take over (disconnect) that meter's session. The
-topic-rule bridge is the one client allowed to read every device topic.
+id the client asked for (`use_username_as_clientid`), so a certificate cannot take over
+(disconnect) another meter's session by asking for its client id. IoT refuses such a
+CONNECT outright (`iot:Connect` is allowed on `client/${iot:Connection.Thing.ThingName}`
+only); mosquitto accepts it under the certificate's own name: no takeover either way, but
+a client sees a refusal on AWS and a connection here. The topic-rule bridge is the one
+client allowed to read every device topic.
 """
 
 from __future__ import annotations

@@ -307,17 +307,30 @@ def _function_of(stage: Stage, stack: Stack, expression: Any) -> str:
 def provision(stage: Stage, deployment: Deployment) -> Deployment:
     """Create the stage's data resources in moto and fill in the deployment."""
     prov = Provisioner(stage, deployment)
-    resolve = prov.resolve
     for kind in CREATED_TYPES:
         for stack, logical, _ in stage.of_type(kind):
-            resolve.resource(stack, logical)
+            prov.resolve.resource(stack, logical)
+    functions = _read_functions(stage, prov.resolve, deployment)
+    _read_event_sources(stage, prov.resolve, deployment, functions)
+    _read_names(deployment)
+    _read_topic_rule(stage, deployment)
+    _read_firehose(stage, prov.resolve, deployment)
+    if not (deployment.stream_name and deployment.table_name and deployment.archive_bucket):
+        raise LookupError("the templates did not yield a stream, a table and an archive bucket")
+    if deployment.alert_topic_arns:
+        _tap_alerts(prov, deployment)
+    return deployment
 
+
+def _read_functions(
+    stage: Stage, resolve: Resolver, deployment: Deployment
+) -> dict[str, tuple[Stack, str]]:
+    """The two handlers' settings and resolved environments; logical id -> (stack, role)."""
+    roles = {handler: function for function, handler in contract.HANDLERS.items()}
     functions: dict[str, tuple[Stack, str]] = {}
     for stack, logical, resource in stage.of_type("AWS::Lambda::Function"):
         props = resource["Properties"]
-        role = {handler: function for function, handler in contract.HANDLERS.items()}.get(
-            props.get("Handler", "")
-        )
+        role = roles.get(props.get("Handler", ""))
         if role is None:
             continue  # custom-resource and log-retention helpers
         variables = (props.get("Environment") or {}).get("Variables", {})
@@ -329,12 +342,21 @@ def provision(stage: Stage, deployment: Deployment) -> Deployment:
             environment={k: str(resolve(stack, v)) for k, v in variables.items()},
         )
         functions[logical] = (stack, role)
-    missing = {"batching", "processor"} - set(deployment.functions)
+    missing = set(contract.FUNCTIONS) - set(deployment.functions)
     if missing:
         raise LookupError(
             f"the stage {stage.name} has no function with the {sorted(missing)} handler"
         )
+    return functions
 
+
+def _read_event_sources(
+    stage: Stage,
+    resolve: Resolver,
+    deployment: Deployment,
+    functions: dict[str, tuple[Stack, str]],
+) -> None:
+    """Each handler's event source mapping, with its source and on-failure destination."""
     arns = {
         (resolve.physical[key].attributes.get("Arn")): (key, resolve.physical[key])
         for key in list(resolve.physical)
@@ -373,20 +395,28 @@ def provision(stage: Stage, deployment: Deployment) -> Deployment:
         if is_kinesis:
             deployment.stream_name, deployment.stream_arn = source.ref, source_arn
 
-    batching_env = deployment.functions["batching"].environment
-    processor_env = deployment.functions["processor"].environment
+
+def _read_names(deployment: Deployment) -> None:
+    """The bucket, table and alert topic, as the functions' environments name them."""
+    batching_env = deployment.functions[contract.BATCHING].environment
+    processor_env = deployment.functions[contract.PROCESSOR].environment
     deployment.archive_bucket = batching_env.get(contract.ARCHIVE_BUCKET.name, "")
     deployment.table_name = processor_env.get(contract.TABLE_NAME.name, "")
     topic = processor_env.get(contract.ALERT_TOPIC_ARN.name)
     if topic:
         deployment.alert_topic_arns = [topic]
 
+
+def _read_topic_rule(stage: Stage, deployment: Deployment) -> None:
     for _stack, _logical, resource in stage.of_type("AWS::IoT::TopicRule"):
         payload = resource["Properties"]["TopicRulePayload"]
         for action in payload.get("Actions", []):
             if "Kinesis" in action:
                 deployment.rule_sql = payload["Sql"]
                 deployment.rule_partition_key = action["Kinesis"].get("PartitionKey", "")
+
+
+def _read_firehose(stage: Stage, resolve: Resolver, deployment: Deployment) -> None:
     for stack, _logical, resource in stage.of_type("AWS::KinesisFirehose::DeliveryStream"):
         props = resource["Properties"]
         destination = props.get("ExtendedS3DestinationConfiguration") or {}
@@ -395,19 +425,17 @@ def provision(stage: Stage, deployment: Deployment) -> Deployment:
         deployment.firehose_buffer_s = int(hints.get("IntervalInSeconds", 300))
         deployment.firehose_buffer_mb = int(hints.get("SizeInMBs", 64))
 
-    if not (deployment.stream_name and deployment.table_name and deployment.archive_bucket):
-        raise LookupError("the templates did not yield a stream, a table and an archive bucket")
-    if deployment.alert_topic_arns:
-        # A local tap on the alert topic, so the dashboard can show the alerts raised.
-        sqs, sns = prov._client("sqs"), prov._client("sns")
-        url = sqs.create_queue(QueueName="local-alert-tap")["QueueUrl"]
-        deployment.alert_tap_url = url
-        tap_arn = prov._arn("sqs", "local-alert-tap")
-        for arn in deployment.alert_topic_arns:
-            sns.subscribe(
-                TopicArn=arn,
-                Protocol="sqs",
-                Endpoint=tap_arn,
-                Attributes={"RawMessageDelivery": "true"},
-            )
-    return deployment
+
+def _tap_alerts(prov: Provisioner, deployment: Deployment) -> None:
+    """A local tap on the alert topic, so the dashboard can show the alerts raised."""
+    sqs, sns = prov._client("sqs"), prov._client("sns")
+    url = sqs.create_queue(QueueName="local-alert-tap")["QueueUrl"]
+    deployment.alert_tap_url = url
+    tap_arn = prov._arn("sqs", "local-alert-tap")
+    for arn in deployment.alert_topic_arns:
+        sns.subscribe(
+            TopicArn=arn,
+            Protocol="sqs",
+            Endpoint=tap_arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
