@@ -133,7 +133,7 @@ class FunctionSettings(_Settings):
         120, ge=10, le=900, doc="processor Lambda timeout"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting(
-        contract.LOG_LEVEL.default, doc="POWERTOOLS_LOG_LEVEL"
+        contract.LOG_LEVEL.default, doc=contract.LOG_LEVEL.name
     )
     deployment: DeploymentConfig = setting(
         "CANARY_10_PERCENT_5_MINUTES", doc="CodeDeploy traffic shifting for new function versions"

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from energy_runtime import contract
+
 from devkit.metering import WRITE_ACTIONS, write_units
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,8 +144,8 @@ class Cloud:
                 "AWS_SECRET_ACCESS_KEY": "bench",
                 "AWS_DEFAULT_REGION": REGION,
                 "POWERTOOLS_TRACE_DISABLED": "true",
-                "POWERTOOLS_LOG_LEVEL": "WARNING",
-                "POWERTOOLS_METRICS_NAMESPACE": "EnergyMonitoring",
+                contract.LOG_LEVEL.name: "WARNING",
+                contract.METRICS_NAMESPACE_VARIABLE.name: contract.METRICS_NAMESPACE,
             }
         )
         os.environ.pop("AWS_ENDPOINT_URL", None)
@@ -166,8 +168,6 @@ class Cloud:
             "before-parameter-build.dynamodb", self.meter.on_dynamodb_call
         )
         self.s3.meta.events.register("before-parameter-build.s3.PutObject", self.meter.on_s3_put)
-        from energy_runtime import contract
-
         # Both functions' complete environments (the runtime has no defaults of its own).
         self.env = {
             **contract.default_environment(
@@ -188,8 +188,6 @@ class Cloud:
     def new_table(self) -> None:
         with contextlib.suppress(self.dynamodb.exceptions.ResourceNotFoundException):
             self.dynamodb.delete_table(TableName="energy")
-        from energy_runtime import contract
-
         self.dynamodb.create_table(
             TableName="energy",
             KeySchema=list(contract.KEY_SCHEMA),

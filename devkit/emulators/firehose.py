@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from energy_runtime.contract import RAW_COLUMNS, RAW_PREFIX, partition_path
+from energy_runtime.contract import FIREHOSE_ERRORS_PREFIX, RAW_COLUMNS, RAW_PREFIX, partition_path
 
 from devkit.runner.worker import Worker
 
@@ -75,7 +75,9 @@ class RawArchive:
             {"sequenceNumber": sequence, "reason": reason, "rawData": data.decode("latin-1")}
         )
         self.s3.put_object(
-            Bucket=self.bucket, Key=f"firehose-errors/{self.stream}-{sequence}.json", Body=body
+            Bucket=self.bucket,
+            Key=f"{FIREHOSE_ERRORS_PREFIX}{self.stream}-{sequence}.json",
+            Body=body,
         )
 
     def run(self) -> None:
