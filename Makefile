@@ -13,6 +13,7 @@ PREFIX ?=
 STAGE := $(if $(PREFIX),$(PREFIX)-,)energy-$(ENV)
 CDK_CONTEXT := $(if $(PREFIX),-c energy-monitoring:prefix=$(PREFIX),)
 STAMP := .make
+FUZZ_EXAMPLES ?= 2000
 
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
@@ -24,7 +25,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := mosquitto chromium jq
 
-.PHONY: help setup test demo bench synth diff deploy destroy lint snapshots clean
+.PHONY: help setup test demo bench fuzz synth diff deploy destroy lint snapshots clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -70,6 +71,11 @@ demo: setup ## Run the whole pipeline locally on the default scenario
 
 bench: setup ## Benchmark the handlers (writes out/bench/results.json)
 	@$(PY) -m tools.bench $(ARGS)
+
+fuzz: setup ## Hostile input through the handlers on moto, fresh examples: make fuzz FUZZ_EXAMPLES=2000
+	@FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) HYPOTHESIS_PROFILE=explore \
+	  $(VENV)/bin/pytest -q -p no:cacheprovider tests/runtime/test_pipeline_properties.py \
+	  tests/runtime/test_readings.py tests/runtime/test_hostile_input.py
 
 synth: setup ## Synthesize every environment offline into cdk.out (PREFIX=name for a copy)
 	@$(CDK) synth --quiet --no-notices --no-version-reporting $(CDK_CONTEXT) > /dev/null

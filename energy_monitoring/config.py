@@ -155,6 +155,7 @@ class DataSettings(_Settings):
     anomaly_factor: float = from_contract(contract.ANOMALY_FACTOR)
     anomaly_min_wh: float = from_contract(contract.ANOMALY_MIN_WH)
     alert_period_minutes: int = from_contract(contract.ALERT_PERIOD_MINUTES)
+    max_readings_per_interval: int = from_contract(contract.MAX_READINGS_PER_INTERVAL)
 
 
 class RetentionSettings(_Settings):

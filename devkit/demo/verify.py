@@ -72,7 +72,9 @@ def collect(deployment: Deployment, devices: list[str]) -> Results:
         body = s3.get_object(Bucket=deployment.archive_bucket, Key=key)["Body"].read().decode()
         for line in body.splitlines():
             if line.strip():
-                reasons[json.loads(line).get("reason", "unknown")] += 1
+                record = json.loads(line)
+                # The processor keeps a device's refused readings on one line.
+                reasons[record.get("reason", "unknown")] += len(record.get("readings", [0]))
     results.quarantined = sum(reasons.values())
     results.quarantined_by_reason = dict(reasons)
     raw_keys = _objects(s3, deployment.archive_bucket, contract.RAW_PREFIX)

@@ -21,6 +21,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 from energy_runtime import contract
 from energy_runtime.contract import BATCHING, PROCESSOR
+from energy_runtime.contract import QuarantineReason as Reason
 
 from energy_monitoring.config import EnvironmentConfig
 from energy_monitoring.constructs.energy_function import EnergyFunction
@@ -47,6 +48,20 @@ def runtime_metric(
         statistic="Sum",
         period=period,
         label=label,
+    )
+
+
+def reason_metric(reason: str, function: str) -> cloudwatch.Metric:
+    """Readings `function` quarantined for `reason` (QuarantinedByReason's dimensions)."""
+    return cloudwatch.Metric(
+        namespace=contract.METRICS_NAMESPACE,
+        metric_name=contract.QUARANTINED_BY_REASON,
+        dimensions_map={
+            contract.SERVICE_DIMENSION: contract.SERVICES[function],
+            contract.REASON_DIMENSION: reason,
+        },
+        statistic="Sum",
+        period=FIVE_MINUTES,
     )
 
 
@@ -289,6 +304,30 @@ class ObservabilityStack(cdk.Stack):
                 threshold=alarms.quarantine_percent,
                 comparison=GT,
                 evaluation_periods=3,
+            ),
+            _Signal(
+                alarm_id="RateLimitedReadings",
+                # A meter sending far more than its cadence is broken or hostile: find it
+                # in the quarantine's rate_limited lines (device_id).
+                description="Readings beyond the per-interval cap were quarantined "
+                "(rate_limited)",
+                metric=cloudwatch.MathExpression(
+                    expression="FILL(batching, 0) + FILL(processor, 0)",
+                    label="Rate-limited readings",
+                    period=FIVE_MINUTES,
+                    using_metrics={
+                        "batching": reason_metric(Reason.RATE_LIMITED, BATCHING),
+                        "processor": reason_metric(Reason.RATE_LIMITED, PROCESSOR),
+                    },
+                ),
+                threshold=1,
+            ),
+            _Signal(
+                alarm_id="UnwritableReadings",
+                description="DynamoDB refused a device's readings; the processor set them "
+                "aside in the quarantine (unwritable)",
+                metric=reason_metric(Reason.UNWRITABLE, PROCESSOR),
+                threshold=1,
             ),
             _Signal(
                 alarm_id="NoReadingsAccepted",

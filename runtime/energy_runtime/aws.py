@@ -45,6 +45,24 @@ def transient_errors() -> tuple[type[BaseException], ...]:
     return (ClientError, BotoCoreError, RetriesExhausted)
 
 
+# Errors the request's content causes: the same request fails the same way however often
+# it is retried (an item above 400 KB, a number DynamoDB cannot hold). Everything else,
+# throttling, 5xx, and also access or configuration errors that a deploy can fix, is
+# retried by the event source and ends, if it persists, in a dead-letter queue to redrive.
+DATA_ERROR_CODES = frozenset(
+    {"ValidationException", "ItemCollectionSizeLimitExceededException", "SerializationException"}
+)
+
+
+def is_data_error(error: BaseException) -> bool:
+    """Whether no retry can cure `error`, because of what was sent (not of the service)."""
+    from botocore.exceptions import ClientError
+
+    if not isinstance(error, ClientError):
+        return False
+    return error.response.get("Error", {}).get("Code") in DATA_ERROR_CODES
+
+
 def backoff(attempt: int) -> None:
     """Sleep before retrying unprocessed batch items (full jitter, capped)."""
     import random

@@ -52,6 +52,13 @@ def process_kinesis_event(
             gc.enable()
 
     by_device = [device_id for device_id, points in decoded.points.items() if points]
+    # Bounded work per device: no hand-off, no item grows with what one meter sends.
+    for device_id in by_device:
+        decoded.rejected.extend(
+            handoff.rate_limited(
+                device_id, decoded, config.interval_minutes, config.max_readings_per_interval
+            )
+        )
     entries = [
         handoff.device_entry(device_id, decoded, config.interval_minutes, config.rules.max_power_w)
         for device_id in by_device

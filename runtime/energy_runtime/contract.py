@@ -42,6 +42,67 @@ def topic_root(prefix: str = "") -> str:
     return f"{prefix}/{TOPIC_ROOT}" if prefix else TOPIC_ROOT
 
 
+# --- what a meter may send ------------------------------------------------------------------
+# Every value that becomes a number or a key is bounded here, before anything stores it:
+# out of these ranges a reading is quarantined with its reason, never failing a batch.
+
+MAX_ENERGY_WH: Final = 1e12  # ~100,000 apartment-years: beyond is garbage (and overflows)
+MAX_ABS_EPOCH_S: Final = 1e13  # ~300,000 years (milliseconds sent as seconds still read)
+# Optional fields' plausible ranges. Beyond them a value is garbage, and some could not be
+# stored at all (DynamoDB numbers lie between 1e-130 and 1e126): a non-zero value must
+# also be at least OPTIONAL_MIN_MAGNITUDE.
+OPTIONAL_FIELD_RANGES: Final[dict[str, tuple[float, float]]] = {
+    "voltage_v": (0, 1_000),  # mains is 230/400 V
+    "current_a": (0, 1_000),  # an apartment's main fuse is tens of amperes
+    "power_factor": (0, 1),
+    "frequency_hz": (0, 1_000),  # 50/60 Hz mains
+    "seq": (0, 2**63 - 1),  # a signed 64-bit counter
+}
+OPTIONAL_MIN_MAGNITUDE: Final = 1e-9
+# The topic rule's receive time (epoch ms): from 2020 to a day ahead of the batch's clock.
+# A replay carries the original value; age rules compare a reading with it, never with now.
+MIN_RECEIVED_AT_MS: Final = 1_577_836_800_000  # 2020-01-01T00:00:00Z
+MAX_RECEIVED_AT_AHEAD_MS: Final = 86_400_000
+# A payload is one reading or {"readings": [...]}: three levels. Deeper input is refused
+# before it is parsed (a deep enough nest makes any recursive parser or encoder fail).
+MAX_NESTING_DEPTH: Final = 4
+# The encoded size of one reading (codec.py) at most: time, register and power deltas as
+# varints of their largest possible values. It bounds every item by construction.
+MAX_POINT_BYTES: Final = 16
+DYNAMODB_ITEM_LIMIT_BYTES: Final = 400 * 1024
+
+
+# Why a reading was quarantined: the `reason` of each quarantine line and the `reason`
+# dimension of QuarantinedByReason (docs/data-quality.md explains each).
+class QuarantineReason:
+    """Quarantine reasons (the `reason` metric dimension): a short, fixed vocabulary."""
+
+    BAD_ENVELOPE = "bad_envelope"  # Kinesis data is not the topic rule's JSON
+    OVERSIZED = "oversized_payload"
+    NOT_UTF8 = "not_utf8"
+    MALFORMED_JSON = "malformed_json"
+    NOT_A_READING = "not_a_reading"  # JSON, but neither a reading nor {"readings": [...]}
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    NON_FINITE = "non_finite"
+    NEGATIVE_VALUE = "negative_value"
+    OUT_OF_RANGE = "out_of_range"
+    IMPLAUSIBLE_POWER = "implausible_power"
+    BAD_TIMESTAMP = "bad_timestamp"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    ANCIENT_TIMESTAMP = "ancient_timestamp"
+    TOO_DEEP = "nested_too_deep"  # JSON nested beyond MAX_NESTING_DEPTH, refused unparsed
+    BAD_RECEIVED_AT = "bad_received_at"  # the record's receive time is not a plausible epoch
+    RATE_LIMITED = "rate_limited"  # beyond MAX_READINGS_PER_INTERVAL for its interval
+    UNWRITABLE = "unwritable"  # the processor could not store it (an error no retry cures)
+    BAD_HANDOFF_MESSAGE = "bad_handoff_message"  # a queue message that is no hand-off
+
+
+QUARANTINE_REASONS: Final = tuple(
+    value for name, value in vars(QuarantineReason).items() if not name.startswith("_")
+)
+
+
 # --- the archive bucket --------------------------------------------------------------------
 
 RAW_PREFIX: Final = "raw/"  # Firehose: the Kinesis records, Parquet
@@ -190,6 +251,13 @@ ALERT_PERIOD_MINUTES = Variable(
     description="at most one alert per device and kind in this period",
 )  # fmt: skip
 
+MAX_READINGS_PER_INTERVAL = Variable(
+    name="MAX_READINGS_PER_INTERVAL", kind=int, functions=BOTH, default=1800, minimum=1,
+    maximum=20_000,
+    description="readings kept per device and interval (1800: 2 per second at 15 minutes); "
+    "more are quarantined as rate_limited, so no item can outgrow DynamoDB's 400 KB",
+)  # fmt: skip
+
 # Read by Powertools (with defaults of its own), not by the runtime's settings.
 POWERTOOLS_VARIABLES: Final = (SERVICE_NAME, METRICS_NAMESPACE_VARIABLE, LOG_LEVEL)
 
@@ -198,7 +266,7 @@ VARIABLES: Final = (
     QUARANTINE_PREFIX_VARIABLE, PROCESSED_PREFIX_VARIABLE, TABLE_NAME, ALERT_TOPIC_ARN,
     INTERVAL_MINUTES, MAX_PAYLOAD_BYTES, MAX_POWER_W, MAX_FUTURE_SKEW_S, MAX_READING_AGE_DAYS,
     HIGH_USAGE_THRESHOLD_WH, ANOMALY_FACTOR, ANOMALY_MIN_WH, INTERVAL_TTL_DAYS,
-    ALERT_PERIOD_MINUTES,
+    ALERT_PERIOD_MINUTES, MAX_READINGS_PER_INTERVAL,
 )  # fmt: skip
 
 

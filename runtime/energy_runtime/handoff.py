@@ -15,16 +15,55 @@ from typing import Any
 
 from energy_runtime.aggregate import merge_points, split_by_interval, summarize
 from energy_runtime.codec import Point, encode_points
-from energy_runtime.readings import Decoded
+from energy_runtime.readings import Decoded, Reason, Rejection
 
 # SQS takes 256 KiB per message; stay well below with the envelope and JSON escaping.
 MAX_MESSAGE_BYTES = 200_000
+# An interval's readings travel in pieces of at most this many (each merges alone): with
+# MAX_POINT_BYTES per reading, base64 and the envelope, a piece stays far below a message.
+POINTS_PER_PIECE = 4_000
 
 
 @dataclass(slots=True)
 class Message:
     body: str
     device_ids: list[str]
+
+
+def rate_limited(
+    device_id: str, decoded: Decoded, interval_minutes: int, max_per_interval: int
+) -> list[Rejection]:
+    """Keep at most `max_per_interval` of the device's readings per interval (the earliest:
+    a function of the batch's set of readings, whatever their order); the rest come back
+    as rejections and leave `decoded`."""
+    if len(decoded.points[device_id]) <= max_per_interval:
+        return []  # no interval can hold more (the usual case: nothing to sort)
+    points = merge_points(decoded.points[device_id])
+    rejected: list[Rejection] = []
+    kept: list[Point] = []
+    _, received_at, _ = decoded.latest[device_id]
+    for start_ms, group in split_by_interval(points, interval_minutes).items():
+        kept.extend(group[:max_per_interval])
+        for point in group[max_per_interval:]:
+            rejected.append(
+                Rejection(
+                    Reason.RATE_LIMITED,
+                    f"more than {max_per_interval} readings in the interval from {start_ms}",
+                    device_id,
+                    received_at,
+                    decoded.first_sequence[device_id],
+                    None,
+                    {"ts_ms": point.ts_ms, "energy_mwh": point.energy_mwh,
+                     "power_dw": point.power_dw},
+                )
+            )  # fmt: skip
+    if rejected:
+        decoded.points[device_id] = kept
+        decoded.accepted_count -= len(rejected)
+        newest, received_at, _ = decoded.latest[device_id]
+        if newest not in kept:  # the newest kept reading stands for the device now
+            decoded.latest[device_id] = (kept[-1], received_at, None)
+    return rejected
 
 
 def device_entry(
@@ -100,9 +139,10 @@ def pack_messages(
 
 
 def _split_large(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A device with very many readings travels in several entries (each merges alone)."""
+    """A device with very many readings travels in several entries (each merges alone),
+    down to one piece of one interval each, so no entry outgrows a message."""
     out: list[dict[str, Any]] = []
-    pending = list(entries)
+    pending = [piece for entry in entries for piece in _pieces(entry)]
     while pending:
         entry = pending.pop(0)
         intervals = entry["intervals"]
@@ -115,3 +155,26 @@ def _split_large(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             out.append(entry)
     return out
+
+
+def _pieces(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entry with every interval of more than POINTS_PER_PIECE readings cut into
+    pieces of the same interval (the processor merges the pieces like any readings)."""
+    intervals: list[dict[str, Any]] = []
+    for interval in entry["intervals"]:
+        if interval["reading_count"] <= POINTS_PER_PIECE:
+            intervals.append(interval)
+            continue
+        from energy_runtime.codec import decode_points
+
+        points = decode_points(base64.b64decode(interval["points"]))
+        for first in range(0, len(points), POINTS_PER_PIECE):
+            piece = points[first : first + POINTS_PER_PIECE]
+            intervals.append(
+                {**interval, "points": base64.b64encode(encode_points(piece)).decode(),
+                 "reading_count": len(piece), "first_ts_ms": piece[0].ts_ms,
+                 "last_ts_ms": piece[-1].ts_ms}
+            )  # fmt: skip
+    if len(intervals) == len(entry["intervals"]):
+        return [entry]
+    return [{**entry, "intervals": [interval]} for interval in intervals]

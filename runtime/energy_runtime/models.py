@@ -13,7 +13,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
 
+from energy_runtime.contract import (
+    MAX_ENERGY_WH,
+    OPTIONAL_FIELD_RANGES,
+    OPTIONAL_MIN_MAGNITUDE,
+)
+
 Number = StrictInt | StrictFloat
+_HIGH = {name: high for name, (_low, high) in OPTIONAL_FIELD_RANGES.items()}
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9:_-]{1,128}$"  # AWS IoT thing-name characters
 
 
@@ -23,13 +30,13 @@ class Reading(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     ts: Number | datetime
-    energy_wh: Annotated[Number, Field(ge=0, le=1e12)]
+    energy_wh: Annotated[Number, Field(ge=0, le=MAX_ENERGY_WH)]
     power_w: Annotated[Number, Field(ge=0)]
-    voltage_v: Annotated[Number, Field(ge=0)] | None = None
-    current_a: Annotated[Number, Field(ge=0)] | None = None
-    power_factor: Annotated[Number, Field(ge=0, le=1)] | None = None
-    frequency_hz: Annotated[Number, Field(ge=0)] | None = None
-    seq: Annotated[StrictInt, Field(ge=0)] | None = None
+    voltage_v: Annotated[Number, Field(ge=0, le=_HIGH["voltage_v"])] | None = None
+    current_a: Annotated[Number, Field(ge=0, le=_HIGH["current_a"])] | None = None
+    power_factor: Annotated[Number, Field(ge=0, le=_HIGH["power_factor"])] | None = None
+    frequency_hz: Annotated[Number, Field(ge=0, le=_HIGH["frequency_hz"])] | None = None
+    seq: Annotated[StrictInt, Field(ge=0, le=_HIGH["seq"])] | None = None
 
     @field_validator("ts", mode="before")
     @classmethod
@@ -51,6 +58,13 @@ class Reading(BaseModel):
     def _finite(cls, value: object) -> object:
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError("not a finite number")
+        return value
+
+    @field_validator(*OPTIONAL_FIELD_RANGES)
+    @classmethod
+    def _a_measurement(cls, value: object) -> object:
+        if isinstance(value, int | float) and value and abs(value) < OPTIONAL_MIN_MAGNITUDE:
+            raise ValueError(f"non-zero but below {OPTIONAL_MIN_MAGNITUDE}")
         return value
 
 

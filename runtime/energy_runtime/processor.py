@@ -1,12 +1,17 @@
 """Processor function: hand-off messages (SQS) -> DynamoDB state, Parquet, alerts.
 
 Per invocation: merge the readings of all messages per device, read the devices' hot
-items in bulk, plan each device's writes (state.py), write the Parquet rows first (named
-by content, so a retry rewrites the same objects), then per device: claim the alerts the
+items in bulk, plan each device's writes (state.py), then per device: claim the alerts the
 plan raises (pending markers), write the items (conditional), publish the alerts and mark
-them sent (alerts.py). A device whose writes or alerts fail transiently fails only the
-messages that carried it; a redelivered message republishes the device's pending alerts.
-A message that is not a hand-off at all is quarantined, never retried forever.
+them sent (alerts.py). Then the Parquet rows of what was committed (named by content, so a
+retry rewrites the same objects; a redelivered message writes the rows of every interval
+its readings touch again), and the quarantine of readings the table will not hold
+(beyond an interval's cap, or refused by DynamoDB with an error no retry cures).
+
+A device whose writes or alerts fail transiently fails only the messages that carried
+it; a redelivered message republishes the device's pending alerts. A message that is not
+a hand-off at all is quarantined, never retried forever: nothing a meter sends can put a
+message in the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 from energy_runtime import alerts, aws, contract, processed_archive
 from energy_runtime.aggregate import interval_start_ms, merge_points
 from energy_runtime.codec import Point, decode_points
+from energy_runtime.contract import QuarantineReason as Reason
 from energy_runtime.settings import ProcessorSettings, load_processor_settings
 from energy_runtime.state import (
     HotState,
@@ -61,9 +67,12 @@ class DeviceInput:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    status: str  # "done" | "retry" (concurrent update: plan again) | "failed"
+    # "done" | "retry" (concurrent update: plan again) | "failed" (transient: SQS again)
+    # | "unwritable" (an error no retry cures: the readings go to the quarantine)
+    status: str
     written: int = 0
     alerts_sent: int = 0
+    detail: str = ""
 
 
 def _receive_count(record: dict[str, Any]) -> int:
@@ -140,6 +149,7 @@ def _plan(
         late_context=context,
         interval_minutes=cfg.interval_minutes,
         max_power_w=cfg.rules.max_power_w,
+        max_per_interval=cfg.max_readings_per_interval,
     )
 
 
@@ -164,7 +174,11 @@ def _apply_device(
         written = store.write(plan)
     except ConcurrentUpdate:
         return Outcome("retry")
-    except aws.transient_errors():
+    except aws.transient_errors() as error:
+        if aws.is_data_error(error):
+            # The same write would fail on every delivery: set the readings aside.
+            logger.exception("device write refused", extra={"device_id": plan.device_id})
+            return Outcome("unwritable", detail=str(error)[:300])
         logger.exception("device write failed", extra={"device_id": plan.device_id})
         return Outcome("failed")
     replay = plan.hot is None and not plan.changed
@@ -203,9 +217,12 @@ class _Tally:
     """What one invocation did, for its metrics and its reply to SQS."""
 
     failed: set[str] = field(default_factory=set)  # devices whose messages go back
+    committed: dict[str, Plan] = field(default_factory=dict)  # devices whose items are stored
+    unwritable: dict[str, str] = field(default_factory=dict)  # device -> the refusal
     written: int = 0
     alerts_sent: int = 0
     accepted: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)  # reason -> readings
 
 
 def process_sqs_event(
@@ -225,12 +242,15 @@ def process_sqs_event(
             if not pending:
                 break
             plans = _plan_devices(pool, store, config, devices, pending, tally)
-            if plans is None or not _archive_rows(s3, config, plans, tally):
+            if plans is None:
                 break
             retry = _apply_devices(pool, store, sns, config, devices, plans, tally)
             if retry and attempt == MAX_ATTEMPTS_PER_DEVICE - 1:
                 tally.failed.update(retry)  # still contended after every attempt
             pending = retry
+    # The archive holds what the table holds: rows of committed items only, after them.
+    _archive_rows(s3, config, devices, tally)
+    _quarantine_refused(s3, config, devices, tally)
     failed_messages = {m for d in tally.failed for m in devices[d].message_ids}
     _report(records, devices, poison, tally, failed_messages)
     return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failed_messages)]}
@@ -267,23 +287,89 @@ def _plan_devices(
 
 
 def _archive_rows(
-    s3: Any, config: ProcessorSettings, plans: dict[str, Plan], tally: _Tally
-) -> bool:
-    """Parquet rows of the planned intervals, before any item is written (named by their
-    content, so a retry rewrites the same objects). False if the archive write failed."""
-    rows = [
-        processed_archive.make_row(device_id, summary, revision, config.interval_minutes)
-        for device_id, plan in plans.items()
-        for summary, revision in plan.changed
-    ]
+    s3: Any, config: ProcessorSettings, devices: dict[str, DeviceInput], tally: _Tally
+) -> None:
+    """Parquet rows of the committed intervals, written after the items: so every row of
+    the archive is a stored (device, interval, revision). Objects are named by content, so
+    a retry rewrites the same ones; a redelivered message archives every interval its
+    readings touch (its first attempt may have stopped between the items and the rows)."""
+    rows = []
+    for device_id, plan in tally.committed.items():
+        rows_of = plan.touched if devices[device_id].redelivered else plan.changed
+        seen: set[int] = set()
+        for summary, revision in rows_of:
+            if summary.start_ms not in seen:
+                seen.add(summary.start_ms)
+                rows.append(
+                    processed_archive.make_row(
+                        device_id, summary, revision, config.interval_minutes
+                    )
+                )
+    if not rows:
+        return
     try:
         objects = processed_archive.parquet_objects(rows, config.processed_prefix)
         processed_archive.put_objects(s3, config.archive_bucket, objects)
     except aws.transient_errors():
         logger.exception("processed archive write failed")
-        tally.failed.update(plans)
-        return False
-    return True
+        tally.failed.update(tally.committed)  # SQS again: the rows come from `touched`
+
+
+def _quarantine_refused(
+    s3: Any, config: ProcessorSettings, devices: dict[str, DeviceInput], tally: _Tally
+) -> None:
+    """Readings the table will not hold: beyond an interval's cap (rate_limited), or of a
+    device whose write no retry can cure (unwritable). Kept, with why, and counted."""
+    lines: list[str] = []
+    refused: set[str] = set()
+    for device_id, plan in tally.committed.items():
+        if plan.rate_limited:
+            lines.append(_refused_line(device_id, Reason.RATE_LIMITED, plan.rate_limited,
+                                       f"beyond {config.max_readings_per_interval} readings "
+                                       "in their interval", devices[device_id]))  # fmt: skip
+            tally.quarantined[Reason.RATE_LIMITED] += len(plan.rate_limited)
+            refused.add(device_id)
+    for device_id, detail in tally.unwritable.items():
+        entry = devices[device_id]
+        points = merge_points(entry.points)
+        lines.append(_refused_line(device_id, Reason.UNWRITABLE, points, detail, entry))
+        tally.quarantined[Reason.UNWRITABLE] += entry.reading_count
+        refused.add(device_id)
+    if not lines:
+        return
+    body = ("\n".join(sorted(lines)) + "\n").encode()
+    digest = hashlib.sha256(body).hexdigest()[:32]
+    key = f"{config.quarantine_prefix}{contract.partition_path(time.time() * 1000)}" + (
+        f"processor-{digest}.jsonl"
+    )
+    try:
+        s3.put_object(Bucket=config.archive_bucket, Key=key, Body=body)
+    except aws.transient_errors():
+        logger.exception("quarantine write failed")
+        tally.failed.update(refused)  # kept nowhere yet: SQS again
+        for reason in (Reason.RATE_LIMITED, Reason.UNWRITABLE):
+            tally.quarantined.pop(reason, None)
+        return
+    tally.failed.difference_update(tally.unwritable)  # set aside: acknowledged
+
+
+def _refused_line(
+    device_id: str, reason: str, points: list[Point], detail: str, entry: DeviceInput
+) -> str:
+    return json.dumps(
+        {
+            "reason": reason,
+            "detail": detail,
+            "device_id": device_id,
+            "message_ids": sorted(entry.message_ids),
+            "readings": [
+                {"ts_ms": p.ts_ms, "energy_mwh": p.energy_mwh, "power_dw": p.power_dw}
+                for p in sorted(points)
+            ],
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
 
 
 def _apply_devices(
@@ -311,8 +397,11 @@ def _apply_devices(
             retry.append(device_id)
         elif outcome.status == "failed":
             tally.failed.add(device_id)
+        elif outcome.status == "unwritable":
+            tally.unwritable[device_id] = outcome.detail
         else:
-            tally.accepted += devices[device_id].reading_count
+            tally.committed[device_id] = plans[device_id]
+            tally.accepted += devices[device_id].reading_count - len(plans[device_id].rate_limited)
     return retry
 
 
@@ -325,6 +414,9 @@ def _report(
 ) -> None:
     telemetry.count(contract.AGGREGATES_WRITTEN, tally.written)
     telemetry.count(contract.ALERTS_SENT, tally.alerts_sent)
+    if tally.quarantined:
+        telemetry.count(contract.READINGS_QUARANTINED, sum(tally.quarantined.values()))
+        telemetry.count_by_reason(tally.quarantined)
     logger.info(
         "hand-off applied",
         extra={
@@ -334,6 +426,7 @@ def _report(
             "items_written": tally.written,
             "alerts_sent": tally.alerts_sent,
             "poison_messages": len(poison),
+            "quarantined_by_reason": dict(tally.quarantined),
             "failed_messages": len(failed_messages),
         },
     )
@@ -378,7 +471,7 @@ def _quarantine_messages(s3: Any, config: ProcessorSettings, records: list[dict[
     lines = [
         json.dumps(
             {
-                "reason": "bad_handoff_message",
+                "reason": Reason.BAD_HANDOFF_MESSAGE,
                 "message_id": r.get("messageId"),
                 "raw": r.get("body"),
             }
@@ -391,7 +484,7 @@ def _quarantine_messages(s3: Any, config: ProcessorSettings, records: list[dict[
     key = f"{config.quarantine_prefix}{hour}handoff-{digest}.jsonl"
     s3.put_object(Bucket=config.archive_bucket, Key=key, Body=body)
     telemetry.count(contract.READINGS_QUARANTINED, len(records))
-    telemetry.count_by_reason(Counter({"bad_handoff_message": len(records)}))
+    telemetry.count_by_reason(Counter({Reason.BAD_HANDOFF_MESSAGE: len(records)}))
     logger.error("quarantined messages that are not hand-offs", extra={"count": len(records)})
 
 

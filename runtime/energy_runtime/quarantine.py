@@ -13,7 +13,8 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from energy_runtime.contract import partition_path
+from energy_runtime.contract import MAX_RECEIVED_AT_AHEAD_MS as MAX_AHEAD_MS
+from energy_runtime.contract import MIN_RECEIVED_AT_MS, partition_path
 from energy_runtime.readings import Rejection
 
 
@@ -21,8 +22,19 @@ def _hour_prefix(prefix: str, received_at_ms: int) -> str:
     return prefix + partition_path(received_at_ms)
 
 
+def _raw_text(raw: Any) -> str:
+    """The rejected input as text. Input reaching here is bounded (nesting is refused
+    before parsing), but no input may make the quarantine itself fail."""
+    if isinstance(raw, str):
+        return raw
+    try:
+        return json.dumps(raw)
+    except (RecursionError, ValueError, TypeError) as error:
+        return f"<not serializable: {type(error).__name__}>"
+
+
 def _line(rejection: Rejection, event_source_arn: str) -> str:
-    raw = rejection.raw if isinstance(rejection.raw, str) else json.dumps(rejection.raw)
+    raw = _raw_text(rejection.raw)
     return json.dumps(
         {
             "device_id": rejection.device_id,
@@ -45,7 +57,9 @@ def quarantine_objects(
     """Object key -> (JSON-lines body, the rejections in it)."""
     by_hour: dict[str, list[Rejection]] = defaultdict(list)
     for rejection in rejections:
-        received = rejection.received_at if rejection.received_at is not None else fallback_ms
+        received = rejection.received_at
+        if received is None or not MIN_RECEIVED_AT_MS <= received <= fallback_ms + MAX_AHEAD_MS:
+            received = fallback_ms  # no trusted receive time: filed under the batch's clock
         by_hour[_hour_prefix(prefix, received)].append(rejection)
     objects: dict[str, tuple[bytes, list[Rejection]]] = {}
     for hour_prefix, group in by_hour.items():

@@ -92,6 +92,7 @@ class BatchingSettings:
     quarantine_prefix: str
     interval_minutes: int
     max_payload_bytes: int
+    max_readings_per_interval: int
     rules: ReadingRules
 
 
@@ -108,6 +109,7 @@ class ProcessorSettings:
     anomaly_factor: float
     anomaly_min_wh: float
     alert_period_minutes: int
+    max_readings_per_interval: int
     rules: ReadingRules
 
 
@@ -119,6 +121,7 @@ def load_batching_settings(env: Mapping[str, str] | None = None) -> BatchingSett
         quarantine_prefix=_prefix(env, contract.QUARANTINE_PREFIX_VARIABLE),
         interval_minutes=_int(env, contract.INTERVAL_MINUTES),
         max_payload_bytes=_int(env, contract.MAX_PAYLOAD_BYTES),
+        max_readings_per_interval=_int(env, contract.MAX_READINGS_PER_INTERVAL),
         rules=_reading_rules(env),
     )
 
@@ -145,5 +148,6 @@ def load_processor_settings(env: Mapping[str, str] | None = None) -> ProcessorSe
         anomaly_factor=_float(env, contract.ANOMALY_FACTOR),
         anomaly_min_wh=_float(env, contract.ANOMALY_MIN_WH),
         alert_period_minutes=_int(env, contract.ALERT_PERIOD_MINUTES),
+        max_readings_per_interval=_int(env, contract.MAX_READINGS_PER_INTERVAL),
         rules=rules,
     )

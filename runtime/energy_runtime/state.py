@@ -67,8 +67,14 @@ class Plan:
     hot: HotState | None = None  # None: the hot item is unchanged
     expected_version: int | None = None
     changed: list[tuple[IntervalSummary, int]] = field(default_factory=list)  # rows, rev
+    # Every interval the readings fall in, changed or not, as it stands after the plan:
+    # a redelivered message archives these again (its first attempt may have stopped
+    # between committing the items and writing the Parquet rows).
+    touched: list[tuple[IntervalSummary, int]] = field(default_factory=list)
     touched_days_ms: set[int] = field(default_factory=set)  # closed days to re-total
     newly_closed: list[IntervalSummary] = field(default_factory=list)
+    # Readings beyond the interval's cap (MAX_READINGS_PER_INTERVAL): not stored.
+    rate_limited: list[Point] = field(default_factory=list)
 
 
 def split_late(hot: HotState | None, points: list[Point]) -> tuple[list[Point], list[Point]]:
@@ -87,6 +93,23 @@ def closing_starts(hot: HotState | None, current: list[Point], interval_minutes:
     return sorted(starts)[:-1]
 
 
+def bounded_merge(
+    kept: list[Point], arriving: list[Point], cap: int
+) -> tuple[list[Point], list[Point]]:
+    """(the interval's readings, the arriving ones beyond `cap`). Readings already kept are
+    never evicted; new ones enter earliest first while there is room. A replay brings
+    nothing new, so it is rejected nothing twice and changes nothing."""
+    known = {p.ts_ms for p in kept}
+    new = [p for p in arriving if p.ts_ms not in known]
+    room = max(0, cap - len(kept))
+    if len(new) <= room:
+        return merge_points(kept, arriving), []
+    new.sort()
+    refused = new[room:]
+    refused_ts = {p.ts_ms for p in refused}
+    return merge_points(kept, [p for p in arriving if p.ts_ms not in refused_ts]), refused
+
+
 def plan_device(
     device_id: str,
     hot: HotState | None,
@@ -97,25 +120,38 @@ def plan_device(
     late_context: list[Point],
     interval_minutes: int,
     max_power_w: int,
+    max_per_interval: int,
 ) -> Plan:
     """`stored` holds every stored interval from the earliest late reading up to the open
     interval, and any stored item of an interval being closed; `late_context` the
     LOOKBACK readings before the earliest late reading."""
     plan = Plan(device_id=device_id, expected_version=hot.version if hot else None)
     late, current = split_late(hot, points)
+    touched_starts: set[int] = set()
+
+    def admit(kept: list[Point], arriving: list[Point], start: int) -> list[Point]:
+        touched_starts.add(start)
+        merged, refused = bounded_merge(kept, arriving, max_per_interval)
+        plan.rate_limited.extend(refused)
+        return merged
 
     closed: dict[int, list[Point]] = {start: s.points for start, s in stored.items()}
     for start, group in split_by_interval(late, interval_minutes).items():
-        closed[start] = merge_points(closed.get(start, ()), group)
+        closed[start] = admit(list(closed.get(start, ())), group, start)
 
-    groups = split_by_interval(current, interval_minutes)
-    if hot is not None:
-        groups[hot.open_start_ms] = merge_points(hot.open_points, groups.get(hot.open_start_ms, ()))
-    starts = sorted(groups)
-    for start in starts[:-1]:
-        closed[start] = merge_points(closed.get(start, ()), groups[start])
+    arriving = split_by_interval(current, interval_minutes)
+    starts = sorted(set(arriving) | ({hot.open_start_ms} if hot is not None else set()))
     open_start = starts[-1]
-    open_points = groups[open_start]
+    open_points: list[Point] = []
+    for start in starts:
+        kept = hot.open_points if hot is not None and start == hot.open_start_ms else []
+        if start != open_start:  # being closed: it joins what is stored of it, if anything
+            kept = merge_points(closed.get(start, ()), kept)
+        merged = admit(kept, arriving[start], start) if start in arriving else list(kept)
+        if start == open_start:
+            open_points = merged
+        else:
+            closed[start] = merged
 
     context = late_context if late else (hot.tail if hot else [])
     for start in sorted(closed):
@@ -127,12 +163,15 @@ def plan_device(
         if hot is None or start >= hot.open_start_ms:  # closed now, not a late revision
             plan.newly_closed.append(summary)
         if before and before.points == closed[start] and before.energy_mwh == summary.energy_mwh:
+            if start in touched_starts:
+                plan.touched.append((summary, before.rev))
             continue
         base_rev = max(before.rev if before else 0, hot.open_rev if hot and is_old_open else 0)
         plan.intervals.append(
             IntervalWrite(summary, closed[start], base_rev + 1, before.rev if before else None)
         )
         plan.changed.append((summary, base_rev + 1))
+        plan.touched.append((summary, base_rev + 1))
     tail = context
 
     open_summary = summarize(open_start, tail, open_points, max_power_w)
@@ -147,6 +186,8 @@ def plan_device(
         open_rev = 1
     if not same_open:
         plan.changed.append((open_summary, open_rev))
+    if not same_open or open_start in touched_starts:
+        plan.touched.append((open_summary, open_rev))
     new_hot = HotState(
         version=(hot.version + 1) if hot else 1,
         latest=new_latest,

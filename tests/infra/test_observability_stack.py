@@ -180,10 +180,19 @@ def test_dashboard_graphs_runtime_metrics_with_their_service_dimension(
         if metric[0] == "EnergyMonitoring" and metric[2:3] == ["service"]
     }
     assert shown >= EMITTED
-    # Each runtime metric has exactly the one `service` dimension the handlers set.
+    # Each runtime metric has exactly the `service` dimension the handlers set (and
+    # QuarantinedByReason its `reason` too).
     for metric in dashboard_metrics(synthesized, "dev"):
-        if metric[0] == "EnergyMonitoring":
-            assert len([part for part in metric[2:] if not isinstance(part, dict)]) == 2, metric
+        if metric[0] == contract.METRICS_NAMESPACE:
+            dimensions = [part for part in metric[2:] if not isinstance(part, dict)]
+            names = set(dimensions[::2])
+            if metric[1] == contract.QUARANTINED_BY_REASON:
+                assert names == {contract.SERVICE_DIMENSION, contract.REASON_DIMENSION}, metric
+                assert dimensions[dimensions.index(contract.REASON_DIMENSION) + 1] in (
+                    contract.QUARANTINE_REASONS
+                )
+            else:
+                assert names == {contract.SERVICE_DIMENSION}, metric
 
 
 def test_dashboard_searches_quarantine_reasons_by_their_dimensions(

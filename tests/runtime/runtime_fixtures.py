@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from energy_runtime import aws, contract
+from energy_runtime import aws, contract, queries
 from energy_runtime.batching import process_kinesis_event
 from energy_runtime.processor import process_sqs_event
 from energy_runtime.settings import (
@@ -53,6 +53,35 @@ def kinesis_record(
         "awsRegion": REGION,
         "eventSourceARN": STREAM_ARN,
     }
+
+
+def series(
+    device: str,
+    start_s: int,
+    count: int,
+    *,
+    energy_wh: float = 5000.0,
+    step_wh: float = 2.0,
+    seq: int = 0,
+    per_record: int = 6,
+) -> list[dict[str, Any]]:
+    """Kinesis records of a device sending a reading every 10 s, `per_record` per message."""
+    readings = [
+        {"ts": start_s + 10 * i, "energy_wh": energy_wh + step_wh * i, "power_w": 720.0 + i % 7}
+        for i in range(count)
+    ]
+    return records_of(device, readings, seq)
+
+
+def records_of(
+    device: str, readings: list[dict[str, Any]], seq: int = 0, per_record: int = 6
+) -> list[dict[str, Any]]:
+    out = []
+    for n, i in enumerate(range(0, len(readings), per_record)):
+        chunk = readings[i : i + per_record]
+        received = int(max(r["ts"] for r in chunk) * 1000) + 500
+        out.append(kinesis_record(device, {"readings": chunk}, received, seq + n))
+    return out
 
 
 def kinesis_event(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -200,3 +229,39 @@ def cloud_context(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
             processor=load_processor_settings(env),
         )
         aws.reset_clients()
+
+
+def archive_rows(cloud: Cloud) -> list[dict[str, Any]]:
+    import io
+
+    import pyarrow.parquet as pq
+
+    rows: list[dict[str, Any]] = []
+    for key in cloud.keys(contract.INTERVALS_PREFIX):
+        body = cloud.s3.get_object(Bucket=cloud.bucket, Key=key)["Body"].read()
+        rows += pq.read_table(io.BytesIO(body)).to_pylist()
+    return rows
+
+
+def assert_archive_agrees_with_table(cloud: Cloud, devices: list[str]) -> None:
+    """(device, interval, revision) names one content, and the highest revision of every
+    interval is what the table holds."""
+    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in archive_rows(cloud):
+        key = (row["device_id"], row["interval_start"], row["revision"])
+        assert by_key.setdefault(key, row) == row, key
+    best: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for (device, start, revision), row in by_key.items():
+        if (device, start) not in best or revision > best[(device, start)]["revision"]:
+            best[(device, start)] = row
+    for device in devices:
+        table = {r["interval_start"]: r for r in queries.device_intervals(cloud.table, device)}
+        archived = {
+            contract.iso_utc(int(start.timestamp() * 1000)): row
+            for (d, start), row in best.items() if d == device
+        }  # fmt: skip
+        assert set(archived) == set(table), device
+        for start, row in table.items():
+            assert (archived[start]["energy_wh"], archived[start]["reading_count"]) == (
+                row["energy_wh"], row["reading_count"]
+            ), (device, start)  # fmt: skip

@@ -11,38 +11,17 @@ import pyarrow.parquet as pq
 import pytest
 from energy_runtime import contract, processor, queries
 from energy_runtime.contract import INTERVAL_COLUMNS
-from runtime_fixtures import T0, Cloud, kinesis_record, sqs_record
+from runtime_fixtures import (
+    T0,
+    Cloud,
+    archive_rows,
+    assert_archive_agrees_with_table,
+    records_of,
+    series,
+    sqs_record,
+)
 
 START = T0 - T0 % 900  # an interval boundary (15 minutes)
-
-
-def series(
-    device: str,
-    start_s: int,
-    count: int,
-    *,
-    energy_wh: float = 5000.0,
-    step_wh: float = 2.0,
-    seq: int = 0,
-    per_record: int = 6,
-) -> list[dict[str, Any]]:
-    """Kinesis records of a device sending a reading every 10 s, `per_record` per message."""
-    readings = [
-        {"ts": start_s + 10 * i, "energy_wh": energy_wh + step_wh * i, "power_w": 720.0 + i % 7}
-        for i in range(count)
-    ]
-    return records_of(device, readings, seq)
-
-
-def records_of(
-    device: str, readings: list[dict[str, Any]], seq: int = 0, per_record: int = 6
-) -> list[dict[str, Any]]:
-    out = []
-    for n, i in enumerate(range(0, len(readings), per_record)):
-        chunk = readings[i : i + per_record]
-        received = int(max(r["ts"] for r in chunk) * 1000) + 500
-        out.append(kinesis_record(device, {"readings": chunk}, received, seq + n))
-    return out
 
 
 def count_writes(cloud: Cloud) -> list[str]:
@@ -395,3 +374,42 @@ def test_unprocessed_keys_are_retried_then_reported_as_item_failures(
         sns=cloud.sns,
     )
     assert response == {"batchItemFailures": [{"itemIdentifier": h["messageId"]} for h in handoffs]}
+
+
+class FailingArchive:
+    """The real (moto) S3 client, whose first Parquet write fails as S3 can (HTTP 500)."""
+
+    def __init__(self, s3: Any) -> None:
+        self.s3, self.failed = s3, False
+
+    def put_object(self, **params: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        if params["Key"].startswith(contract.INTERVALS_PREFIX) and not self.failed:
+            self.failed = True
+            error = {"Error": {"Code": "InternalError", "Message": "injected"}}
+            raise ClientError(error, "PutObject")
+        return self.s3.put_object(**params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.s3, name)
+
+
+def test_rows_follow_the_commit_and_a_redelivery_completes_the_archive(cloud: Cloud) -> None:
+    assert cloud.run_batching(series("m-1", START, 120)) == {"batchItemFailures": []}
+    handoffs = cloud.drain_handoff()
+    flaky = FailingArchive(cloud.s3)
+    response = processor.process_sqs_event(
+        {"Records": handoffs}, config=cloud.processor, dynamodb=cloud.dynamodb, s3=flaky,
+        sns=cloud.sns,
+    )  # fmt: skip
+    # The items are committed, the rows are not: the messages go back to the queue.
+    assert {f["itemIdentifier"] for f in response["batchItemFailures"]} == {
+        r["messageId"] for r in handoffs
+    }
+    assert queries.device_intervals(cloud.table, "m-1") and archive_rows(cloud) == []
+    redelivered = [
+        {**r, "attributes": {**r["attributes"], "ApproximateReceiveCount": "2"}} for r in handoffs
+    ]
+    assert cloud.run_processor(redelivered) == {"batchItemFailures": []}
+    assert_archive_agrees_with_table(cloud, ["m-1"])
