@@ -258,8 +258,7 @@ class EnvironmentConfig(_Settings):
     @property
     def stage_name(self) -> str:
         """`energy-<env>`, or `<prefix>-energy-<env>`: the stacks are `<stage_name>-<Stack>`."""
-        base = f"energy-{self.name}"
-        return f"{self.prefix}-{base}" if self.prefix else base
+        return contract.stage_name(self.name, self.prefix)
 
     @property
     def resource_prefix(self) -> str:

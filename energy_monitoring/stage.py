@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from constructs import Construct
+from energy_runtime import contract
 
 from energy_monitoring import nag_suppressions
 from energy_monitoring.config import EnvironmentConfig
@@ -23,13 +24,14 @@ class EnergyStage(cdk.Stage):
         super().__init__(scope, stage_id, env=env)
         common = {"termination_protection": config.deletion_protection}
 
-        self.storage = StorageStack(self, "Storage", config=config, **common)
+        storage_id, ingest_id, processing_id, observability_id = contract.STACK_IDS
+        self.storage = StorageStack(self, storage_id, config=config, **common)
         self.ingest = IngestStack(
-            self, "Ingest", config=config, storage=self.storage.resources, **common
+            self, ingest_id, config=config, storage=self.storage.resources, **common
         )
         self.processing = ProcessingStack(
             self,
-            "Processing",
+            processing_id,
             config=config,
             storage=self.storage.resources,
             stream=self.ingest.resources.stream,
@@ -37,7 +39,7 @@ class EnergyStage(cdk.Stage):
         )
         self.observability = ObservabilityStack(
             self,
-            "Observability",
+            observability_id,
             config=config,
             storage=self.storage.resources,
             ingest=self.ingest.resources,

@@ -30,7 +30,7 @@ LATENCY_SAMPLE_DEVICES = 5
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m devkit.demo.run", description=__doc__)
+    parser = argparse.ArgumentParser(prog="energy-monitoring local demo", description=__doc__)
     # 20 apartments keep the default run under 3 minutes on 2 busy cores: against moto the
     # processor's DynamoDB queries dominate (see docs/local-pipeline.md).
     parser.add_argument("--apartments", type=int, default=20)
@@ -161,9 +161,7 @@ def _run(
     published.drain_s = _drain(args, scenario, pipeline, published, started)
     results = collect(pipeline.deployment, published.simulation.devices)
     verdict = verify(published.stats.readings, published.simulation.truth, results)
-    summary = _summary(
-        scenario, pipeline, published, results, verdict, time.monotonic() - started
-    )
+    summary = _summary(scenario, pipeline, published, results, verdict, time.monotonic() - started)
     _write_outputs(args.out, summary, results, published)
     if not verdict.ok:
         print("==> VERIFICATION FAILED", file=sys.stderr, flush=True)
@@ -193,9 +191,7 @@ def _progress_printer(
     return progress
 
 
-def _publish(
-    scenario: Scenario, pipeline: local_pipeline.Pipeline, started: float
-) -> _Published:
+def _publish(scenario: Scenario, pipeline: local_pipeline.Pipeline, started: float) -> _Published:
     """Give every meter its certificate, connect them, and publish the scenario."""
     simulation = Simulation(scenario)
     ca = pipeline.ca

@@ -19,7 +19,15 @@ import boto3
 from botocore.config import Config
 from energy_runtime import contract
 
-from devkit.runner.templates import ACCOUNT, REGION, Physical, Resolver, Stack, Stage
+from devkit.runner.templates import (
+    ACCOUNT,
+    REGION,
+    Physical,
+    Resolver,
+    Stack,
+    Stage,
+    UnresolvableError,
+)
 
 ON_DEMAND_LOCAL_SHARDS = 2  # an on-demand stream starts with 4 shards in AWS; 2 suffice here
 CREATED_TYPES = (
@@ -30,6 +38,10 @@ CREATED_TYPES = (
     "AWS::S3::Bucket",
     "AWS::SQS::Queue",
     "AWS::SNS::Topic",
+    # What `devices register` needs of an environment (against `local up`).
+    "AWS::IoT::Policy",
+    "AWS::IoT::ThingType",
+    "AWS::IoT::ThingGroup",
 )
 
 
@@ -82,6 +94,8 @@ class Deployment:
     alert_topic_arns: list[str] = field(default_factory=list)
     alert_tap_url: str = ""
     queues: dict[str, str] = field(default_factory=dict)  # logical id -> URL
+    # Stack outputs resolved to the local names, as `cdk deploy --outputs-file` writes them.
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))
@@ -269,6 +283,35 @@ class Provisioner:
         arn = self._arn("sqs", name)
         return Physical(ref=url, attributes={"Arn": arn, "QueueName": name, "QueueUrl": url})
 
+    def _create_IoT_Policy(self, stack: Stack, logical: str, props: dict[str, Any]) -> Physical:
+        name = self.resolve(stack, props.get("PolicyName")) or _local_name(
+            stack, logical, limit=128
+        )
+        document = self.resolve(stack, props["PolicyDocument"])
+        self._client("iot").create_policy(policyName=name, policyDocument=json.dumps(document))
+        return Physical(ref=name, attributes={"Arn": self._arn("iot", f"policy/{name}")})
+
+    def _create_IoT_ThingType(self, stack: Stack, logical: str, props: dict[str, Any]) -> Physical:
+        name = self.resolve(stack, props.get("ThingTypeName")) or _local_name(
+            stack, logical, limit=128
+        )
+        properties = props.get("ThingTypeProperties") or {}
+        self._client("iot").create_thing_type(
+            thingTypeName=name,
+            thingTypeProperties={
+                "thingTypeDescription": properties.get("ThingTypeDescription", ""),
+                "searchableAttributes": properties.get("SearchableAttributes", []),
+            },
+        )
+        return Physical(ref=name, attributes={"Arn": self._arn("iot", f"thingtype/{name}")})
+
+    def _create_IoT_ThingGroup(self, stack: Stack, logical: str, props: dict[str, Any]) -> Physical:
+        name = self.resolve(stack, props.get("ThingGroupName")) or _local_name(
+            stack, logical, limit=128
+        )
+        self._client("iot").create_thing_group(thingGroupName=name)
+        return Physical(ref=name, attributes={"Arn": self._arn("iot", f"thinggroup/{name}")})
+
     def _create_SNS_Topic(self, stack: Stack, logical: str, props: dict[str, Any]) -> Physical:
         name = self.resolve(stack, props.get("TopicName")) or _local_name(stack, logical, limit=256)
         attributes = {}
@@ -319,7 +362,22 @@ def provision(stage: Stage, deployment: Deployment) -> Deployment:
         raise LookupError("the templates did not yield a stream, a table and an archive bucket")
     if deployment.alert_topic_arns:
         _tap_alerts(prov, deployment)
+    deployment.outputs = _read_outputs(stage, prov.resolve)
     return deployment
+
+
+def _read_outputs(stage: Stage, resolve: Resolver) -> dict[str, dict[str, str]]:
+    """Every stack output that names something that exists locally (an output of a resource
+    the local pipeline does not create, such as the dashboard, resolves to a placeholder)."""
+    outputs: dict[str, dict[str, str]] = {}
+    for stack in stage.stacks.values():
+        values = outputs.setdefault(stack.name, {})
+        for key, output in stack.template.get("Outputs", {}).items():
+            try:
+                values[key] = str(resolve(stack, output["Value"]))
+            except UnresolvableError:
+                continue
+    return outputs
 
 
 def _read_functions(

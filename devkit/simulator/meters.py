@@ -73,6 +73,7 @@ class Scenario:
     start_epoch_s: int = 0  # 0: midnight UTC, `days` before today
     seed: int = 7
     faults: Faults = field(default_factory=Faults)
+    things: tuple[str, ...] = ()  # real thing names instead of apt-0001...; one per apartment
 
     def __post_init__(self) -> None:
         checks = {
@@ -85,6 +86,8 @@ class Scenario:
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"scenario setting {name} is out of range: {getattr(self, name)}")
+        if self.things and len(self.things) != self.apartments:
+            raise ValueError(f"{len(self.things)} thing names for {self.apartments} apartments")
 
     @property
     def duration_s(self) -> int:
@@ -97,6 +100,8 @@ class Scenario:
         return int(today.timestamp()) - int(-(-self.duration_s // DAY_S)) * DAY_S
 
     def device_ids(self) -> list[str]:
+        if self.things:
+            return list(self.things)
         return [f"apt-{i:04d}" for i in range(1, self.apartments + 1)]
 
 
@@ -274,10 +279,16 @@ class MqttPublisher:
     """One TLS connection per device, each with its own certificate (QoS 1)."""
 
     def __init__(
-        self, host: str, port: int, credentials: Callable[[str], tuple[Path, Path, Path]]
+        self,
+        host: str,
+        port: int,
+        credentials: Callable[[str], tuple[Path, Path, Path]],
+        *,
+        topic: Callable[[str], str] = lambda device: TOPIC_PREFIX + device,
     ) -> None:
         self.host, self.port = host, port
         self.credentials = credentials
+        self.topic = topic
         self.clients: dict[str, mqtt.Client] = {}
         self.last: dict[str, mqtt.MQTTMessageInfo] = {}
         self.refused = 0
@@ -304,7 +315,7 @@ class MqttPublisher:
 
     def publish(self, message: Message) -> None:
         client = self._client(message.device_id)
-        info = client.publish(TOPIC_PREFIX + message.device_id, message.payload, qos=1)
+        info = client.publish(self.topic(message.device_id), message.payload, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise RuntimeError(
                 f"publish for {message.device_id} failed: {mqtt.error_string(info.rc)}"
@@ -368,11 +379,10 @@ def run(
 def _aws_main(args: argparse.Namespace, scenario: Scenario) -> None:
     # One real device: its thing name, certificate and key as AWS IoT issued them.
     host, _, port = args.endpoint.partition(":")
-    scenario = Scenario(**{**asdict(scenario), "apartments": 1, "faults": scenario.faults})
+    scenario = Scenario(
+        **{**asdict(scenario), "apartments": 1, "faults": scenario.faults, "things": (args.thing,)}
+    )
     simulation = Simulation(scenario)
-    simulation.devices = [args.thing]
-    simulation.profiles = {args.thing: next(iter(simulation.profiles.values()))}
-    simulation.truth = {args.thing: DeviceTruth()}
     publisher = MqttPublisher(host, int(port or 8883), lambda _d: (args.cert, args.key, args.ca))
     stats = run(simulation, publisher)
     print(

@@ -11,6 +11,7 @@ from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from energy_runtime import contract
 
 from energy_monitoring.config import EnvironmentConfig
 from energy_monitoring.constructs.buckets import archive_bucket
@@ -109,14 +110,17 @@ class IngestStack(cdk.Stack):
         outputs = {
             "StreamName": (stream.stream_name, "Kinesis stream the topic rule writes to"),
             "TopicRuleName": (rule.rule_name, "IoT topic rule routing meter messages"),
-            "IotPolicyName": (access.policy.ref, "IoT policy to attach to meter certificates"),
-            "ThingTypeName": (access.thing_type.ref, "IoT thing type for meters"),
-            "ThingGroupName": (
+            contract.Output.IOT_POLICY_NAME: (
+                access.policy.ref,
+                "IoT policy to attach to meter certificates",
+            ),
+            contract.Output.THING_TYPE_NAME: (access.thing_type.ref, "IoT thing type for meters"),
+            contract.Output.THING_GROUP_NAME: (
                 access.thing_group.ref,
                 "IoT thing group of this environment's meters (Device Defender targets it)",
             ),
-            "MeterTopicTemplate": (
-                f"{config.topic_root}/<thing-name>",
+            contract.Output.METER_TOPIC_TEMPLATE: (
+                f"{config.topic_root}/{contract.THING_NAME_PLACEHOLDER}",
                 "MQTT topic a meter publishes to",
             ),
             "RawDeliveryStreamName": (
@@ -124,6 +128,12 @@ class IngestStack(cdk.Stack):
                 "Firehose delivery stream writing raw/ Parquet",
             ),
         }
+        if config.ingest.basic_ingest:
+            # Publishing here skips the message broker (and its messaging charge).
+            outputs[contract.Output.BASIC_INGEST_TOPIC_TEMPLATE] = (
+                f"$aws/rules/{rule.rule_name}/{config.topic_root}/{contract.THING_NAME_PLACEHOLDER}",
+                "Basic Ingest topic a meter may publish to instead",
+            )
         for output_id, (value, description) in outputs.items():
             cdk.CfnOutput(self, output_id, value=value, description=description)
 

@@ -118,7 +118,10 @@ class StorageStack(cdk.Stack):
         )
 
         outputs = {
-            "TableName": (table.table_name, "DynamoDB table of latest, interval and daily items"),
+            contract.Output.TABLE_NAME: (
+                table.table_name,
+                "DynamoDB table of latest, interval and daily items",
+            ),
             "ArchiveBucketName": (buckets.archive.bucket_name, "S3 archive (raw/, processed/)"),
             "AthenaResultsBucketName": (
                 buckets.athena_results.bucket_name,

@@ -31,6 +31,9 @@ HANDLERS: Final = {
 
 # --- the device topic ------------------------------------------------------------------
 
+# An AWS IoT thing name: the meter's device id everywhere (topic level, key, file name).
+THING_NAME_PATTERN: Final = r"[A-Za-z0-9:_-]{1,128}"
+
 # A meter publishes to `<root>/<thing name>`: the topic, not the payload, names it.
 TOPIC_ROOT: Final = "energy/consumption"
 
@@ -40,6 +43,33 @@ def topic_root(prefix: str = "") -> str:
     a shared account gets its own (`alice/energy/consumption`), so copies never read each
     other's meters."""
     return f"{prefix}/{TOPIC_ROOT}" if prefix else TOPIC_ROOT
+
+
+# A topic template (a stack output) names the meter's level by this placeholder.
+THING_NAME_PLACEHOLDER: Final = "<thing-name>"
+
+
+# --- the stacks and their outputs ------------------------------------------------------
+# The command line finds an environment's stacks and reads their outputs by these names.
+
+STACK_IDS: Final = ("Storage", "Ingest", "Processing", "Observability")
+
+
+def stage_name(environment: str, prefix: str = "") -> str:
+    """`energy-<env>`, or `<prefix>-energy-<env>`: the stacks are `<stage_name>-<stack id>`."""
+    base = f"energy-{environment}"
+    return f"{prefix}-{base}" if prefix else base
+
+
+class Output:
+    """Stack outputs other tools read (docs/deploy.md lists them all)."""
+
+    TABLE_NAME: Final = "TableName"
+    IOT_POLICY_NAME: Final = "IotPolicyName"
+    THING_TYPE_NAME: Final = "ThingTypeName"
+    THING_GROUP_NAME: Final = "ThingGroupName"
+    METER_TOPIC_TEMPLATE: Final = "MeterTopicTemplate"
+    BASIC_INGEST_TOPIC_TEMPLATE: Final = "BasicIngestTopicTemplate"
 
 
 # --- what a meter may send ------------------------------------------------------------------

@@ -17,11 +17,12 @@ from energy_runtime.contract import (
     MAX_ENERGY_WH,
     OPTIONAL_FIELD_RANGES,
     OPTIONAL_MIN_MAGNITUDE,
+    THING_NAME_PATTERN,
 )
 
 Number = StrictInt | StrictFloat
 _HIGH = {name: high for name, (_low, high) in OPTIONAL_FIELD_RANGES.items()}
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9:_-]{1,128}$"  # AWS IoT thing-name characters
+DEVICE_ID_PATTERN = f"^{THING_NAME_PATTERN}$"  # AWS IoT thing-name characters
 
 
 class Reading(BaseModel):

@@ -29,12 +29,13 @@ from energy_runtime.contract import (
     OPTIONAL_FIELDS,
     OPTIONAL_MIN_MAGNITUDE,
     QUARANTINE_REASONS,
+    THING_NAME_PATTERN,
     QuarantineReason,
 )
 from energy_runtime.settings import ReadingRules
 
 RAW_EXCERPT_BYTES = 4096  # the quarantine keeps this much of an oversized/garbled payload
-_DEVICE_ID = re.compile(r"[A-Za-z0-9:_-]{1,128}")
+_DEVICE_ID = re.compile(THING_NAME_PATTERN)
 
 
 # The quarantine's vocabulary lives in the contract (alarms and docs name reasons too).

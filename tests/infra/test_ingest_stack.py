@@ -233,6 +233,30 @@ def test_outputs_name_policy_and_thing_type(synthesized: SynthesizedApp) -> None
     assert {"StreamName", "IotPolicyName", "ThingTypeName", "TopicRuleName"} <= set(outputs)
 
 
+@pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
+def test_the_topic_templates_a_meter_gets_are_the_topics_its_policy_allows(
+    synthesized: SynthesizedApp, environments: dict[str, Any], environment: str
+) -> None:
+    # `devices register` fills these templates into each meter's config.json.
+    outputs = synthesized.template(environment, "Ingest")["Outputs"]
+    templates = [contract.Output.METER_TOPIC_TEMPLATE]
+    if environments[environment].ingest.basic_ingest:
+        templates.append(contract.Output.BASIC_INGEST_TOPIC_TEMPLATE)
+    else:
+        assert contract.Output.BASIC_INGEST_TOPIC_TEMPLATE not in outputs
+    allowed = [
+        flatten(resource).split(":topic/", 1)[1]
+        for resource in policy_statements(synthesized, environment)["iot:Publish"]["Resource"]
+    ]
+    offered = [
+        outputs[name]["Value"].replace(
+            contract.THING_NAME_PLACEHOLDER, "${iot:Connection.Thing.ThingName}"
+        )
+        for name in templates
+    ]
+    assert offered == allowed
+
+
 def test_iot_log_group_is_encrypted_with_retention(
     synthesized: SynthesizedApp, environments: dict[str, Any]
 ) -> None:
