@@ -62,12 +62,12 @@ test: setup ## Install what is missing, then lint and run every test
 	@echo "==> ruff"
 	@$(VENV)/bin/ruff check .
 	@echo "==> mypy"
-	@$(VENV)/bin/mypy energy_monitoring runtime/energy_runtime devkit tools app.py
+	@$(VENV)/bin/mypy energy_monitoring energy_cli runtime/energy_runtime devkit tools app.py
 	@echo "==> pytest"
 	@$(VENV)/bin/pytest -q
 
 demo: setup ## Run the whole pipeline locally on the default scenario
-	@$(PY) -m devkit.demo.run $(ARGS)
+	@$(VENV)/bin/energy-monitoring local demo $(ARGS)
 
 bench: setup ## Benchmark the handlers (writes out/bench/results.json)
 	@$(PY) -m tools.bench $(ARGS)
@@ -92,7 +92,7 @@ destroy: setup ## cdk destroy for one environment: make destroy ENV=dev [PREFIX=
 
 lint: setup ## ruff and mypy only
 	@$(VENV)/bin/ruff check .
-	@$(VENV)/bin/mypy energy_monitoring runtime/energy_runtime devkit tools app.py
+	@$(VENV)/bin/mypy energy_monitoring energy_cli runtime/energy_runtime devkit tools app.py
 
 snapshots: setup ## Rewrite the template snapshots after an intended infrastructure change
 	@UPDATE_SNAPSHOTS=1 $(VENV)/bin/pytest -q tests/infra

@@ -234,6 +234,17 @@ def import_ms(module: str, repeats: int = 5) -> float:
     return round(statistics.median(samples), 1)
 
 
+def cli_help_ms(repeats: int = 5) -> float:
+    """Wall time of `energy-monitoring --help`, the whole process (interpreter included)."""
+    script = Path(sys.executable).parent / "energy-monitoring"
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run([script, "--help"], capture_output=True, check=True)
+        samples.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(samples), 1)
+
+
 def clear_metrics() -> None:
     """Outside a Lambda handler nothing flushes the EMF buffers; empty them between runs."""
     from energy_runtime import batching, processor
@@ -389,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         "energy_runtime.batching": import_ms("energy_runtime.batching"),
         "energy_runtime.processor": import_ms("energy_runtime.processor"),
     }
+    results["cli_help_ms"] = cli_help_ms()
     cloud = Cloud()
     try:
         results.update(throughput(cloud, args.devices, args.repeats))
@@ -427,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         ("import_ms batching", results["import_ms"]["energy_runtime.batching"], "< 300"),
         ("import_ms processor", results["import_ms"]["energy_runtime.processor"], "< 300"),
+        ("energy-monitoring --help ms", results["cli_help_ms"], "< 500"),
     ]
     for window, run in (("300", default), ("60", fresh)):
         rows += [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,3 +48,33 @@ class SynthesizedApp:
             account=settings.get("account") or ACCOUNT,
             region=settings.get("region") or REGION,
         )
+
+
+def synthesize_app(
+    outdir: Path, *, context: dict[str, Any] | None = None, prefix: str | None = None
+) -> SynthesizedApp:
+    """The whole app synthesized in-process (cdk-nag runs, as in `cdk synth`)."""
+    from energy_monitoring.application import build_app
+    from energy_monitoring.config import CONTEXT_KEY, load_environments
+
+    app = build_app(outdir=str(outdir), context=context, prefix=prefix)
+    assembly = app.synth()
+    templates: dict[tuple[str, str], dict[str, Any]] = {}
+    files: dict[tuple[str, str], Path] = {}
+    stack_names: dict[tuple[str, str], str] = {}
+    config = app.node.try_get_context(CONTEXT_KEY)
+    for environment in load_environments(config, prefix=prefix or ""):
+        stage_assembly = assembly.get_nested_assembly(f"assembly-{environment.stage_name}")
+        for stack in stage_assembly.stacks:
+            name = stack.hierarchical_id.split("/")[-1]
+            path = Path(stack.template_full_path)
+            files[(environment.name, name)] = path
+            templates[(environment.name, name)] = json.loads(path.read_text())
+            stack_names[(environment.name, name)] = stack.stack_name
+    return SynthesizedApp(
+        outdir=outdir,
+        templates=templates,
+        template_files=files,
+        config=config,
+        stack_names=stack_names,
+    )

@@ -1,0 +1,1 @@
+"""One module per command group; each keeps its heavy imports inside its functions."""
