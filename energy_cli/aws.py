@@ -4,6 +4,7 @@ line each."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from energy_cli.environment import Environment, LocalPipeline
 from energy_cli.errors import CliError
 
 # The local moto server accepts any credentials; these say where they are from.
+NO_REGION = "no AWS region: set AWS_REGION or AWS_DEFAULT_REGION (or a profile's region)"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
@@ -24,7 +26,15 @@ class Clients:
         self.local = local
         self._config = Config(retries={"max_attempts": 8, "mode": "standard"})
         if local is not None:
-            self._session = boto3.Session(region_name=local.region, **LOCAL_CREDENTIALS)
+            # The local pipeline, whatever the shell's AWS_PROFILE names: a profile the
+            # machine may not even have must not stand between a laptop and its moto server.
+            import botocore.session
+
+            # (config name, environment variable, default, converter): no AWS_PROFILE.
+            core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+            self._session = boto3.Session(
+                botocore_session=core, region_name=local.region, **LOCAL_CREDENTIALS
+            )
         else:
             self._session = boto3.Session()
         self._clients: dict[str, Any] = {}
@@ -35,9 +45,11 @@ class Clients:
 
     @property
     def region(self) -> str:
-        region = self._session.region_name
+        # botocore reads AWS_DEFAULT_REGION and the profile; AWS_REGION is what the other
+        # SDKs and the CDK read, so it counts too.
+        region = self._session.region_name or os.environ.get("AWS_REGION")
         if not region:
-            raise CliError("no AWS region: set AWS_REGION (or a profile's region)")
+            raise CliError(NO_REGION)
         return str(region)
 
     def _endpoint(self) -> dict[str, Any]:
@@ -69,7 +81,7 @@ def describe(error: BaseException) -> str | None:
     if isinstance(error, exceptions.NoCredentialsError | exceptions.PartialCredentialsError):
         return "no AWS credentials: configure a profile (AWS_PROFILE) or AWS_* variables"
     if isinstance(error, exceptions.NoRegionError):
-        return "no AWS region: set AWS_REGION (or a profile's region)"
+        return NO_REGION
     if isinstance(error, exceptions.EndpointConnectionError | exceptions.ConnectionClosedError):
         return f"cannot reach AWS: {error}"
     if isinstance(error, exceptions.SSLError):

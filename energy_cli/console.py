@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -66,3 +67,22 @@ def progress(*, quiet: bool = False) -> Progress:
         disable=quiet or not console.is_terminal,
         transient=False,
     )
+
+
+@contextlib.contextmanager
+def status(message: str, *, quiet: bool = False, log: bool = False) -> Iterator[None]:
+    """A spinner on stderr while something of unknown length runs (hidden like progress);
+    with `log`, where stderr is not a terminal (a CI log), the message as a line instead."""
+    console = stderr()
+    if quiet or not console.is_terminal:
+        if log and not quiet:
+            console.print(message, highlight=False)
+        yield
+        return
+    with console.status(message):
+        yield
+
+
+def one_line(message: str) -> str:
+    """An error message as the one line the command prints."""
+    return " ".join(message.split())

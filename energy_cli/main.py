@@ -31,7 +31,9 @@ app.add_typer(local.app, name="local")
 
 
 def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    from energy_cli.console import one_line
+
+    print(f"error: {one_line(message)}", file=sys.stderr)
     return 1
 
 

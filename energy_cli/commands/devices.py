@@ -60,19 +60,45 @@ def _fleet(found: Environment, clients: Clients) -> Fleet:
 
 def _failed(meter: Meter, error: Exception) -> Outcome:
     from energy_cli.aws import describe
-    from energy_cli.fleet.registry import Outcome
 
     reason = str(error) if isinstance(error, CliError) else describe(error)
-    if reason is None:
-        raise error
-    return Outcome(meter.thing, "failed", detail=reason, line=meter.line)
+    detail = console.one_line(reason or f"{type(error).__name__}: {error}")
+    from energy_cli.fleet.registry import Outcome
+
+    return Outcome(meter.thing, "failed", detail=detail, line=meter.line)
 
 
 def _fatal(error: Exception) -> bool:
-    """Errors no other row would escape (credentials, network): stop at once."""
-    from botocore.exceptions import ClientError
+    """Errors no other row would escape (credentials, region, network): stop at once.
+    Anything else fails its own row only, and the report still comes."""
+    from botocore import exceptions
 
-    return not isinstance(error, CliError | ClientError)
+    return isinstance(
+        error,
+        exceptions.NoCredentialsError
+        | exceptions.PartialCredentialsError
+        | exceptions.NoRegionError
+        | exceptions.ProfileNotFound
+        | exceptions.EndpointConnectionError
+        | exceptions.ConnectionClosedError
+        | exceptions.SSLError,
+    )
+
+
+def _checked(thing: str) -> str:
+    from energy_cli.fleet.roster import check_thing
+
+    reason = check_thing(thing)
+    if reason is not None:
+        raise CliError(reason)
+    return thing
+
+
+def _warn(fleet: Fleet, *, json: bool) -> list[str]:
+    if not json:
+        for warning in fleet.warnings:
+            console.note(f"warning: {warning}")
+    return fleet.warnings
 
 
 @app.command()
@@ -132,7 +158,7 @@ def register(
             if not json:
                 bar.console.print(_line(outcome), highlight=False)
             bar.advance(task)
-    _report(outcomes, json=json, environment=found.name)
+    _report(outcomes, json=json, environment=found.name, warnings=_warn(fleet, json=json))
 
 
 def _line(outcome: Outcome) -> str:
@@ -141,13 +167,18 @@ def _line(outcome: Outcome) -> str:
     return f"{where}{outcome.thing or '(no thing)'}: {outcome.status}{detail}"
 
 
-def _report(outcomes: list[Outcome], *, json: bool, environment: str) -> None:
+def _report(outcomes: list[Outcome], *, json: bool, environment: str, warnings: list[str]) -> None:
     outcomes.sort(key=lambda o: (o.line or 0, o.thing))
     counts = Counter(o.status for o in outcomes)
     summary = {s: counts.get(s, 0) for s in ("created", "updated", "unchanged", "failed")}
     if json:
         console.print_json(
-            {"environment": environment, **summary, "meters": [o.as_json() for o in outcomes]}
+            {
+                "environment": environment,
+                **summary,
+                "meters": [o.as_json() for o in outcomes],
+                "warnings": warnings,
+            }
         )
     else:
         for outcome in outcomes:
@@ -164,11 +195,15 @@ def rotate(
     thing: Thing,
     out: Out,
     grace_hours: Annotated[
-        float,
+        float | None,
         typer.Option(
-            help="Hours the old certificate stays active beside the new one.", min=0, max=8760
+            help=f"Hours the old certificate stays active beside the new one "
+            f"[default: {DEFAULT_GRACE_HOURS:g}].",
+            min=0,
+            max=8760,
+            show_default=False,
         ),
-    ] = DEFAULT_GRACE_HOURS,
+    ] = None,
     now: Annotated[
         bool, typer.Option("--now", help="Deactivate the old certificate at once.")
     ] = False,
@@ -184,20 +219,24 @@ def rotate(
     Put the new folder's files on the meter within the grace period. A later `rotate` or
     `devices list` deactivates any certificate whose grace period is over.
     """
-    if now and grace_hours != DEFAULT_GRACE_HOURS:
+    from energy_cli.fleet.roster import check_csr
+
+    if now and grace_hours is not None:
         raise CliError("--now and --grace-hours exclude each other")
-    if csr is not None and not csr.is_file():
-        raise CliError(f"CSR file {csr} does not exist")
+    _checked(thing)
+    if csr is not None and (reason := check_csr(csr)) is not None:
+        raise CliError(reason)
+    hours = DEFAULT_GRACE_HOURS if grace_hours is None else grace_hours
     found, clients = environment(env, prefix, outputs)
-    outcome = _fleet(found, clients).rotate(
-        thing, out, grace_s=0 if now else round(grace_hours * 3600), csr=csr
-    )
-    _single(outcome, json=json)
+    fleet = _fleet(found, clients)
+    with console.status(f"rotating {thing}'s certificate", quiet=json):
+        outcome = fleet.rotate(thing, out, grace_s=0 if now else round(hours * 3600), csr=csr)
+    _single(outcome, json=json, warnings=_warn(fleet, json=json))
 
 
-def _single(outcome: Outcome, *, json: bool) -> None:
+def _single(outcome: Outcome, *, json: bool, warnings: list[str]) -> None:
     if json:
-        console.print_json(outcome.as_json())
+        console.print_json({**outcome.as_json(), "warnings": warnings})
     else:
         console.note(_line(outcome))
 
@@ -216,12 +255,16 @@ def revoke(
     json: Json = False,
 ) -> None:
     """Deactivate a meter's certificates at once (a lost or stolen meter)."""
+    _checked(thing)
     if delete and not yes:
         if not sys.stdin.isatty():
             raise CliError("--delete removes the thing and its certificates: add --yes")
         typer.confirm(f"Delete {thing} and its certificates?", abort=True)
     found, clients = environment(env, prefix, outputs)
-    _single(_fleet(found, clients).revoke(thing, delete=delete), json=json)
+    fleet = _fleet(found, clients)
+    with console.status(f"revoking {thing}", quiet=json):
+        outcome = fleet.revoke(thing, delete=delete)
+    _single(outcome, json=json, warnings=_warn(fleet, json=json))
 
 
 @app.command("list")
@@ -244,6 +287,7 @@ def list_devices(
         for device in fleet.devices(table):
             devices.append(device)
             bar.advance(task)
+    _warn(fleet, json=False)  # on stderr, also under --json (whose document is the list)
     if json:
         console.print_json([d.as_json() for d in devices])
         return

@@ -54,22 +54,46 @@ def demo(ctx: typer.Context) -> None:
     raise typer.Exit(run_demo(list(ctx.args)))
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie, exited but not yet reaped by its parent, is not)."""
+def _start_time(pid: int) -> int | None:
+    """When the process started (clock ticks since boot, /proc/<pid>/stat field 22), or
+    None if there is no such process. With the pid it names one process for good: a pid
+    reused by an unrelated process after a reboot or a crash has another start time."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError, IndexError):
         stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    return True
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return int(fields[19]) if fields[0] != "Z" else None  # a zombie has exited
+
+
+def _process(pid: int) -> dict[str, int]:
+    return {"pid": pid, "start": _start_time(pid) or 0}
+
+
+def _alive(process: dict[str, int]) -> bool:
+    """The very process recorded is still running."""
+    started = _start_time(int(process["pid"]))
+    return started is not None and started == int(process["start"])
+
+
+def _signal(process: dict[str, int], signum: int, *, group: bool) -> None:
+    """Signal the recorded process (its whole process group: each child is a session
+    leader, and the broker and moto server start helpers of their own)."""
+    if not _alive(process):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if group:
+            os.killpg(int(process["pid"]), signum)
+        else:
+            os.kill(int(process["pid"]), signum)
 
 
 def _save_state(run_dir: Path, children: list[int], outputs: Path | None) -> None:
-    state = {"pid": os.getpid(), "children": children, "outputs": str(outputs or "")}
+    state = {
+        "process": _process(os.getpid()),
+        "children": [_process(child) for child in children],
+        "outputs": str(outputs or ""),
+    }
     (run_dir / STATE_FILE).write_text(json.dumps(state))
 
 
@@ -77,9 +101,26 @@ def _state(directory: Path) -> dict[str, Any] | None:
     path = directory / STATE_FILE
     try:
         state: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+        _alive(state["process"])
+        for child in state["children"]:
+            _alive(child)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # none, or not one this version wrote: nothing it names is signalled
     return state
+
+
+def _stop_children(state: dict[str, Any], *, timeout_s: float) -> int:
+    """Stop the recorded children (TERM, then KILL after the timeout); how many needed KILL."""
+    children: list[dict[str, int]] = state["children"]
+    for child in children:
+        _signal(child, signal.SIGTERM, group=True)
+    deadline = time.monotonic() + timeout_s
+    while any(_alive(c) for c in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [c for c in children if _alive(c)]
+    for child in left:
+        _signal(child, signal.SIGKILL, group=True)
+    return len(left)
 
 
 @app.command()
@@ -105,11 +146,14 @@ def up(
 ) -> None:
     """Start the local pipeline and keep it up until `local down` or Ctrl-C."""
     state = _state(directory)
-    if state and _alive(int(state["pid"])):
+    if state and _alive(state["process"]):
         raise CliError(
-            f"a local pipeline is already up in {directory} (pid {state['pid']}): "
+            f"a local pipeline is already up in {directory} (pid {state['process']['pid']}): "
             "`energy-monitoring local down` first"
         )
+    # A `local up` that was killed: its broker and moto server may still run.
+    if state and (killed := _stop_children(state, timeout_s=5.0)):
+        console.note(f"stopped {killed} process(es) left by an earlier `local up`")
     from devkit.runner import pipeline as local_pipeline
     from devkit.runner.templates import load_stage, synthesize
 
@@ -118,11 +162,13 @@ def up(
     _save_state(run_dir, [], None)  # `local down` during the set-up stops it too
     try:
         if assembly is None:
-            console.note(f"synthesizing the CDK app ({local_pipeline.STAGE} templates, ~15 s)")
-            assembly = synthesize(run_dir / "cdk.out")
+            synthesizing = f"synthesizing the CDK app ({local_pipeline.STAGE}, ~15 s)"
+            with console.status(synthesizing, log=True):
+                assembly = synthesize(run_dir / "cdk.out")
         stage = load_stage(assembly, local_pipeline.STAGE)
-        console.note("starting mosquitto, moto server, topic rule, triggers, raw archive")
-        pipeline = local_pipeline.start(run_dir, stage, time_scale=time_scale)
+        starting = "starting mosquitto, moto server, topic rule, triggers, raw archive"
+        with console.status(starting, log=True):
+            pipeline = local_pipeline.start(run_dir, stage, time_scale=time_scale)
     except (RuntimeError, TimeoutError, LookupError, ValueError) as error:
         (run_dir / STATE_FILE).unlink(missing_ok=True)
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -189,8 +235,9 @@ def _announce(run_dir: Path, pipeline: Pipeline, outputs: Path) -> None:
 
 
 def _wait(pipeline: Pipeline) -> None:
+    watched = {"broker": pipeline.broker.process, "moto": pipeline.moto, **pipeline.workers}
     while True:
-        for name, child in pipeline.workers.items():
+        for name, child in watched.items():
             if child.poll() is not None:
                 raise CliError(
                     f"the local {name} exited with {child.returncode}: see "
@@ -205,16 +252,13 @@ def down(directory: Directory = DEFAULT_DIR) -> None:
     state = _state(directory)
     if state is None:
         raise CliError(f"no local pipeline is up in {directory} (no {STATE_FILE})")
-    pid = int(state["pid"])
-    if _alive(pid):
-        os.kill(pid, signal.SIGTERM)
+    # `local up` stops its children itself (workers first, so they flush); they are
+    # signalled here only if it has not done so in time, or is gone.
+    _signal(state["process"], signal.SIGTERM, group=False)
     deadline = time.monotonic() + STOP_TIMEOUT_S
-    processes = [pid, *(int(child) for child in state.get("children", []))]
-    while any(_alive(p) for p in processes) and time.monotonic() < deadline:
+    while _alive(state["process"]) and time.monotonic() < deadline:
         time.sleep(0.2)
-    left = [p for p in processes if _alive(p)]
-    for straggler in left:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(straggler, signal.SIGKILL)
+    _signal(state["process"], signal.SIGKILL, group=False)
+    killed = _stop_children(state, timeout_s=5.0)
     (directory / STATE_FILE).unlink(missing_ok=True)
-    console.note("local pipeline stopped" + (f" ({len(left)} processes killed)" if left else ""))
+    console.note("local pipeline stopped" + (f" ({killed} processes killed)" if killed else ""))

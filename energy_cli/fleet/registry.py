@@ -13,6 +13,7 @@ from any machine finishes deactivations that are due.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -151,6 +152,7 @@ class Fleet:
         self._endpoint = endpoint  # asked once, when a folder is first written
         self._endpoint_value: tuple[str, int] | None = None
         self.clock = clock
+        self.warnings: list[str] = []  # what a command reports beside its result
 
     @property
     def endpoint(self) -> tuple[str, int]:
@@ -232,8 +234,7 @@ class Fleet:
         recorded = device_folder.read_config(folder)
         key: str | None = None
         if active:
-            mine = [c for c in active if recorded and c.certificate_id == recorded.certificate_id]
-            chosen = (mine or active)[0]
+            chosen = self._folder_certificate(folder, active, recorded)
             certificate = IssuedCertificate(chosen.arn, chosen.certificate_id, chosen.pem, None)
         elif (unattached := self._interrupted(folder, recorded)) is not None:
             certificate = unattached
@@ -262,6 +263,25 @@ class Fleet:
             line=meter.line,
             certificate_id=certificate.certificate_id,
             folder=str(folder),
+        )
+
+    @staticmethod
+    def _folder_certificate(
+        folder: Path, active: list[Certificate], recorded: device_folder.DeviceConfig | None
+    ) -> Certificate:
+        """The active certificate to write beside the folder's key: only the one that key
+        belongs to (a folder never pairs a key with another key's certificate)."""
+        key = device_folder.public_key(folder)
+        if key is None:  # a new folder, or a meter that keeps its own key (CSR)
+            mine = [c for c in active if recorded and c.certificate_id == recorded.certificate_id]
+            return (mine or active)[0]
+        for certificate in active:
+            if device_folder.certificate_key(certificate.pem) == key:
+                return certificate
+        raise CliError(
+            f"{folder} holds the key of a certificate that is no longer active; the meter's "
+            f"active certificate ({active[0].certificate_id[:12]}) was written to another "
+            "folder: use that one, or `devices rotate` into this one"
         )
 
     def _interrupted(
@@ -345,18 +365,36 @@ class Fleet:
     # --- rotate --------------------------------------------------------------------------
 
     def finish_overdue(self, thing: str, attributes: dict[str, str]) -> list[str]:
-        """Deactivate the certificates whose grace period is over; their ids."""
+        """Deactivate the certificates whose grace period is over; their ids. One that
+        cannot be deactivated now (no permission) is left for a later run, with a warning."""
         now = self.clock()
         due = {cid: at for cid, at in retiring(attributes).items() if at <= now}
-        for certificate_id in due:
+        done: list[str] = []
+        for certificate_id in sorted(due):
             try:
                 self.iot.update_certificate(certificateId=certificate_id, newStatus="INACTIVE")
             except Exception as error:
-                if error_code(error) != "ResourceNotFoundException":
+                # Gone, or revoked out of band: nothing left to deactivate.
+                if error_code(error) not in (
+                    "ResourceNotFoundException",
+                    "CertificateStateException",
+                ):
+                    if error_code(error) in ("AccessDeniedException", "UnauthorizedException"):
+                        self.warnings.append(
+                            f"{thing}: certificate {certificate_id[:12]} is past its grace "
+                            f"period but could not be deactivated ({error_code(error)})"
+                        )
+                        continue
                     raise
-        if due:
-            self._forget(thing, due)
-        return sorted(due)
+            done.append(certificate_id)
+        if done:
+            try:
+                self._forget(thing, done)
+            except Exception as error:
+                if error_code(error) not in ("AccessDeniedException", "UnauthorizedException"):
+                    raise
+                self.warnings.append(f"{thing}: could not clear its retire_after_* attributes")
+        return done
 
     def _forget(self, thing: str, certificate_ids: Iterable[str]) -> None:
         # An empty value removes an attribute (UpdateThing with merge).
@@ -370,31 +408,52 @@ class Fleet:
 
     def rotate(self, thing: str, out: Path, *, grace_s: int, csr: Path | None = None) -> Outcome:
         described = self._own_thing(thing)
-        finished = self.finish_overdue(thing, described.get("attributes", {}))
+        attributes = described.get("attributes", {})
+        finished = self.finish_overdue(thing, attributes)
         old = [c for c in self.certificates(thing) if c.active]
         folder = out / thing
         certificate = self.issuer.issue(thing, csr)
+        # The new pair is kept before anything else can fail (IoT returns a key once), and
+        # moves into place only once the certificate is attached: a failed rotation leaves
+        # the folder as it was and no active certificate behind.
+        pending = device_folder.stage(folder, certificate.pem, certificate.private_key_pem)
+        try:
+            self._attach(thing, certificate.arn, attached=False)
+        except BaseException:
+            # Deactivated, the new pair is of no use: drop it. If even that fails, the pair
+            # stays in pending/ so that nothing active is lost.
+            with contextlib.suppress(Exception):
+                self.iot.update_certificate(
+                    certificateId=certificate.certificate_id, newStatus="INACTIVE"
+                )
+                device_folder.unstage(pending)
+            raise
         device_folder.retire(folder)
         self._write_folder(folder, thing, certificate, certificate.private_key_pem)
-        self._attach(thing, certificate.arn, attached=False)
+        device_folder.unstage(pending)
+        pending_deadlines = retiring(attributes)
         if grace_s <= 0:
             for previous in old:
                 self.iot.update_certificate(
                     certificateId=previous.certificate_id, newStatus="INACTIVE"
                 )
-            pending = retiring(described.get("attributes", {}))
-            stale = [c.certificate_id for c in old if c.certificate_id in pending]
+            stale = [c.certificate_id for c in old if c.certificate_id in pending_deadlines]
             if stale:
                 self._forget(thing, stale)
             when = "deactivated now"
         else:
             deadline = int(self.clock()) + grace_s
-            if old:
+            # A certificate already retiring keeps its earlier deadline.
+            deadlines = {
+                c.certificate_id: min(deadline, pending_deadlines.get(c.certificate_id, deadline))
+                for c in old
+            }
+            if deadlines:
                 self.iot.update_thing(
                     thingName=thing,
                     attributePayload={
                         "attributes": {
-                            RETIRE_ATTRIBUTE_PREFIX + c.certificate_id: str(deadline) for c in old
+                            RETIRE_ATTRIBUTE_PREFIX + cid: str(at) for cid, at in deadlines.items()
                         },
                         "merge": True,
                     },
@@ -429,6 +488,8 @@ class Fleet:
             return Outcome(
                 thing, "revoked", detail=f"{len(certificates)} certificate(s) deactivated"
             )
+        # One certificate at a time: an interrupted run leaves the rest attached, so running
+        # it again finds them (a detached certificate would be lost to the meter's listing).
         for certificate in certificates:
             for page in self.iot.get_paginator("list_attached_policies").paginate(
                 target=certificate.arn
@@ -436,7 +497,6 @@ class Fleet:
                 for policy in page["policies"]:
                     self.iot.detach_policy(policyName=policy["policyName"], target=certificate.arn)
             self.iot.detach_thing_principal(thingName=thing, principal=certificate.arn)
-        for certificate in certificates:
             self._delete_certificate(certificate.certificate_id)
         self.iot.delete_thing(thingName=thing)
         return Outcome(

@@ -46,13 +46,9 @@ class RowProblem:
 
 def check(meter: Meter) -> str | None:
     """Why AWS IoT would refuse this meter, or None."""
-    if not meter.thing:
-        return "empty thing name"
-    if not _THING_NAME.fullmatch(meter.thing):
-        return (
-            f"thing name {meter.thing!r} is not valid "
-            "(1-128 characters: letters, digits, ':', '_', '-')"
-        )
+    reason = check_thing(meter.thing)
+    if reason is not None:
+        return reason
     for column in ("building", "apartment"):
         value = getattr(meter, column)
         if not value:
@@ -63,10 +59,35 @@ def check(meter: Meter) -> str | None:
                 "(up to 800 of: letters, digits, and _.,@/:#=[]-; no spaces)"
             )
     if meter.csr is not None:
-        if not meter.csr.is_file():
-            return f"CSR file {meter.csr} does not exist"
-        if meter.csr.stat().st_size > MAX_CSR_BYTES:
-            return f"CSR file {meter.csr} is larger than {MAX_CSR_BYTES} bytes"
+        return check_csr(meter.csr)
+    return None
+
+
+def check_thing(thing: str) -> str | None:
+    if not thing:
+        return "empty thing name"
+    if not _THING_NAME.fullmatch(thing):
+        return (
+            f"thing name {thing!r} is not valid (1-128 characters: letters, digits, ':', '_', '-')"
+        )
+    return None
+
+
+def check_csr(path: Path) -> str | None:
+    """Why IoT would refuse this CSR file (CreateCertificateFromCsr takes a PEM request
+    of at most 4 KB with a valid signature), or None."""
+    from cryptography import x509
+
+    if not path.is_file():
+        return f"CSR file {path} does not exist"
+    if path.stat().st_size > MAX_CSR_BYTES:
+        return f"CSR file {path} is larger than {MAX_CSR_BYTES} bytes"
+    try:
+        request = x509.load_pem_x509_csr(path.read_bytes())
+    except (OSError, ValueError) as error:
+        return f"CSR file {path} is not a PEM certificate signing request ({error})"
+    if not request.is_signature_valid:
+        return f"CSR file {path} has a signature that does not verify"
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import stat
@@ -335,3 +336,109 @@ def test_an_interrupted_registration_attaches_the_certificate_it_wrote(
     register_one(cli, deployed, thing, out)
     assert certificate_ids(iot) == before  # no new, orphaned-old certificate
     assert [c["certificateId"] for c in attached(iot, thing)] == [certificate["certificateId"]]
+
+
+def test_a_folder_never_pairs_its_key_with_another_keys_certificate(
+    cli: Any, deployed: Deployed, tmp_path: Path
+) -> None:
+    thing, first, second = deployed.thing(1), tmp_path / "a", tmp_path / "b"
+    register_one(cli, deployed, thing, first)
+    rotated = cli(
+        "devices", "rotate", "--env", "dev", "--outputs", deployed.outputs, "--thing", thing,
+        "--out", second, "--now", "--json",
+    )  # fmt: skip
+    assert rotated.code == 0, rotated.err
+    key_before = (first / thing / "private.key").read_bytes()
+    certificate_before = (first / thing / "certificate.pem").read_bytes()
+    again = cli(
+        "devices", "register", "--env", "dev", "--outputs", deployed.outputs, "--thing", thing,
+        "--building", "b7", "--apartment", "1", "--out", first, "--json",
+    )  # fmt: skip
+    assert again.code == 1
+    (row,) = again.json()["meters"]
+    assert row["status"] == "failed" and "no longer active" in row["detail"]
+    # Folder a is left as it was: its (now inactive) pair, not a mismatched one.
+    assert (first / thing / "private.key").read_bytes() == key_before
+    assert (first / thing / "certificate.pem").read_bytes() == certificate_before
+
+
+def test_an_unreadable_csr_fails_its_own_row_only(
+    cli: Any, deployed: Deployed, aws: Server, tmp_path: Path
+) -> None:
+    good, bad, unsigned = deployed.thing(1), deployed.thing(2), deployed.thing(3)
+    (tmp_path / "garbage.csr").write_bytes(b"\x30\x82\x01\x00 not a request")
+    csr = meter_csr(tmp_path, unsigned)
+    request = x509.load_pem_x509_csr(csr.read_bytes())
+    der = bytearray(request.public_bytes(serialization.Encoding.DER))
+    der[-1] ^= 0x01  # the signature's last byte: still a well-formed request, not signed
+    body = base64.encodebytes(bytes(der)).decode()
+    csr.write_text(
+        f"-----BEGIN CERTIFICATE REQUEST-----\n{body}-----END CERTIFICATE REQUEST-----\n"
+    )
+    csv = tmp_path / "meters.csv"
+    csv.write_text(
+        "thing,building,apartment,csr\n"
+        f"{good},b7,1,\n{bad},b7,2,garbage.csr\n{unsigned},b7,3,{csr.name}\n"
+    )
+    result = register_csv(cli, deployed, csv, tmp_path / "devices")
+    assert result.code == 1
+    report = result.json()
+    assert (report["created"], report["failed"]) == (1, 2)
+    failed = {m["line"]: m["detail"] for m in report["meters"] if m["status"] == "failed"}
+    assert "not a PEM certificate signing request" in failed[3]
+    assert "\n" not in failed[3]
+    assert failed[4].endswith("has a signature that does not verify")
+    things = aws.client("iot").list_things(thingTypeName=deployed.thing_type)["things"]
+    assert [t["thingName"] for t in things] == [good]
+
+
+def test_a_second_rotation_keeps_the_first_deadline_and_leaves_no_pending_pair(
+    cli: Any, deployed: Deployed, aws: Server, tmp_path: Path
+) -> None:
+    iot, thing, out = aws.client("iot"), deployed.thing(1), tmp_path / "devices"
+    register_one(cli, deployed, thing, out)
+    original = json.loads((out / thing / "config.json").read_text())["certificate_id"]
+    common = ("--env", "dev", "--outputs", deployed.outputs, "--thing", thing, "--out", out)
+    assert cli("devices", "rotate", *common, "--grace-hours", "1", "--json").code == 0
+    first = int(
+        iot.describe_thing(thingName=thing)["attributes"][RETIRE_ATTRIBUTE_PREFIX + original]
+    )
+    second = cli("devices", "rotate", *common, "--grace-hours", "48", "--json")
+    assert second.code == 0, second.err
+    attributes = iot.describe_thing(thingName=thing)["attributes"]
+    assert int(attributes[RETIRE_ATTRIBUTE_PREFIX + original]) == first  # not pushed back
+    assert len([a for a in attributes if a.startswith(RETIRE_ATTRIBUTE_PREFIX)]) == 2
+    folder = out / thing
+    assert not (folder / "pending").exists()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "private.key").stat().st_mode) == 0o600
+    for retired in (folder / "retired").iterdir():
+        assert stat.S_IMODE(retired.stat().st_mode) == 0o700
+        assert stat.S_IMODE((retired / "private.key").stat().st_mode) == 0o600
+    assert not list(folder.glob(".*.tmp"))
+
+
+def test_a_rotation_that_cannot_attach_leaves_the_folder_and_no_active_certificate(
+    cli: Any, deployed: Deployed, aws: Server, tmp_path: Path
+) -> None:
+    iot, thing, out = aws.client("iot"), deployed.thing(1), tmp_path / "devices"
+    register_one(cli, deployed, thing, out)
+    before = {p.name: p.read_bytes() for p in (out / thing).iterdir() if p.is_file()}
+    (old,) = attached(iot, thing)
+    outputs = json.loads(deployed.outputs.read_text())
+    outputs["energy-dev-Ingest"]["IotPolicyName"] = f"gone-{deployed.suffix}"
+    broken = tmp_path / "broken-outputs.json"
+    broken.write_text(json.dumps(outputs))
+    known = certificate_ids(iot)
+    result = cli(
+        "devices", "rotate", "--env", "dev", "--outputs", broken, "--thing", thing,
+        "--out", out, "--now",
+    )  # fmt: skip
+    assert result.code == 1 and result.err.count("\n") == 1, result.err
+    assert {p.name: p.read_bytes() for p in (out / thing).iterdir() if p.is_file()} == before
+    assert [c["certificateId"] for c in attached(iot, thing)] == [old["certificateId"]]
+    (created,) = certificate_ids(iot) - known
+    described = iot.describe_certificate(certificateId=created)["certificateDescription"]
+    assert described["status"] == "INACTIVE"
+    assert [c["status"] for c in attached(iot, thing)] == ["ACTIVE"]
+    assert not (out / thing / "pending").exists()

@@ -100,3 +100,36 @@ def test_no_credentials_is_one_line(
     assert result.err == (
         "error: no AWS credentials: configure a profile (AWS_PROFILE) or AWS_* variables\n"
     )
+
+
+def test_aws_region_alone_names_the_region_and_no_region_names_both_variables(
+    cli: Any, aws: Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from energy_cli.aws import Clients
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    assert Clients().region == "us-east-1"  # from AWS_REGION
+    monkeypatch.delenv("AWS_REGION")
+    result = cli("outputs", "--env", "dev")
+    assert result.code == 1
+    assert "AWS_REGION" in result.err and "AWS_DEFAULT_REGION" in result.err
+    assert result.err.count("\n") == 1
+
+
+def test_the_local_pipeline_is_reached_whatever_profile_the_shell_names(
+    aws: Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from energy_cli.aws import Clients
+    from energy_cli.environment import LocalPipeline
+
+    monkeypatch.setenv("AWS_PROFILE", "a-profile-this-machine-does-not-have")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://127.0.0.1:9")  # not the moto server
+    local = LocalPipeline(
+        aws_endpoint=aws.endpoint, ca_bundle=str(aws.ca_bundle), region="eu-west-1",
+        broker_endpoint="127.0.0.1:1", ca_directory=tmp_path,
+    )  # fmt: skip
+    clients = Clients(local=local)
+    assert clients.region == "eu-west-1"
+    assert "TableNames" in clients.client("dynamodb").list_tables()

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from infra.synthesis import SynthesizedApp
 
-from energy_cli.commands.local import _alive
+from energy_cli.commands.local import _alive, _process
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -110,7 +110,32 @@ def test_commands_run_against_local_up_and_down_leaves_nothing(
     down = cli("local", "down", "--dir", directory)
     assert down.code == 0, down.err
     assert up.wait(timeout=30) == 0
-    assert not [pid for pid in [state["pid"], *state["children"]] if _alive(pid)]
+    assert not [p for p in [state["process"], *state["children"]] if _alive(p)]
     assert not (directory / "local.json").exists()
     again = cli("local", "down", "--dir", directory)
     assert again.code == 1 and "no local pipeline is up" in again.err
+
+
+def test_down_signals_only_the_processes_it_recorded_not_a_reused_pid(
+    cli: Any, tmp_path: Path
+) -> None:
+    # Two sleepers in sessions of their own, as `local up` starts its children: one
+    # recorded as it is, one under a start time of another process (its pid reused).
+    ours, stranger = (subprocess.Popen(["sleep", "60"], start_new_session=True) for _ in range(2))
+    try:
+        recorded = {**_process(stranger.pid), "start": _process(stranger.pid)["start"] - 1}
+        state = {
+            "process": {"pid": os.getpid(), "start": 1},  # this test, under a stale record
+            "children": [_process(ours.pid), recorded],
+            "outputs": "",
+        }
+        (tmp_path / "local.json").write_text(json.dumps(state))
+        down = cli("local", "down", "--dir", tmp_path)
+        assert down.code == 0, down.err
+        assert ours.wait(timeout=10) != 0  # stopped by its signal
+        assert stranger.poll() is None  # never signalled
+        assert not (tmp_path / "local.json").exists()
+    finally:
+        for child in (ours, stranger):
+            child.kill()
+            child.wait()
