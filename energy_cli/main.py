@@ -8,6 +8,7 @@ import sys
 import typer
 
 from energy_cli.commands import devices, local
+from energy_cli.commands.cost import cost
 from energy_cli.commands.outputs import outputs
 from energy_cli.commands.simulate import simulate
 from energy_cli.errors import CliError
@@ -17,7 +18,7 @@ DEBUG_VARIABLE = "ENERGY_MONITORING_DEBUG"  # set to 1 for the traceback of an u
 app = typer.Typer(
     name="energy-monitoring",
     help="Operate the apartment energy monitoring pipeline: stack outputs, meters, "
-    "the meter simulator and the local pipeline.",
+    "the meter simulator, the local pipeline and the cost model.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
@@ -28,6 +29,7 @@ app.command()(outputs)
 app.add_typer(devices.app, name="devices")
 app.command()(simulate)
 app.add_typer(local.app, name="local")
+app.command()(cost)
 
 
 def _fail(message: str) -> int:

@@ -233,6 +233,22 @@ class AlarmSettings(_Settings):
     )
 
 
+class FleetSettings(_Settings):
+    """What the meters do (their firmware, not a resource): the simulator, the demo, the
+    benchmark and the cost model read these, so all of them describe the same fleet."""
+
+    reading_interval_seconds: int = setting(
+        10, ge=1, le=3600, doc="seconds between two readings of a meter"
+    )
+    readings_per_message: int = setting(
+        30,
+        ge=1,
+        le=200,
+        doc="readings a meter sends in one MQTT message (30 compact readings fit one 5 KB "
+        "IoT metering step; more are billed as further steps)",
+    )
+
+
 class EnvironmentConfig(_Settings):
     name: str  # the environment's key in cdk.json
     prefix: str = ""  # from the command line's context (PREFIX_CONTEXT_KEY), not cdk.json
@@ -246,6 +262,7 @@ class EnvironmentConfig(_Settings):
     deletion_protection: bool = setting(
         True, doc="DynamoDB deletion protection and stack termination protection"
     )
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
     batching: StreamTriggerSettings = Field(default_factory=StreamTriggerSettings)
     functions: FunctionSettings = Field(default_factory=FunctionSettings)

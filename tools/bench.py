@@ -28,14 +28,17 @@ from typing import Any
 from energy_runtime import contract
 
 from devkit.metering import WRITE_ACTIONS, write_units
+from devkit.settings import dev_config
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "runtime"))
 
 REGION = "us-east-1"
 T0 = 1_795_000_200  # an interval boundary
-READING_PERIOD_S = 10
-PUBLISH_PERIOD_S = 60  # device-side batching: 6 readings per MQTT message
+# The fleet as cdk.json's dev environment describes it (the cost model reads the same).
+FLEET = dev_config().fleet
+READING_PERIOD_S = FLEET.reading_interval_seconds
+PUBLISH_PERIOD_S = READING_PERIOD_S * FLEET.readings_per_message  # device-side batching
 KINESIS_BATCH_SIZE = 10_000
 
 
@@ -44,7 +47,8 @@ KINESIS_BATCH_SIZE = 10_000
 
 def device_messages(devices: int, start_s: int, seconds: int) -> list[tuple[int, str, bytes]]:
     """(receive time ms, device, MQTT payload) for every device message in the window,
-    in receive order; every device reads every 10 s and publishes every 60 s."""
+    in receive order; every device reads every READING_PERIOD_S and publishes every
+    PUBLISH_PERIOD_S."""
     out = []
     per_message = PUBLISH_PERIOD_S // READING_PERIOD_S
     for d in range(devices):

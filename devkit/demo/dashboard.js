@@ -97,5 +97,16 @@ bars('requests', Object.entries(D.requests), 560, '', '#566573'); done('requests
   }
 })();
 done('alerts');
+// Cost model
+(function () {
+  const box = document.getElementById('cost'), c = D.cost;
+  if (!c.rows.length) { box.innerHTML = '<p>No cost model in this summary.</p>'; return; }
+  const pct = Math.round(c.tolerance * 100);
+  box.innerHTML = '<table><tr><th>count</th><th>model</th><th>measured</th><th>measured / model</th><th>checked</th></tr>' +
+    c.rows.map(([name, want, got, ratio, bounded]) => `<tr><td>${name}</td><td>${want}</td><td>${got}</td>` +
+      `<td>${ratio === null ? '' : ratio}</td><td>${bounded ? 'within ' + pct + '%' : 'reported'}</td></tr>`).join('') +
+    '</table>' + `<p>At list prices (${c.region}): model $${c.usd.predicted}, measured $${c.usd.measured}.</p>`;
+})();
+done('cost');
 document.body.dataset.chartsRendered = String(rendered);
 })();

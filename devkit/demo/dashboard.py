@@ -19,7 +19,7 @@ from devkit.demo.verify import Results
 from devkit.simulator.meters import Simulation
 
 _CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
-CHARTS = ("building", "apartments", "top", "reasons", "latency", "requests", "alerts")
+CHARTS = ("building", "apartments", "top", "reasons", "latency", "requests", "alerts", "cost")
 
 
 def _data(
@@ -76,8 +76,25 @@ def _data(
             "S3 PUTs": requests["s3_puts"],
             "SNS publishes": requests["sns_publishes"],
         },
+        "cost": _cost_rows(summary.get("cost")),
         "ok": summary["ok"],
         "scenario": summary["scenario"],
+    }
+
+
+def _cost_rows(cost: dict[str, Any] | None) -> dict[str, Any]:
+    """The cost model's prediction for this run beside what was measured."""
+    if not cost:
+        return {"rows": [], "usd": None}
+    rows = [
+        [name, row["predicted"], row["measured"], row["ratio"], row["bounded"]]
+        for name, row in cost["counts"].items()
+    ]
+    return {
+        "rows": rows,
+        "usd": cost["usd"],
+        "tolerance": cost["tolerance"],
+        "region": cost.get("region"),
     }
 
 

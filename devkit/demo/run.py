@@ -24,6 +24,7 @@ from energy_runtime import contract
 
 from devkit.demo.verify import ENERGY_TOLERANCE_WH, Results, Verdict, collect, verify
 from devkit.runner import pipeline as local_pipeline
+from devkit.settings import dev_config
 from devkit.simulator.meters import Faults, MqttPublisher, RunStats, Scenario, Simulation, run
 
 LATENCY_SAMPLE_DEVICES = 5
@@ -35,10 +36,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     # processor's DynamoDB queries dominate (see docs/local-pipeline.md).
     parser.add_argument("--apartments", type=int, default=20)
     parser.add_argument("--days", type=float, default=1.0, help="simulated days")
-    parser.add_argument("--interval", type=int, default=10, help="seconds between readings")
-    # 30 readings of ~140 bytes: one message per 5 minutes that still fits one 5 KB
-    # IoT metering unit (device-side batching, the brief's main cost lever).
-    parser.add_argument("--readings-per-message", type=int, default=30)
+    fleet = dev_config().fleet  # cdk.json's fleet settings, as the cost model reads them
+    parser.add_argument(
+        "--interval",
+        type=int,
+        default=fleet.reading_interval_seconds,
+        help="seconds between readings (fleet.reading_interval_seconds)",
+    )
+    parser.add_argument(
+        "--readings-per-message",
+        type=int,
+        default=fleet.readings_per_message,
+        help="readings per MQTT message (fleet.readings_per_message)",
+    )
     parser.add_argument(
         "--speed",
         type=float,
@@ -323,12 +333,49 @@ def _summary(
         "throughput_readings_per_s": round(
             verdict.published / max(published.publish_s + published.drain_s, 1e-9), 1
         ),
+        "cost": _cost(scenario, counts, stats, batching, processor, results),
         "settings": {
             "batching": asdict(pipeline.deployment.mappings["batching"]),
             "processor": asdict(pipeline.deployment.mappings["processor"]),
             "time_scale": scenario.speed,
         },
     }
+
+
+def _cost(
+    scenario: Scenario,
+    counts: dict[str, Any],
+    stats: RunStats,
+    batching: dict[str, Any],
+    processor: dict[str, Any],
+    results: Results,
+) -> dict[str, Any]:
+    from devkit.demo import cost
+
+    puts = counts["s3_puts"]
+    measured = {
+        "messages": stats.messages,
+        # The rule's one action per message (every demo message is under one 5 KB step).
+        "rule_actions": counts["kinesis_records_put"],
+        "kinesis_records": counts["kinesis_records_put"],
+        "kinesis_payload_units": counts["kinesis_payload_units"],
+        "dynamodb_write_units": counts["dynamodb_write_units"],
+        "s3_processed_puts": puts.get(contract.PROCESSED_PREFIX, 0),
+        "s3_raw_puts": puts.get(contract.RAW_PREFIX, 0),
+        "sns_publishes": counts["sns_publishes"],
+        "batching_invocations": batching.get("invocations", 0),
+        "processor_invocations": processor.get("invocations", 0),
+    }
+    return cost.compare(
+        apartments=scenario.apartments,
+        duration_s=scenario.duration_s,
+        interval_s=scenario.interval_s,
+        readings_per_message=scenario.readings_per_message,
+        reading_bytes=stats.payload_bytes / max(stats.readings, 1),
+        measured=measured,
+        alerts=len(results.alerts),
+        extra_message_rate=scenario.faults.duplicate_rate + scenario.faults.garbage_rate,
+    )
 
 
 def _write_outputs(

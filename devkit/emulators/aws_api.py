@@ -12,6 +12,7 @@ meter too), since moto does not meter capacity.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import io
 import json
@@ -41,6 +42,17 @@ def _rounded(seconds: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 3) for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])}
 
 
+KINESIS_PAYLOAD_UNIT_BYTES = 25 * 1024
+
+
+def _payload_units(record: dict[str, Any]) -> int:
+    """A PUT's payload units: its data and partition key in 25 KB steps, at least one."""
+    size = len(base64.b64decode(record.get("Data", ""))) + len(
+        record.get("PartitionKey", "").encode()
+    )
+    return max(1, -(-size // KINESIS_PAYLOAD_UNIT_BYTES))
+
+
 class CountingMiddleware:
     def __init__(self, app: Callable[[Environ, StartResponse], Iterable[bytes]]) -> None:
         self.app = app
@@ -50,6 +62,7 @@ class CountingMiddleware:
         self.wait_s: defaultdict[str, float] = defaultdict(float)
         self.requests: Counter[str] = Counter()
         self.kinesis_records = 0
+        self.kinesis_payload_units = 0
         self.dynamodb_write_units = 0
         self.s3_puts: Counter[str] = Counter()
         self.sns_publishes = 0
@@ -59,6 +72,7 @@ class CountingMiddleware:
             return {
                 "requests": dict(self.requests),
                 "kinesis_records_put": self.kinesis_records,
+                "kinesis_payload_units": self.kinesis_payload_units,
                 "dynamodb_write_units": self.dynamodb_write_units,
                 "s3_puts": dict(self.s3_puts),
                 "sns_publishes": self.sns_publishes,
@@ -100,9 +114,12 @@ class CountingMiddleware:
         with self.lock:
             self.requests[f"{service}:{action or method}"] += 1
         if service == "kinesis" and action in ("PutRecords", "PutRecord"):
-            records = len(json.loads(body).get("Records", [])) if action == "PutRecords" else 1
+            request = json.loads(body)
+            records = request.get("Records", []) if action == "PutRecords" else [request]
+            units = sum(_payload_units(record) for record in records)
             with self.lock:
-                self.kinesis_records += records
+                self.kinesis_records += len(records)
+                self.kinesis_payload_units += units
         elif service == "dynamodb" and action:
             units = write_units(action, json.loads(body)) if body else 0
             with self.lock:

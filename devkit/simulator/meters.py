@@ -37,6 +37,7 @@ from energy_runtime.aggregate import LOOKBACK
 from devkit.emulators.broker import TOPIC_PREFIX
 from devkit.emulators.mqtt import connect, tls_client
 from devkit.emulators.pki import CertificateAuthority
+from devkit.settings import dev_config
 from devkit.simulator.profiles import DAY_S, ApartmentProfile
 
 GARBAGE_KINDS = ("not-json", "missing-field", "wrong-type", "negative-register")
@@ -63,12 +64,15 @@ class Faults:
             raise ValueError(f"late_delay_s must be >= 0, got {self.late_delay_s}")
 
 
+FLEET = dev_config().fleet  # cdk.json's `fleet` settings: what the meters do
+
+
 @dataclass(frozen=True, kw_only=True)
 class Scenario:
     apartments: int = 50
     days: float = 1.0
-    interval_s: int = 10
-    readings_per_message: int = 6
+    interval_s: int = FLEET.reading_interval_seconds
+    readings_per_message: int = FLEET.readings_per_message
     speed: float = 1440.0  # simulated seconds per wall-clock second
     start_epoch_s: int = 0  # 0: midnight UTC, `days` before today
     seed: int = 7
@@ -335,6 +339,7 @@ class MqttPublisher:
 class RunStats:
     messages: int = 0
     readings: int = 0  # reading-equivalents, including duplicates and garbage
+    payload_bytes: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
     publish_log: list[tuple[str, int, float]] = field(default_factory=list)  # device, last_ts, wall
     wall_s: float = 0.0
@@ -364,6 +369,7 @@ def run(
         publisher.publish(message)
         stats.messages += 1
         stats.readings += message.readings
+        stats.payload_bytes += len(message.payload)
         stats.by_kind[message.kind] = stats.by_kind.get(message.kind, 0) + 1
         if message.last_ts:
             stats.publish_log.append((message.device_id, message.last_ts, time.time()))
@@ -402,8 +408,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--apartments", type=int, default=5)
     parser.add_argument("--days", type=float, default=1 / 24)
-    parser.add_argument("--interval", type=int, default=10, help="seconds between readings")
-    parser.add_argument("--readings-per-message", type=int, default=6)
+    parser.add_argument(
+        "--interval",
+        type=int,
+        default=FLEET.reading_interval_seconds,
+        help="seconds between readings",
+    )
+    parser.add_argument(
+        "--readings-per-message", type=int, default=FLEET.readings_per_message
+    )
     parser.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--endpoint", help="AWS IoT endpoint host[:port] (ATS)")

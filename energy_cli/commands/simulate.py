@@ -42,8 +42,14 @@ def simulate(
         int, typer.Option(min=1, max=500, help="Simulated apartments (with --outputs).")
     ] = 3,
     minutes: Annotated[float, typer.Option(min=0.1, help="Simulated minutes of readings.")] = 10,
-    interval: Annotated[int, typer.Option(min=1, help="Seconds between readings.")] = 10,
-    readings_per_message: Annotated[int, typer.Option(min=1, max=1000)] = 6,
+    interval: Annotated[
+        int | None,
+        typer.Option(min=1, help="Seconds between readings [default: fleet setting, 10]."),
+    ] = None,
+    readings_per_message: Annotated[
+        int | None,
+        typer.Option(min=1, max=1000, help="Readings per message [default: fleet setting, 30]."),
+    ] = None,
     speed: Annotated[
         float, typer.Option(min=0.01, help="Simulated seconds per wall-clock second.")
     ] = 60.0,
@@ -70,11 +76,12 @@ def simulate(
         )
     days = minutes / (24 * 60)
     duration_s = int(days * 86400)
+    fleet = Scenario()  # the fleet settings' defaults
     scenario = Scenario(
         apartments=1 if device is not None else apartments,
         days=days,
-        interval_s=interval,
-        readings_per_message=readings_per_message,
+        interval_s=interval or fleet.interval_s,
+        readings_per_message=readings_per_message or fleet.readings_per_message,
         speed=speed,
         seed=seed,
         start_epoch_s=int(time.time()) - duration_s,

@@ -86,7 +86,8 @@ def test_commands_run_against_local_up_and_down_leaves_nothing(
     assert (folder / "LocalRootCA.pem").read_bytes() == (directory / "pki" / "ca.pem").read_bytes()
 
     # The meter's folder is all `simulate` needs to publish through the local broker.
-    published = cli("simulate", "--device", folder, "--minutes", "2", "--speed", "120", "--json")
+    published = cli("simulate", "--device", folder, "--minutes", "2", "--speed", "120",
+                    "--readings-per-message", "6", "--json")  # fmt: skip
     assert published.code == 0, published.err
     result = published.json()
     assert result["things"] == ["apt-0142"] and result["refused"] == 0

@@ -60,6 +60,15 @@ def scenario_output() -> tuple[dict[str, Any], Results, Simulation]:
             "s3_puts": 5,
             "sns_publishes": 1,
         },
+        "cost": {
+            "tolerance": 0.1,
+            "region": "us-east-1",
+            "usd": {"predicted": 0.0002, "measured": 0.0002},
+            "counts": {
+                "messages": {"predicted": 10.0, "measured": 10, "ratio": 1.0, "bounded": True},
+                "sns_publishes": {"predicted": 0.0, "measured": 1, "ratio": None, "bounded": False},
+            },
+        },
     }
     return summary, results, simulation
 

@@ -163,3 +163,25 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     assert [pid for pid in children if _alive(pid)] == []
     run = tmp_path / "run"
     assert port_is_free(int((run / "moto.port").read_text()))
+
+
+def test_the_cost_model_predicts_what_the_run_measured(demo_run: tuple[int, Path, str]) -> None:
+    # The model's counts for the run's own scenario and settings (devkit/demo/cost.py says
+    # which two inputs come from the run) against the moto server's counts.
+    _, out, _ = demo_run
+    cost = summary(out)["cost"]
+    counts = cost["counts"]
+    bounded = {name for name, row in counts.items() if row["bounded"]}
+    assert bounded == {
+        "messages", "rule_actions", "kinesis_records", "kinesis_payload_units",
+        "dynamodb_write_units", "s3_processed_puts",
+    }  # fmt: skip
+    for name in bounded:
+        row = counts[name]
+        assert row["measured"] > 0, name
+        assert abs(row["measured"] / row["predicted"] - 1) <= 0.10, (name, row)
+    assert cost["within_tolerance"] is True
+    # Timing and data set these: shown beside the model.
+    for name in ("batching_invocations", "processor_invocations", "s3_raw_puts"):
+        assert counts[name]["measured"] > 0 and counts[name]["predicted"] > 0, name
+    assert 0.9 <= cost["usd"]["measured"] / cost["usd"]["predicted"] <= 1.1

@@ -1,0 +1,102 @@
+"""Will it keep up? Each check names the number that trips it and the limit it meets."""
+
+from __future__ import annotations
+
+import math
+
+from energy_monitoring.costs.model import (
+    BATCHING_S_PER_INVOCATION,
+    BATCHING_S_PER_READING,
+    PROCESSOR_S_PER_DEVICE,
+    PROCESSOR_S_PER_INVOCATION,
+    RECORD_OVERHEAD_BYTES,
+    Design,
+    Fleet,
+)
+
+# Service limits (AWS documentation: Kinesis Data Streams quotas, DynamoDB service quotas,
+# Firehose quotas).
+SHARD_WRITE_BYTES_PER_S = 1024 * 1024
+SHARD_WRITE_RECORDS_PER_S = 1000
+ON_DEMAND_INITIAL_WRITE_BYTES_PER_S = 4 * 1024 * 1024
+PARTITION_WRITE_UNITS_PER_S = 1000
+TABLE_ON_DEMAND_INITIAL_WRITES_PER_S = 4000
+FIREHOSE_ACTIVE_PARTITIONS = 500
+FRESHNESS_TARGET_S = 300
+HANDOFF_BATCH_SIZE = 100
+
+
+def shards_needed(fleet: Fleet, design: Design) -> tuple[int, float, float]:
+    """(shards, write bytes/s, records/s) of the fleet's steady load."""
+    messages_per_s = fleet.apartments / fleet.reading_interval_s / fleet.readings_per_message
+    record_bytes = fleet.message_bytes * 4 / 3 + RECORD_OVERHEAD_BYTES
+    bytes_per_s = messages_per_s * record_bytes
+    shards = max(
+        math.ceil(bytes_per_s / SHARD_WRITE_BYTES_PER_S),
+        math.ceil(messages_per_s / SHARD_WRITE_RECORDS_PER_S),
+        1,
+    )
+    return shards, bytes_per_s, messages_per_s
+
+
+def warnings(fleet: Fleet, design: Design) -> list[str]:
+    found: list[str] = []
+    shards, bytes_per_s, records_per_s = shards_needed(fleet, design)
+    if design.capacity_mode == "provisioned" and shards > design.shards:
+        found.append(
+            f"Kinesis: {bytes_per_s / 1e6:.2f} MB/s and {records_per_s:,.0f} records/s need "
+            f"{shards} shards (1 MB/s and 1,000 records/s each); stream.shard_count is "
+            f"{design.shards}"
+        )
+    if design.capacity_mode == "on_demand" and bytes_per_s > ON_DEMAND_INITIAL_WRITE_BYTES_PER_S:
+        found.append(
+            f"Kinesis: {bytes_per_s / 1e6:.2f} MB/s is above an on-demand stream's initial "
+            "4 MB/s write capacity: it scales up over minutes (throttling meanwhile)"
+        )
+    slots = (
+        design.shards * design.parallelization_factor
+        if design.capacity_mode == "provisioned"
+        else max(shards, 1)
+    )
+    readings_per_window = fleet.apartments / fleet.reading_interval_s * design.window_s / slots
+    batching_s = BATCHING_S_PER_INVOCATION + readings_per_window * BATCHING_S_PER_READING
+    if batching_s > design.window_s:
+        found.append(
+            f"batching Lambda: {batching_s:.0f} s of work per {design.window_s} s window per "
+            "shard: it falls behind; add shards or stream.parallelization_factor"
+        )
+    records_per_window = records_per_s * design.window_s / slots
+    if records_per_window > design.batch_size:
+        found.append(
+            f"batching Lambda: {records_per_window:,.0f} records per window and shard exceed "
+            f"batching.batch_size {design.batch_size}: it is invoked "
+            f"{math.ceil(records_per_window / design.batch_size)} times per window, and the "
+            "processor with it (more DynamoDB writes)"
+        )
+    devices_per_invocation = fleet.apartments / slots
+    processor_s = PROCESSOR_S_PER_INVOCATION + devices_per_invocation * PROCESSOR_S_PER_DEVICE
+    if processor_s > design.window_s:
+        found.append(
+            f"processor Lambda: {processor_s:.0f} s per window for {devices_per_invocation:,.0f} "
+            "devices: it cannot keep up; add shards (each processes its own devices)"
+        )
+    burst = devices_per_invocation / max(processor_s, 1) * slots
+    if burst > TABLE_ON_DEMAND_INITIAL_WRITES_PER_S:
+        found.append(
+            f"DynamoDB: about {burst:,.0f} writes/s at each window's end, above the "
+            f"{TABLE_ON_DEMAND_INITIAL_WRITES_PER_S:,} a new on-demand table takes at once; "
+            "pre-warm the table (warm throughput) before the fleet arrives"
+        )
+    per_device = 1 / max(design.window_s, 1)
+    if per_device > PARTITION_WRITE_UNITS_PER_S:  # one device is one partition key
+        found.append(f"DynamoDB: {per_device:.0f} writes/s per device's partition")
+    partitions = 1 + math.ceil(design.firehose_buffer_s / 3600)
+    if partitions > FIREHOSE_ACTIVE_PARTITIONS:
+        found.append(f"Firehose: {partitions} active partitions (limit 500)")
+    if design.freshness_s > FRESHNESS_TARGET_S:
+        found.append(
+            f"freshness: the table is up to {design.freshness_s:.0f} s behind the stream "
+            f"(batching.window_seconds {design.window_s} + hand-off and processing), more "
+            f"than {FRESHNESS_TARGET_S} s"
+        )
+    return found

@@ -1,0 +1,497 @@
+"""What the pipeline asks of each AWS service in a month, and what that costs.
+
+`usage()` turns a fleet (apartments, readings) and an environment's settings into request
+counts per service (`Line`s: a quantity and the price item it is billed by); `bill()`
+prices them. The same counts, over the demo's scenario instead of a month, are what
+`make demo` compares with the requests it measured at its moto server (`predict_run`).
+
+How each count follows from the design (docs/cost.md has the reasoning and sources):
+- IoT Core: every meter connected all month; each message is metered in 5 KB steps, and
+  Basic Ingest messages are not metered as messages; the topic rule is triggered once per
+  message and applies one action (Kinesis), both in 5 KB steps.
+- Kinesis: one record per message, each PUT billed in 25 KB payload units; shard-hours in
+  provisioned mode, stream-hours and data in on-demand mode.
+- Batching Lambda: one invocation per shard (and parallelization slot) per batching window,
+  or per `batch_size` records if that comes first; its CPU time per reading as measured by
+  `make bench`. Processor: one invocation per batching invocation (the hand-off window is
+  seconds, the batching window minutes).
+- DynamoDB: per device and processor invocation one write of its `LATEST` item (one write
+  unit: under 1 KB), one write per closed interval and per day, and two per alert (the
+  marker, then sent); a consistent read of `LATEST` per device and invocation.
+- S3: per processor invocation one Parquet object per hour partition it touched; per
+  Firehose buffer flush one object per hour partition; lifecycle transitions per object.
+- Firehose: every record rounded up to 5 KB, converted to Parquet, dynamically partitioned.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from energy_monitoring.costs.prices import PriceList
+
+HOURS_PER_MONTH = 730.0  # AWS's pricing month
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
+IOT_METERING_BYTES = 5 * 1024
+KINESIS_PAYLOAD_UNIT_BYTES = 25 * 1024
+FIREHOSE_ROUNDING_BYTES = 5 * 1024
+SQS_CHUNK_BYTES = 64 * 1024
+GB = 1024**3
+
+# What a reading weighs, measured on the simulator's JSON readings (8 fields, as
+# docs/contract.md defines them; 141 B on average): `make demo` reports its run's figure.
+READING_JSON_BYTES = 141
+# The topic rule's Kinesis record around the payload: base64 of it plus device and time.
+RECORD_OVERHEAD_BYTES = 120
+# A Parquet row in the raw archive (payload kept as base64, snappy): measured by the demo.
+RAW_PARQUET_BYTES_PER_READING = 41.0
+# An interval row in processed/ (Parquet, snappy) and an interval item in DynamoDB.
+PROCESSED_PARQUET_BYTES_PER_ROW = 60.0
+INTERVAL_ITEM_BYTES = 220
+DAILY_ITEM_BYTES = 160
+LATEST_ITEM_BYTES = 700  # under 1 KB: one write unit
+# CPU time per reading of the batching handler (`make bench`: 54,000 to 130,000 readings per
+# CPU-second on the machines measured; the slower figure, so the model errs high) and the
+# processor's time per device and invocation (its share of a BatchGetItem, a PutItem of
+# single-digit milliseconds on DynamoDB, its share of the Parquet object).
+BATCHING_S_PER_READING = 1 / 54_000
+BATCHING_S_PER_INVOCATION = 0.05
+PROCESSOR_S_PER_DEVICE = 0.008
+PROCESSOR_S_PER_INVOCATION = 0.15
+# Lambda's SQS poller: five long polls of 20 s while the queue is empty (AWS's documented
+# starting number), each ReceiveMessage a request.
+SQS_POLLERS = 5
+SQS_LONG_POLL_S = 20
+# Logs the functions write per invocation (powertools JSON: start, summary, end lines).
+LOG_BYTES_PER_INVOCATION = 2_000
+# What the stacks create (tests check these against the synthesized templates).
+CUSTOMER_MANAGED_KEYS = 2
+ALARMS = 12
+DASHBOARDS = 1
+CUSTOM_METRICS = 6 + 14  # contract.EMITTED_METRICS, and QuarantinedByReason per reason
+# KMS requests: each encrypting service fetches a data key about every 5 minutes per
+# writer (S3 bucket keys, SQS data key reuse of 300 s, Kinesis, DynamoDB).
+KMS_REQUESTS_PER_WRITER_HOUR = 12
+KMS_WRITERS = 6
+
+
+@dataclass(frozen=True)
+class Fleet:
+    apartments: int
+    reading_interval_s: int
+    readings_per_message: int
+    reading_bytes: int = READING_JSON_BYTES
+    alerts_per_apartment_day: float = 0.5
+    # Messages beyond the readings' own: retransmissions (QoS 1 duplicates) and malformed
+    # ones, as a share of them (the demo injects both).
+    extra_message_rate: float = 0.0
+
+    @property
+    def message_bytes(self) -> int:
+        return self.readings_per_message * self.reading_bytes + 16  # {"readings":[...]}
+
+
+@dataclass(frozen=True)
+class Design:
+    """The settings of an environment that move the bill (`from_config`)."""
+
+    region: str
+    basic_ingest: bool
+    window_s: int
+    batch_size: int
+    capacity_mode: str
+    shards: int
+    parallelization_factor: int
+    firehose_buffer_s: int
+    firehose_buffer_mb: int
+    interval_minutes: int
+    interval_ttl_days: int
+    ia_after_days: int
+    glacier_after_days: int
+    expire_after_days: int
+    log_retention_days: int
+    architecture: str
+    batching_memory_mb: int
+    processor_memory_mb: int
+    handoff_window_s: int
+
+    @classmethod
+    def from_config(cls, config: Any, *, region: str) -> Design:
+        return cls(
+            region=region,
+            basic_ingest=config.ingest.basic_ingest,
+            window_s=config.batching.window_seconds,
+            batch_size=config.batching.batch_size,
+            capacity_mode=config.stream.capacity_mode,
+            shards=config.stream.shard_count,
+            parallelization_factor=config.batching.parallelization_factor,
+            firehose_buffer_s=config.ingest.firehose_buffer_seconds,
+            firehose_buffer_mb=config.ingest.firehose_buffer_mb,
+            interval_minutes=config.data.interval_minutes,
+            interval_ttl_days=config.data.interval_ttl_days,
+            ia_after_days=config.retention.archive_ia_after_days,
+            glacier_after_days=config.retention.archive_glacier_after_days,
+            expire_after_days=config.retention.archive_expire_after_days,
+            log_retention_days=config.retention.log_retention_days,
+            architecture=config.functions.architecture,
+            batching_memory_mb=config.functions.batching_memory_mb,
+            processor_memory_mb=config.functions.processor_memory_mb,
+            handoff_window_s=config.batching.handoff_window_seconds,
+        )
+
+    @property
+    def freshness_s(self) -> float:
+        """How far the table is behind the stream at most: the batching window, the
+        hand-off window and the processing of both functions."""
+        return self.window_s + self.handoff_window_s + 10
+
+
+@dataclass(frozen=True)
+class Line:
+    service: str
+    item: str  # the price list's item
+    quantity: float  # in the price's unit
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Counts:
+    """The deterministic request counts of a period, in plain units (not price units)."""
+
+    messages: float
+    iot_metered_messages: float  # 5 KB steps, 0 with Basic Ingest
+    rule_actions: float
+    kinesis_records: float
+    kinesis_payload_units: float
+    batching_invocations: float
+    processor_invocations: float
+    dynamodb_write_units: float
+    dynamodb_read_units: float
+    s3_processed_puts: float
+    s3_raw_puts: float
+    sns_publishes: float
+    processed_rows: float  # a row per device and processor invocation (its open interval)
+
+    def as_json(self) -> dict[str, float]:
+        return {name: round(value, 1) for name, value in asdict(self).items()}
+
+
+def _steps(size: float, step: int) -> int:
+    return max(1, math.ceil(size / step))
+
+
+def counts(
+    fleet: Fleet,
+    design: Design,
+    *,
+    seconds: float,
+    processor_invocations: float | None = None,
+    readings: float | None = None,
+    messages: float | None = None,
+) -> Counts:
+    """Requests over `seconds` of the fleet's life. A measured run passes what it knows
+    (readings and messages it published; processor invocations, which its compressed time
+    sets rather than the window): everything else follows as in a month."""
+    # A meter reads at both ends of the span and sends its last partial message too
+    # (what matters over a short run; nothing over a month).
+    per_device_readings = math.floor(seconds / fleet.reading_interval_s) + 1
+    readings = fleet.apartments * per_device_readings if readings is None else readings
+    if messages is None:
+        per_device_messages = math.ceil(per_device_readings / fleet.readings_per_message)
+        messages = fleet.apartments * per_device_messages * (1 + fleet.extra_message_rate)
+    message_steps = _steps(fleet.message_bytes, IOT_METERING_BYTES)
+    record_bytes = fleet.message_bytes * 4 / 3 + RECORD_OVERHEAD_BYTES
+    slots = design.shards * design.parallelization_factor if _provisioned(design) else 1
+    windows = seconds / max(design.window_s, 1)
+    batching = max(windows * slots, messages / design.batch_size)
+    processor = batching if processor_invocations is None else processor_invocations
+    devices_per_invocation = fleet.apartments / slots  # a shard's devices
+    intervals = fleet.apartments * seconds / (design.interval_minutes * 60)
+    days = fleet.apartments * seconds / 86_400
+    alerts = fleet.apartments * fleet.alerts_per_apartment_day * seconds / 86_400
+    latest_writes = processor * devices_per_invocation * _steps(LATEST_ITEM_BYTES, 1024)
+    dynamodb_writes = (
+        latest_writes
+        + intervals * _steps(INTERVAL_ITEM_BYTES, 1024)
+        + days * _steps(DAILY_ITEM_BYTES, 1024)
+        + 2 * alerts
+    )
+    # Strongly consistent reads of up to 4 KB: one unit per LATEST item; a day's total
+    # is read back once per day.
+    dynamodb_reads = processor * devices_per_invocation + days * 2
+    processed_puts = processor * _hour_partitions(design.window_s)
+    flushes = seconds / design.firehose_buffer_s
+    by_size = readings * RAW_PARQUET_BYTES_PER_READING / (design.firehose_buffer_mb * 2**20)
+    raw_puts = max(flushes, by_size)
+    return Counts(
+        messages=messages,
+        iot_metered_messages=0.0 if design.basic_ingest else messages * message_steps,
+        rule_actions=messages * message_steps,
+        kinesis_records=messages,
+        kinesis_payload_units=messages * _steps(record_bytes, KINESIS_PAYLOAD_UNIT_BYTES),
+        batching_invocations=batching,
+        processor_invocations=processor,
+        dynamodb_write_units=dynamodb_writes,
+        dynamodb_read_units=dynamodb_reads,
+        s3_processed_puts=processed_puts,
+        s3_raw_puts=raw_puts * _hour_partitions(design.firehose_buffer_s),
+        sns_publishes=alerts,
+        processed_rows=processor * devices_per_invocation,
+    )
+
+
+def _provisioned(design: Design) -> bool:
+    return design.capacity_mode == "provisioned"
+
+
+def _hour_partitions(span_s: float) -> float:
+    """Hour partitions a span of time touches on average: 1 + span/hour."""
+    return 1 + span_s / 3600
+
+
+def monthly_lines(fleet: Fleet, design: Design) -> list[Line]:
+    """Every billed quantity of a month, in the price list's units."""
+    c = counts(fleet, design, seconds=SECONDS_PER_MONTH)
+    readings = fleet.apartments * SECONDS_PER_MONTH / fleet.reading_interval_s
+    record_bytes = fleet.message_bytes * 4 / 3 + RECORD_OVERHEAD_BYTES
+    lines = [
+        Line("IoT Core", "connectivity", fleet.apartments * HOURS_PER_MONTH * 60 / 1e6,
+             "every meter connected all month"),
+        Line("IoT Core", "messaging", c.iot_metered_messages / 1e6,
+             "Basic Ingest: not metered" if design.basic_ingest else "5 KB steps"),
+        Line("IoT Core", "rules_triggered", c.rule_actions / 1e6, "one rule per message"),
+        Line("IoT Core", "rule_actions", c.rule_actions / 1e6, "one Kinesis action"),
+    ]  # fmt: skip
+    if _provisioned(design):
+        lines.append(Line("Kinesis", "shard_hours", design.shards * HOURS_PER_MONTH))
+        lines.append(Line("Kinesis", "put_payload_units", c.kinesis_payload_units / 1e6))
+    else:
+        stream_bytes = c.kinesis_records * record_bytes
+        lines.append(Line("Kinesis", "on_demand_stream_hours", HOURS_PER_MONTH))
+        lines.append(Line("Kinesis", "on_demand_data_in_gb", stream_bytes / GB))
+        # Two consumers read it: the batching function and Firehose.
+        lines.append(Line("Kinesis", "on_demand_data_out_gb", 2 * stream_bytes / GB))
+    batching_s = (
+        c.batching_invocations * BATCHING_S_PER_INVOCATION + readings * BATCHING_S_PER_READING
+    )
+    processor_s = c.processor_invocations * PROCESSOR_S_PER_INVOCATION + (
+        c.dynamodb_read_units * PROCESSOR_S_PER_DEVICE
+    )
+    gb_seconds = (
+        batching_s * design.batching_memory_mb + processor_s * design.processor_memory_mb
+    ) / 1024
+    invocations = c.batching_invocations + c.processor_invocations
+    lines += [
+        Line("Lambda", "requests", invocations / 1e6, "batching and processor"),
+        Line("Lambda", f"gb_seconds_{design.architecture}", gb_seconds),
+    ]
+    handoff_bytes = readings * 40 / max(c.batching_invocations, 1)  # aggregates, not readings
+    sends = c.batching_invocations * _steps(handoff_bytes, SQS_CHUNK_BYTES)
+    polls = SQS_POLLERS * SECONDS_PER_MONTH / SQS_LONG_POLL_S
+    lines.append(Line("SQS", "requests", (sends * 2 + polls) / 1e6, "send, delete, long polls"))
+    interval_items = (
+        fleet.apartments * design.interval_ttl_days * 86_400 / (design.interval_minutes * 60)
+    )
+    daily_items = fleet.apartments * 365  # a year of days kept
+    table_gb = (
+        interval_items * (INTERVAL_ITEM_BYTES + 100)
+        + daily_items * (DAILY_ITEM_BYTES + 100)
+        + fleet.apartments * (LATEST_ITEM_BYTES + 100)
+    ) / GB
+    lines += [
+        Line("DynamoDB", "write_request_units", c.dynamodb_write_units / 1e6),
+        Line("DynamoDB", "read_request_units", c.dynamodb_read_units / 1e6),
+        Line("DynamoDB", "storage_gb_month", table_gb, "100 B index overhead per item"),
+    ]
+    raw_gb_month = readings * RAW_PARQUET_BYTES_PER_READING / GB
+    processed_gb_month = c.processed_rows * PROCESSED_PARQUET_BYTES_PER_ROW / GB
+    standard, infrequent, glacier = _tiers(raw_gb_month, processed_gb_month, design)
+    objects_month = c.s3_processed_puts + c.s3_raw_puts
+    lines += [
+        Line("S3", "put_requests", objects_month / 1000, "processed/ and raw/ objects"),
+        Line("S3", "get_requests", c.processor_invocations / 1000, "the processor's reads"),
+        Line("S3", "standard_gb_month", standard, "steady state, with lifecycle"),
+        Line("S3", "standard_ia_gb_month", infrequent),
+        Line("S3", "glacier_gb_month", glacier),
+        Line("S3", "transition_ia_requests", objects_month / 1000),
+        Line("S3", "transition_glacier_requests", c.s3_raw_puts / 1000),
+    ]
+    firehose_gb = (
+        c.kinesis_records
+        * _steps(record_bytes, FIREHOSE_ROUNDING_BYTES)
+        * (FIREHOSE_ROUNDING_BYTES)
+        / GB
+    )
+    lines += [
+        Line("Firehose", "ingestion_gb", firehose_gb, "each record rounded up to 5 KB"),
+        Line("Firehose", "format_conversion_gb", firehose_gb, "JSON to Parquet"),
+        Line("Firehose", "dynamic_partitioning_gb", c.kinesis_records * record_bytes / GB),
+        Line("Firehose", "dynamic_partitioning_objects", c.s3_raw_puts / 1000),
+    ]
+    lines += [
+        Line("KMS", "keys", CUSTOMER_MANAGED_KEYS),
+        Line("KMS", "requests",
+             KMS_WRITERS * KMS_REQUESTS_PER_WRITER_HOUR * HOURS_PER_MONTH / 10_000),
+    ]  # fmt: skip
+    log_gb = invocations * LOG_BYTES_PER_INVOCATION / GB
+    retained_months = min(design.log_retention_days / 30.4, 12.0)
+    lines += [
+        Line("CloudWatch", "metrics", CUSTOM_METRICS),
+        Line("CloudWatch", "alarms", ALARMS),
+        Line("CloudWatch", "dashboards", DASHBOARDS),
+        Line("CloudWatch", "logs_ingested_gb", log_gb),
+        Line("CloudWatch", "logs_stored_gb_month", log_gb * retained_months),
+        Line("SNS", "publishes", c.sns_publishes / 1e6, "alerts"),
+    ]
+    return lines
+
+
+def _tiers(raw_gb_month: float, processed_gb_month: float, design: Design) -> tuple[float, ...]:
+    """Steady-state GB per storage class: each month's data spends its first days in
+    Standard, then Standard-IA, raw/ then Glacier, until it expires."""
+    months = lambda days: days / 30.4  # noqa: E731
+    ia, glacier, expire = design.ia_after_days, design.glacier_after_days, design.expire_after_days
+    standard = (raw_gb_month + processed_gb_month) * months(min(ia, expire))
+    infrequent = raw_gb_month * months(max(0, min(glacier, expire) - ia)) + (
+        processed_gb_month * months(max(0, expire - ia))
+    )
+    cold = raw_gb_month * months(max(0, expire - glacier))
+    return standard, infrequent, cold
+
+
+@dataclass(frozen=True)
+class Bill:
+    lines: list[tuple[Line, float, float]]  # (line, unit price, usd)
+    apartments: int
+
+    @property
+    def total(self) -> float:
+        return sum(usd for _, _, usd in self.lines)
+
+    @property
+    def per_apartment(self) -> float:
+        return self.total / self.apartments
+
+    def by_service(self) -> dict[str, float]:
+        services: dict[str, float] = {}
+        for line, _, usd in self.lines:
+            services[line.service] = services.get(line.service, 0.0) + usd
+        return services
+
+
+def bill(lines: Iterable[Line], prices: PriceList, *, region: str, apartments: int) -> Bill:
+    priced = []
+    for line in lines:
+        unit = prices.usd(line.service, line.item, region)
+        priced.append((line, unit, line.quantity * unit))
+    return Bill(priced, apartments)
+
+
+def naive_lines(fleet: Fleet, design: Design) -> list[Line]:
+    """The design without batching, as the README defines it: one message per reading, a
+    rule action and a Lambda invocation per message, three DynamoDB items and an S3
+    object per reading."""
+    readings = fleet.apartments * SECONDS_PER_MONTH / fleet.reading_interval_s
+    single = replace(fleet, readings_per_message=1)
+    return [
+        Line("IoT Core", "connectivity", fleet.apartments * HOURS_PER_MONTH * 60 / 1e6),
+        Line("IoT Core", "messaging",
+             readings * _steps(single.message_bytes, IOT_METERING_BYTES) / 1e6),
+        Line("IoT Core", "rules_triggered", readings / 1e6),
+        Line("IoT Core", "rule_actions", readings / 1e6, "a Lambda action"),
+        Line("Lambda", "requests", readings / 1e6),
+        Line("Lambda", f"gb_seconds_{design.architecture}", readings * 0.02 * 128 / 1024,
+             "20 ms at 128 MB"),
+        Line("DynamoDB", "write_request_units", 3 * readings / 1e6, "three items per reading"),
+        Line("S3", "put_requests", readings / 1000, "an object per reading"),
+    ]  # fmt: skip
+
+
+def floor_lines(fleet: Fleet) -> list[Line]:
+    """What no design can go below: every meter connected to IoT Core."""
+    return [Line("IoT Core", "connectivity", fleet.apartments * HOURS_PER_MONTH * 60 / 1e6)]
+
+
+def sitewise_lines(fleet: Fleet) -> list[Line]:
+    """AWS IoT SiteWise instead: each reading's measurements ingested (near real time, 10
+    data points of one property per message) and kept a year in the hot tier."""
+    readings = fleet.apartments * SECONDS_PER_MONTH / fleet.reading_interval_s
+    points = readings * SITEWISE_POINTS_PER_READING
+    return [
+        Line("IoT Core", "connectivity", fleet.apartments * HOURS_PER_MONTH * 60 / 1e6),
+        Line("IoT Core", "messaging", readings / fleet.readings_per_message / 1e6),
+        Line("IoT Core", "rules_triggered", readings / fleet.readings_per_message / 1e6),
+        Line("IoT Core", "rule_actions", readings / fleet.readings_per_message / 1e6),
+        Line(
+            "IoT SiteWise",
+            "messages_ingested",
+            points / SITEWISE_POINTS_PER_MESSAGE / 1e6,
+            "10 data points per message and property",
+        ),
+        Line("IoT SiteWise", "hot_storage_gb_month", 12 * points * SITEWISE_BYTES_PER_POINT / GB),
+    ]
+
+
+# A reading carries energy, power, voltage, current, power factor and frequency.
+SITEWISE_POINTS_PER_READING = 6
+SITEWISE_BYTES_PER_POINT = 40
+SITEWISE_POINTS_PER_MESSAGE = 10
+
+
+@dataclass
+class Report:
+    fleet: Fleet
+    design: Design
+    current: Bill
+    naive: Bill
+    floor: Bill
+    sitewise: Bill
+    warnings: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "apartments": self.fleet.apartments,
+            "region": self.design.region,
+            "total_usd_per_month": round(self.current.total, 2),
+            "per_apartment_usd_per_month": round(self.current.per_apartment, 6),
+            "naive_per_apartment_usd_per_month": round(self.naive.per_apartment, 6),
+            "floor_per_apartment_usd_per_month": round(self.floor.per_apartment, 6),
+            "sitewise_per_apartment_usd_per_month": round(self.sitewise.per_apartment, 6),
+            "naive_ratio": round(self.naive.total / self.current.total, 1),
+            "above_floor_ratio": round(self.current.total / self.floor.total, 2),
+            "freshness_s": self.design.freshness_s,
+            "reading_age_s": self.design.freshness_s
+            + self.fleet.readings_per_message * self.fleet.reading_interval_s,
+            "by_service": {k: round(v, 4) for k, v in self.current.by_service().items()},
+            "lines": [
+                {
+                    "service": line.service,
+                    "item": line.item,
+                    "quantity": round(line.quantity, 6),
+                    "unit_usd": unit,
+                    "usd_per_month": round(usd, 4),
+                    "note": line.note,
+                }
+                for line, unit, usd in self.current.lines
+            ],
+            "fleet": asdict(self.fleet),
+            "settings": asdict(self.design),
+            "warnings": self.warnings,
+        }
+
+
+def report(fleet: Fleet, design: Design, prices: PriceList) -> Report:
+    from energy_monitoring.costs.capacity import warnings
+
+    region, apartments = design.region, fleet.apartments
+    return Report(
+        fleet,
+        design,
+        current=bill(monthly_lines(fleet, design), prices, region=region, apartments=apartments),
+        naive=bill(naive_lines(fleet, design), prices, region=region, apartments=apartments),
+        floor=bill(floor_lines(fleet), prices, region=region, apartments=apartments),
+        sitewise=bill(sitewise_lines(fleet), prices, region=region, apartments=apartments),
+        warnings=warnings(fleet, design),
+    )
