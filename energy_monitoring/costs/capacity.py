@@ -31,9 +31,14 @@ def shards_needed(fleet: Fleet, design: Design) -> tuple[int, float, float]:
     messages_per_s = fleet.apartments / fleet.reading_interval_s / fleet.readings_per_message
     record_bytes = fleet.message_bytes * 4 / 3 + RECORD_OVERHEAD_BYTES
     bytes_per_s = messages_per_s * record_bytes
+    # Beyond the shard limits: a window's records per shard must fit one batch, or the
+    # batching function runs several times per window, and the processor writes each
+    # device's LATEST item as many times.
+    per_window = messages_per_s * design.window_s / design.parallelization_factor
     shards = max(
         math.ceil(bytes_per_s / SHARD_WRITE_BYTES_PER_S),
         math.ceil(messages_per_s / SHARD_WRITE_RECORDS_PER_S),
+        math.ceil(per_window / design.batch_size),
         1,
     )
     return shards, bytes_per_s, messages_per_s
@@ -45,8 +50,8 @@ def warnings(fleet: Fleet, design: Design) -> list[str]:
     if design.capacity_mode == "provisioned" and shards > design.shards:
         found.append(
             f"Kinesis: {bytes_per_s / 1e6:.2f} MB/s and {records_per_s:,.0f} records/s need "
-            f"{shards} shards (1 MB/s and 1,000 records/s each); stream.shard_count is "
-            f"{design.shards}"
+            f"{shards} shards (1 MB/s and 1,000 records/s each, and a window's records in "
+            f"one batch of {design.batch_size:,}); stream.shard_count is {design.shards}"
         )
     if design.capacity_mode == "on_demand" and bytes_per_s > ON_DEMAND_INITIAL_WRITE_BYTES_PER_S:
         found.append(

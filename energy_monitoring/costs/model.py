@@ -30,6 +30,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from energy_runtime import contract
+
 from energy_monitoring.costs.prices import PriceList
 
 HOURS_PER_MONTH = 730.0  # AWS's pricing month
@@ -68,9 +70,11 @@ SQS_LONG_POLL_S = 20
 LOG_BYTES_PER_INVOCATION = 2_000
 # What the stacks create (tests check these against the synthesized templates).
 CUSTOMER_MANAGED_KEYS = 2
-ALARMS = 12
+ALARMS = 21
 DASHBOARDS = 1
-CUSTOM_METRICS = 6 + 14  # contract.EMITTED_METRICS, and QuarantinedByReason per reason
+# Each (metric, function) the handlers emit, and QuarantinedByReason once per reason seen
+# (a reason a month has not seen costs nothing: this is the most it can be).
+CUSTOM_METRICS = len(contract.EMITTED_METRICS) + len(contract.QUARANTINE_REASONS)
 # KMS requests: each encrypting service fetches a data key about every 5 minutes per
 # writer (S3 bucket keys, SQS data key reuse of 300 s, Kinesis, DynamoDB).
 KMS_REQUESTS_PER_WRITER_HOUR = 12

@@ -1,0 +1,124 @@
+"""`energy-monitoring cost`: the monthly bill from cdk.json's settings and the price list."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from energy_monitoring.costs import model, prices
+
+REPO = Path(__file__).resolve().parents[2]
+KEYS = (
+    "total_usd_per_month", "per_apartment_usd_per_month", "naive_per_apartment_usd_per_month",
+    "floor_per_apartment_usd_per_month", "by_service", "warnings",
+)  # fmt: skip
+
+
+def cost(cli: Any, *args: str | Path) -> dict[str, Any]:
+    result = cli("cost", "--cdk-json", REPO / "cdk.json", *args, "--json")
+    assert result.code == 0, result.err
+    document: dict[str, Any] = result.json()
+    return document
+
+
+def test_the_bill_adds_up_and_sits_between_the_floor_and_the_naive_design(cli: Any) -> None:
+    found = cost(cli, "--env", "prod", "--apartments", "10000")
+    assert set(KEYS) <= set(found)
+    assert found["region"] == "eu-central-1"  # prod's region, so Frankfurt's prices
+    lines = sum(line["usd_per_month"] for line in found["lines"])
+    assert found["total_usd_per_month"] == pytest.approx(lines, abs=0.05)
+    assert found["total_usd_per_month"] == pytest.approx(
+        sum(found["by_service"].values()), abs=0.05
+    )
+    per = found["per_apartment_usd_per_month"]
+    assert per == pytest.approx(found["total_usd_per_month"] / 10_000, rel=1e-3)
+    assert found["floor_per_apartment_usd_per_month"] < per
+    assert found["naive_per_apartment_usd_per_month"] > 50 * per
+    # Basic Ingest is on in prod: no IoT messaging line costs anything.
+    messaging = [l for l in found["lines"] if l["item"] == "messaging"]  # noqa: E741
+    assert messaging[0]["usd_per_month"] == 0
+
+
+def test_each_setting_moves_the_bill_the_way_the_design_says(cli: Any) -> None:
+    base = cost(cli, "--env", "prod")
+    by = base["by_service"]
+    fresher = cost(cli, "--env", "prod", "--window", "60")["by_service"]
+    assert fresher["DynamoDB"] > 3 * by["DynamoDB"]  # a write per device per window
+    metered = cost(cli, "--env", "prod", "--no-basic-ingest")["by_service"]
+    assert metered["IoT Core"] > by["IoT Core"]
+    # 25 readings: the rule's record fits one 5 KB Firehose step instead of two.
+    smaller = cost(cli, "--env", "prod", "--readings-per-message", "25")["by_service"]
+    assert smaller["Firehose"] < 0.75 * by["Firehose"]
+    assert smaller["IoT Core"] > by["IoT Core"]  # more messages, more rules triggered
+
+
+def test_capacity_warnings_name_the_number_that_trips_them(cli: Any) -> None:
+    small = cost(cli, "--env", "prod", "--apartments", "1000", "--window", "240")
+    assert small["warnings"] == []
+    big = cost(cli, "--env", "prod", "--apartments", "1000000", "--shards", "2")
+    shards = [w for w in big["warnings"] if w.startswith("Kinesis")]
+    assert shards and "need" in shards[0] and "shard_count is 2" in shards[0]
+    stale = cost(cli, "--env", "dev")["warnings"]
+    assert any(w.startswith("freshness") and "315 s" in w for w in stale)
+
+
+def test_prices_come_from_the_file_and_a_file_overrides_them(cli: Any, tmp_path: Path) -> None:
+    built_in = prices.load()
+    for price in built_in.entries.values():
+        assert price.source.startswith("https://aws.amazon.com/") and price.checked
+        assert {"us-east-1", "eu-central-1"} <= set(price.usd)
+    doubled = tmp_path / "prices.json"
+    entry = built_in.entries[("DynamoDB", "write_request_units")]
+    doubled.write_text(json.dumps({"prices": [{
+        "service": entry.service, "item": entry.item, "unit": entry.unit,
+        "usd": {region: 2 * value for region, value in entry.usd.items()},
+    }]}))  # fmt: skip
+    base = cost(cli, "--env", "prod")
+    dearer = cost(cli, "--env", "prod", "--prices", doubled)
+    line = next(l for l in base["lines"] if l["item"] == "write_request_units")  # noqa: E741
+    assert dearer["total_usd_per_month"] == pytest.approx(
+        base["total_usd_per_month"] + line["usd_per_month"], abs=0.05
+    )
+
+
+def test_a_region_without_prices_or_a_bad_file_is_one_line(cli: Any, tmp_path: Path) -> None:
+    result = cli("cost", "--cdk-json", REPO / "cdk.json", "--region", "ap-south-2")
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert "no ap-south-2 price" in result.err and "--prices" in result.err
+    broken = tmp_path / "prices.json"
+    broken.write_text('{"prices": [{"service": "SNS"}]}')
+    result = cli("cost", "--cdk-json", REPO / "cdk.json", "--prices", broken)
+    assert result.code == 1 and "price 1 is incomplete" in result.err
+    unknown = cli("cost", "--cdk-json", REPO / "cdk.json", "--env", "qa")
+    assert unknown.code == 1 and "unknown environment 'qa'" in unknown.err
+
+
+def test_the_plot_is_a_png_and_the_table_is_for_people(cli: Any, tmp_path: Path) -> None:
+    picture = tmp_path / "cost.png"
+    shown = cli("cost", "--cdk-json", REPO / "cdk.json", "--plot", picture)
+    assert shown.code == 0, shown.err
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and picture.stat().st_size > 10_000
+    assert "per apartment and month" in shown.out and "AWS IoT SiteWise" in shown.out
+
+
+def test_a_month_has_the_counts_the_design_promises() -> None:
+    fleet = model.Fleet(apartments=100, reading_interval_s=10, readings_per_message=30)
+    design = model.Design.from_config(_prod(), region="us-east-1")
+    month = model.counts(fleet, design, seconds=model.SECONDS_PER_MONTH)
+    readings = 100 * model.SECONDS_PER_MONTH / 10
+    assert month.messages == pytest.approx(readings / 30, rel=1e-3)
+    # One LATEST write per device and window, one per interval, one per day, two per alert.
+    windows = model.SECONDS_PER_MONTH / design.window_s
+    expected = 100 * (windows + model.SECONDS_PER_MONTH / 900 + 30.4 + 2 * 0.5 * 30.4)
+    assert month.dynamodb_write_units == pytest.approx(expected, rel=0.01)
+    assert month.dynamodb_write_units / readings * 1000 == pytest.approx(44.4, rel=0.05)
+
+
+def _prod() -> Any:
+    from energy_monitoring.config import CONTEXT_KEY, load_environments
+
+    context = json.loads((REPO / "cdk.json").read_text())["context"][CONTEXT_KEY]
+    return next(c for c in load_environments(context) if c.name == "prod")

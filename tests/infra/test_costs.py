@@ -1,0 +1,20 @@
+"""The cost model's count of what the stacks create is what they synthesize to."""
+
+from __future__ import annotations
+
+from energy_monitoring.costs import model
+from infra.synthesis import SynthesizedApp
+
+
+def count(app: SynthesizedApp, environment: str, type_: str) -> int:
+    stacks = ("Storage", "Ingest", "Processing", "Observability")
+    return sum(len(app.resources(environment, stack, type_)) for stack in stacks)
+
+
+def test_keys_alarms_and_dashboards_the_model_bills_are_the_stacks(
+    synthesized: SynthesizedApp,
+) -> None:
+    for environment in ("dev", "staging", "prod"):
+        assert count(synthesized, environment, "AWS::KMS::Key") == model.CUSTOMER_MANAGED_KEYS
+        assert count(synthesized, environment, "AWS::CloudWatch::Alarm") == model.ALARMS
+        assert count(synthesized, environment, "AWS::CloudWatch::Dashboard") == model.DASHBOARDS
