@@ -414,9 +414,7 @@ def main(argv: list[str] | None = None) -> None:
         default=FLEET.reading_interval_seconds,
         help="seconds between readings",
     )
-    parser.add_argument(
-        "--readings-per-message", type=int, default=FLEET.readings_per_message
-    )
+    parser.add_argument("--readings-per-message", type=int, default=FLEET.readings_per_message)
     parser.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--endpoint", help="AWS IoT endpoint host[:port] (ATS)")

@@ -16,8 +16,10 @@ How each count follows from the design (docs/cost.md has the reasoning and sourc
   `make bench`. Processor: one invocation per batching invocation (the hand-off window is
   seconds, the batching window minutes).
 - DynamoDB: per device and processor invocation one write of its `LATEST` item (one write
-  unit: under 1 KB), one write per closed interval and per day, and two per alert (the
-  marker, then sent); a consistent read of `LATEST` per device and invocation.
+  unit: under 1 KB) if the device sent anything in that window (a window shorter than a
+  meter's message period sees only some of them), one write per closed interval and per
+  day, and two per alert (the marker, then sent); a consistent read of `LATEST` per
+  device written.
 - S3: per processor invocation one Parquet object per hour partition it touched; per
   Firehose buffer flush one object per hour partition; lifecycle transitions per object.
 - Firehose: every record rounded up to 5 KB, converted to Parquet, dynamically partitioned.
@@ -211,7 +213,11 @@ def counts(
     windows = seconds / max(design.window_s, 1)
     batching = max(windows * slots, messages / design.batch_size)
     processor = batching if processor_invocations is None else processor_invocations
-    devices_per_invocation = fleet.apartments / slots  # a shard's devices
+    # A shard's devices, those that sent a message in the span one invocation covers: with
+    # a message every 5 minutes, a 60 s window sees a fifth of them.
+    covered_s = seconds * slots / max(processor, 1e-9)  # each slot's invocations, in turn
+    message_period_s = fleet.readings_per_message * fleet.reading_interval_s
+    devices_per_invocation = fleet.apartments / slots * min(1.0, covered_s / message_period_s)
     intervals = fleet.apartments * seconds / (design.interval_minutes * 60)
     days = fleet.apartments * seconds / 86_400
     alerts = fleet.apartments * fleet.alerts_per_apartment_day * seconds / 86_400
