@@ -26,6 +26,9 @@ LOCAL_CA_BUNDLE = "AwsCaBundle"
 LOCAL_REGION = "Region"
 LOCAL_BROKER_ENDPOINT = "BrokerEndpoint"
 LOCAL_CA_DIRECTORY = "CertificateAuthorityDir"
+# The functions' settings as the local triggers run them (what Lambda's configuration
+# holds in AWS): `replay` runs the same handlers with them.
+LOCAL_FUNCTIONS_FILE = "FunctionsFile"
 
 _STACK_IDS = (*contract.STACK_IDS, LOCAL_STACK_ID)
 _STACK_NAME = re.compile(
@@ -44,6 +47,7 @@ class LocalPipeline:
     region: str
     broker_endpoint: str
     ca_directory: Path
+    functions_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,9 @@ class Environment:
                 region=values[LOCAL_REGION],
                 broker_endpoint=values[LOCAL_BROKER_ENDPOINT],
                 ca_directory=Path(values[LOCAL_CA_DIRECTORY]),
+                functions_file=(
+                    Path(values[LOCAL_FUNCTIONS_FILE]) if LOCAL_FUNCTIONS_FILE in values else None
+                ),
             )
         except KeyError as missing:
             raise CliError(f"{self.source}: the local pipeline's stack lacks {missing}") from None

@@ -129,9 +129,7 @@ class FunctionSettings(_Settings):
     batching_memory_mb: int = setting(1024, ge=128, le=10240, doc="batching Lambda memory")
     batching_timeout_seconds: int = setting(120, ge=10, le=900, doc="batching Lambda timeout")
     processor_memory_mb: int = setting(1024, ge=128, le=10240, doc="processor Lambda memory")
-    processor_timeout_seconds: int = setting(
-        120, ge=10, le=900, doc="processor Lambda timeout"
-    )
+    processor_timeout_seconds: int = setting(120, ge=10, le=900, doc="processor Lambda timeout")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting(
         contract.LOG_LEVEL.default, doc=contract.LOG_LEVEL.name
     )
@@ -249,6 +247,21 @@ class FleetSettings(_Settings):
     )
 
 
+# An IAM role's name (with its path, as QuickSight's `service-role/...`) or its ARN.
+ROLE_PATTERN: Final = r"^(arn:aws[a-z-]*:iam::\d{12}:role/)?([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$"
+
+
+class AnalyticsSettings(_Settings):
+    quicksight_service_role: str | None = setting(
+        None,
+        pattern=ROLE_PATTERN,
+        doc="the account's QuickSight service role (ARN or name, e.g. "
+        "`service-role/aws-quicksight-service-role-v0`): it gets the processed-data reader "
+        "policy, so QuickSight reads through Athena without hand-edited key policies "
+        "(null: no grant)",
+    )
+
+
 class EnvironmentConfig(_Settings):
     name: str  # the environment's key in cdk.json
     prefix: str = ""  # from the command line's context (PREFIX_CONTEXT_KEY), not cdk.json
@@ -270,6 +283,7 @@ class EnvironmentConfig(_Settings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
     alarms: AlarmSettings  # the ops e-mail has no sensible default
 
     @property
@@ -326,9 +340,7 @@ def load_environments(
     environments = context.get("environments")
     if not isinstance(environments, Mapping) or not environments:
         raise ConfigError(f"{CONTEXT_KEY}.environments: missing or empty")
-    return tuple(
-        parse_environment(name, raw, prefix=prefix) for name, raw in environments.items()
-    )
+    return tuple(parse_environment(name, raw, prefix=prefix) for name, raw in environments.items())
 
 
 def parse_environment(name: str, raw: Any, *, prefix: str = "") -> EnvironmentConfig:
@@ -359,6 +371,7 @@ def parse_environment(name: str, raw: Any, *, prefix: str = "") -> EnvironmentCo
 def _as_copy(config: EnvironmentConfig) -> EnvironmentConfig:
     """A prefixed copy shares its account with the original: it uses the account's IoT
     logging and audit configuration, and never creates them a second time."""
+
     def shared(mode: str) -> str:
         return "existing" if mode == "create" else mode
 

@@ -39,6 +39,12 @@ WILDCARD_RESOURCES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
         "object keys under this prefix depend on the data (time partitions, content "
         "hashes); the grant covers objects under the one prefix the writer owns",
     ),
+    (
+        # The Athena results bucket, in the storage stack (the processed-data reader policy).
+        re.compile(r"^<ArchiveAthenaResults[0-9A-F]{8}\.Arn>/\*$"),
+        "Athena names each query's result object itself; a reader writes and reads query "
+        "results only, in this environment's results bucket, which holds nothing else",
+    ),
 )
 
 # Statements whose resource must be "*" because the service has no resource-level control.
@@ -64,7 +70,7 @@ MANAGED_POLICIES: Final[dict[str, str]] = {
 def apply(*, stacks: Sequence[cdk.Stack], stream_failures: sqs.IQueue) -> None:
     for stack in stacks:
         for construct in stack.node.find_all():
-            if isinstance(construct, iam.CfnPolicy):
+            if isinstance(construct, iam.CfnPolicy | iam.CfnManagedPolicy):
                 _acknowledge_policy_wildcards(stack, construct)
             elif isinstance(construct, iam.CfnRole):
                 _acknowledge_managed_policies(stack, construct)
@@ -111,7 +117,9 @@ def _acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
     cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule, reason=reason))
 
 
-def _acknowledge_policy_wildcards(stack: cdk.Stack, policy: iam.CfnPolicy) -> None:
+def _acknowledge_policy_wildcards(
+    stack: cdk.Stack, policy: iam.CfnPolicy | iam.CfnManagedPolicy
+) -> None:
     document = stack.resolve(policy.policy_document)
     for statement in document.get("Statement", []):
         actions = set(_as_list(statement.get("Action")))

@@ -32,6 +32,7 @@ DEFAULT_DIR = Path("out/local")
 STATE_FILE = "local.json"
 OUTPUTS_FILE = "outputs.json"
 ENV_FILE = "env.sh"
+DEPLOYMENT_FILE = "deployment.json"  # the local pipeline's own record of what it provisioned
 STOP_TIMEOUT_S = 60.0
 DEFAULT_TIME_SCALE = 10.0
 Directory = Annotated[
@@ -203,6 +204,7 @@ def _write_outputs(run_dir: Path, pipeline: Pipeline) -> Path:
         env.LOCAL_REGION: deployment.region,
         env.LOCAL_BROKER_ENDPOINT: f"{pipeline.broker.host}:{pipeline.broker.port}",
         env.LOCAL_CA_DIRECTORY: str(pipeline.ca.directory),
+        env.LOCAL_FUNCTIONS_FILE: str(pipeline.run_dir / DEPLOYMENT_FILE),
     }
     path = run_dir / OUTPUTS_FILE
     path.write_text(json.dumps(outputs, indent=2) + "\n")

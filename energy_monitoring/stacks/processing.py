@@ -220,16 +220,23 @@ class ProcessingStack(cdk.Stack):
                 resources.alert_topic.topic_arn,
                 "SNS topic of high-usage/anomaly alerts",
             ),
-            "BatchingFunctionName": (resources.batching.function.function_name, "batching Lambda"),
-            "ProcessorFunctionName": (
+            contract.Output.BATCHING_FUNCTION_NAME: (
+                resources.batching.function.function_name,
+                "batching Lambda",
+            ),
+            contract.Output.PROCESSOR_FUNCTION_NAME: (
                 resources.processor.function.function_name,
                 "processor Lambda",
             ),
-            "HandoffQueueUrl": (
+            contract.Output.HANDOFF_QUEUE_URL: (
                 resources.handoff_queue.queue_url,
                 "hand-off queue to the processor",
             ),
-            "StreamFailureQueueUrl": (
+            contract.Output.HANDOFF_DEAD_LETTER_QUEUE_URL: (
+                resources.handoff_dead_letters.queue_url,
+                "hand-off messages the processor failed on (energy-monitoring replay)",
+            ),
+            contract.Output.STREAM_FAILURE_QUEUE_URL: (
                 resources.stream_failures.queue_url,
                 "Kinesis batches that exhausted their retries",
             ),

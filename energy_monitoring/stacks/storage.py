@@ -15,6 +15,7 @@ from energy_runtime import contract
 from energy_monitoring.config import EnvironmentConfig
 from energy_monitoring.constructs.buckets import ARCHIVE_EXPORT, ArchiveBuckets, archive_export_name
 from energy_monitoring.constructs.catalog import AnalyticsCatalog
+from energy_monitoring.constructs.readers import ProcessedDataReaders
 from energy_monitoring.constructs.retention import removal_policy
 
 
@@ -108,6 +109,19 @@ class StorageStack(cdk.Stack):
             removal=removal,
         )
 
+        readers = ProcessedDataReaders(
+            self,
+            "Readers",
+            stage_name=config.stage_name,
+            archive=buckets.archive,
+            results=buckets.athena_results,
+            key=key,
+            database_name=catalog.database_name,
+            table_names=[catalog.raw_table.ref, catalog.interval_table.ref],
+            workgroup_name=catalog.workgroup_name,
+            quicksight_service_role=config.analytics.quicksight_service_role,
+        )
+
         self.resources = StorageResources(
             key=key,
             table=table,
@@ -122,16 +136,32 @@ class StorageStack(cdk.Stack):
                 table.table_name,
                 "DynamoDB table of latest, interval and daily items",
             ),
-            "ArchiveBucketName": (buckets.archive.bucket_name, "S3 archive (raw/, processed/)"),
+            contract.Output.ARCHIVE_BUCKET_NAME: (
+                buckets.archive.bucket_name,
+                "S3 archive (raw/, processed/)",
+            ),
             "AthenaResultsBucketName": (
                 buckets.athena_results.bucket_name,
                 "S3 bucket of Athena query results",
             ),
-            "GlueDatabaseName": (catalog.database_name, "Glue database for Athena/QuickSight"),
-            "RawTableName": (catalog.raw_table.ref, "Glue table over raw/"),
-            "IntervalTableName": (catalog.interval_table.ref, "Glue table over intervals"),
-            "AthenaWorkgroupName": (catalog.workgroup.ref, "Athena workgroup for QuickSight"),
+            contract.Output.GLUE_DATABASE_NAME: (
+                catalog.database_name,
+                "Glue database for Athena/QuickSight",
+            ),
+            contract.Output.RAW_TABLE_NAME: (catalog.raw_table.ref, "Glue table over raw/"),
+            contract.Output.INTERVAL_TABLE_NAME: (
+                catalog.interval_table.ref,
+                "Glue table over intervals",
+            ),
+            contract.Output.ATHENA_WORKGROUP_NAME: (
+                catalog.workgroup.ref,
+                "Athena workgroup for QuickSight",
+            ),
             "DataKeyArn": (key.key_arn, "KMS key encrypting this environment's data"),
+            contract.Output.READER_POLICY_ARN: (
+                readers.policy.managed_policy_arn,
+                "managed policy: read the processed data through Athena (QuickSight, analysts)",
+            ),
         }
         for output_id, (value, description) in outputs.items():
             cdk.CfnOutput(

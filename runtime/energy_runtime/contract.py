@@ -70,6 +70,19 @@ class Output:
     THING_GROUP_NAME: Final = "ThingGroupName"
     METER_TOPIC_TEMPLATE: Final = "MeterTopicTemplate"
     BASIC_INGEST_TOPIC_TEMPLATE: Final = "BasicIngestTopicTemplate"
+    # Storage: what the analyst's commands (query, quicksight setup) read.
+    ARCHIVE_BUCKET_NAME: Final = "ArchiveBucketName"
+    ATHENA_WORKGROUP_NAME: Final = "AthenaWorkgroupName"
+    GLUE_DATABASE_NAME: Final = "GlueDatabaseName"
+    RAW_TABLE_NAME: Final = "RawTableName"
+    INTERVAL_TABLE_NAME: Final = "IntervalTableName"
+    READER_POLICY_ARN: Final = "ReaderPolicyArn"
+    # Processing: what `replay` re-drives.
+    HANDOFF_QUEUE_URL: Final = "HandoffQueueUrl"
+    HANDOFF_DEAD_LETTER_QUEUE_URL: Final = "HandoffDeadLetterQueueUrl"
+    STREAM_FAILURE_QUEUE_URL: Final = "StreamFailureQueueUrl"
+    BATCHING_FUNCTION_NAME: Final = "BatchingFunctionName"
+    PROCESSOR_FUNCTION_NAME: Final = "ProcessorFunctionName"
 
 
 # --- what a meter may send ------------------------------------------------------------------

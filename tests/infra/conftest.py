@@ -17,12 +17,14 @@ os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
 os.environ.setdefault("CDK_DISABLE_CLI_TELEMETRY", "true")
 
 VARIANT_PREFIX = "alice"
+QUICKSIGHT_ROLE = "service-role/aws-quicksight-service-role-v0"  # the account's default
 
 
 @pytest.fixture(scope="session")
 def variant(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     """dev alone, deployed a second time into the same account under the prefix `alice`,
-    with Device Defender Detect on and the account's existing IoT logging."""
+    with Device Defender Detect on, the account's existing IoT logging and QuickSight's
+    service role granted the processed-data reader policy."""
     from energy_monitoring.application_paths import CDK_JSON
     from energy_monitoring.config import CONTEXT_KEY
 
@@ -30,6 +32,7 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     dev = copy.deepcopy(context[CONTEXT_KEY]["environments"]["dev"])
     dev["security"] = {"audit": "existing", "detect": True}
     dev["ingest"] = {**dev.get("ingest", {}), "iot_logging": "existing"}
+    dev["analytics"] = {"quicksight_service_role": QUICKSIGHT_ROLE}
     context[CONTEXT_KEY] = {"environments": {"dev": dev}}
     return synthesize_app(
         tmp_path_factory.mktemp("variant.out"), context=context, prefix=VARIANT_PREFIX

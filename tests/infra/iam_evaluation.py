@@ -144,6 +144,9 @@ class Deployment:
                 f"arn:{PARTITION}:kms:{self.region}:{self.account}:key/{self._key_id(resource)}"
             ),
             "AWS::IAM::Role": f"arn:{PARTITION}:iam::{self.account}:role/{name}",
+            "AWS::S3::Bucket": (
+                f"arn:{PARTITION}:s3:::{self.physical_name(resource, 'BucketName')}"
+            ),
             "AWS::CloudWatch::Alarm": (
                 f"arn:{PARTITION}:cloudwatch:{self.region}:{self.account}:alarm:"
                 f"{self.physical_name(resource, 'AlarmName')}"
@@ -179,9 +182,12 @@ class Deployment:
     def identity_policies(self, role_arn: str) -> list[dict[str, Any]]:
         statements: list[dict[str, Any]] = []
         for managed in self.resources("AWS::IAM::ManagedPolicy"):
+            # Roles are named without their path (`service-role/...` is part of the ARN).
             roles = self.resolve(managed.stack, managed.properties.get("Roles", []))
-            if any(role_arn.endswith(f":role/{role}") for role in roles):
-                raise UnsupportedPolicy(f"{role_arn}: customer-managed policy {managed.logical_id}")
+            if any(role_arn.rsplit("/", 1)[-1] == role for role in roles):
+                statements += self.resolve(managed.stack, managed.properties["PolicyDocument"])[
+                    "Statement"
+                ]
         for policy in self.resources("AWS::IAM::Policy"):
             roles = self.resolve(policy.stack, policy.properties.get("Roles", []))
             arns = {f"arn:{PARTITION}:iam::{self.account}:role/{role}" for role in roles}

@@ -1,0 +1,294 @@
+"""`energy-monitoring replay` against the moto server: the processor's dead letters, the
+batching function's stream failures, quarantined readings; each twice."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Server
+from energy_runtime import contract
+from energy_runtime.batching import process_kinesis_event
+from energy_runtime.settings import load_batching_settings
+
+T0 = 1_795_000_000  # 2026-11-18T11:06:40Z
+DEVICE = "apt-0007"
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """An environment's queues, stream, table, bucket and functions in moto."""
+
+    outputs: Path
+    table: str
+    bucket: str
+    handoff: str
+    dead_letters: str
+    failures: str
+    stream_arn: str
+    environment: dict[str, str]
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.py", "def handler(event, context):\n    return {}\n")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def pipeline(aws: Server, tmp_path: Path) -> Pipeline:
+    suffix = uuid.uuid4().hex[:8]
+    sqs, s3, kinesis = aws.client("sqs"), aws.client("s3"), aws.client("kinesis")
+    handoff = sqs.create_queue(QueueName=f"handoff-{suffix}")["QueueUrl"]
+    dead = sqs.create_queue(QueueName=f"handoff-dlq-{suffix}")["QueueUrl"]
+    failures = sqs.create_queue(QueueName=f"failures-{suffix}")["QueueUrl"]
+    bucket, table, stream = f"archive-{suffix}", f"energy-{suffix}", f"readings-{suffix}"
+    s3.create_bucket(Bucket=bucket)
+    aws.client("dynamodb").create_table(
+        TableName=table,
+        KeySchema=list(contract.KEY_SCHEMA),
+        AttributeDefinitions=list(contract.KEY_ATTRIBUTES),
+        BillingMode="PAY_PER_REQUEST",
+    )
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    stream_arn = kinesis.describe_stream(StreamName=stream)["StreamDescription"]["StreamARN"]
+    topic = aws.client("sns").create_topic(Name=f"alerts-{suffix}")["TopicArn"]
+    environment = {
+        **contract.default_environment(contract.BATCHING),
+        **contract.default_environment(contract.PROCESSOR),
+        "HANDOFF_QUEUE_URL": handoff,
+        "ARCHIVE_BUCKET": bucket,
+        "TABLE_NAME": table,
+        "ALERT_TOPIC_ARN": topic,
+    }
+    role = aws.client("iam").create_role(
+        RoleName=f"functions-{suffix}",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )["Role"]["Arn"]
+    functions = {}
+    for name in ("batching", "processor"):
+        functions[name] = f"{name}-{suffix}"
+        aws.client("lambda").create_function(
+            FunctionName=functions[name], Runtime="python3.12", Role=role,
+            Handler="index.handler", Code={"ZipFile": _zip()},
+            Environment={"Variables": environment},
+        )  # fmt: skip
+    output = contract.Output
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(
+        json.dumps(
+            {
+                "energy-dev-Storage": {
+                    output.TABLE_NAME: table,
+                    output.ARCHIVE_BUCKET_NAME: bucket,
+                },
+                "energy-dev-Processing": {
+                    output.HANDOFF_QUEUE_URL: handoff,
+                    output.HANDOFF_DEAD_LETTER_QUEUE_URL: dead,
+                    output.STREAM_FAILURE_QUEUE_URL: failures,
+                    output.BATCHING_FUNCTION_NAME: functions["batching"],
+                    output.PROCESSOR_FUNCTION_NAME: functions["processor"],
+                },
+            }
+        )
+    )
+    return Pipeline(outputs, table, bucket, handoff, dead, failures, stream_arn, environment)
+
+
+def envelope(device: str, readings: list[dict[str, Any]], received_ms: int) -> bytes:
+    payload = json.dumps({"readings": readings}).encode()
+    return json.dumps(
+        {"device_id": device, "received_at": received_ms,
+         "payload": base64.b64encode(payload).decode()}
+    ).encode()  # fmt: skip
+
+
+def readings(start_s: int, count: int, *, power_w: float = 720.0) -> list[dict[str, Any]]:
+    """A meter's register advancing 2 Wh per 10 s reading."""
+    return [
+        {"ts": ts, "energy_wh": 5000.0 + (ts - T0) / 5, "power_w": power_w}
+        for ts in (start_s + 10 * i for i in range(count))
+    ]
+
+
+def event(records: list[bytes], *, first_sequence: int = 1000) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "kinesis": {
+                    "partitionKey": DEVICE,
+                    "sequenceNumber": str(first_sequence + n),
+                    "data": base64.b64encode(data).decode(),
+                    "approximateArrivalTimestamp": T0,
+                },
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/readings",
+            }
+            for n, data in enumerate(records)
+        ]
+    }
+
+
+def table_items(aws: Server, table: str) -> list[dict[str, Any]]:
+    items = aws.client("dynamodb").scan(TableName=table, ConsistentRead=True)["Items"]
+    return sorted(items, key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
+
+
+def waiting(aws: Server, url: str) -> int:
+    attributes = aws.client("sqs").get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def replay(cli: Any, pipeline: Pipeline, *args: str) -> Any:
+    return cli("replay", "--env", "dev", "--outputs", pipeline.outputs, *args, "--json")
+
+
+def test_dead_letters_are_applied_once_however_often_they_are_replayed(
+    cli: Any, aws: Server, pipeline: Pipeline
+) -> None:
+    # Hand-off messages as the batching function wrote them, in the dead-letter queue (as
+    # if the processor had failed on them five times), one of them delivered twice.
+    into_dlq = load_batching_settings(
+        {**pipeline.environment, "HANDOFF_QUEUE_URL": pipeline.dead_letters}
+    )
+    records = [
+        envelope(DEVICE, readings(T0 + 60 * n, 6), (T0 + 60 * n + 55) * 1000) for n in range(20)
+    ]
+    sqs, s3 = aws.client("sqs"), aws.client("s3")
+    for _ in range(2):
+        process_kinesis_event(event(records), config=into_dlq, sqs=sqs, s3=s3)
+    found = waiting(aws, pipeline.dead_letters)
+    assert found >= 2
+
+    dry = replay(cli, pipeline, "--dead-letters", "--dry-run")
+    assert dry.code == 0, dry.err
+    assert (dry.json()["found"], dry.json()["replayed"]) == (found, 0)
+    assert table_items(aws, pipeline.table) == []
+
+    first = replay(cli, pipeline, "--dead-letters")
+    assert first.code == 0, first.err
+    assert first.json()["applied"] == found and first.json()["still_failing"] == 0
+    assert waiting(aws, pipeline.dead_letters) == 0
+    after_first = table_items(aws, pipeline.table)
+    # The closed interval 11:00-11:15 holds its 50 readings once, the copy merged.
+    (closed,) = [
+        i for i in after_first if i["sk"]["S"] == contract.interval_sk(T0 // 900 * 900_000)
+    ]
+    assert int(closed["reading_count"]["N"]) == 50
+    latest = next(i for i in after_first if i["sk"]["S"] == contract.LATEST_SK)
+    assert float(latest["energy_wh"]["N"]) == 5000.0 + (T0 + 60 * 19 + 50 - T0) / 5
+
+    # The same messages again (a second redrive of the same failure): nothing changes.
+    process_kinesis_event(event(records), config=into_dlq, sqs=sqs, s3=s3)
+    second = replay(cli, pipeline, "--dead-letters")
+    assert second.code == 0, second.err
+    assert table_items(aws, pipeline.table) == after_first  # byte for byte
+    assert replay(cli, pipeline, "--dead-letters").json()["found"] == 0
+
+
+def test_a_stream_failure_is_read_back_from_the_stream_and_handed_off(
+    cli: Any, aws: Server, pipeline: Pipeline
+) -> None:
+    kinesis = aws.client("kinesis")
+    now_s = int(time.time()) - 600
+    sequences = []
+    for n in range(3):
+        data = envelope(DEVICE, readings(now_s + 60 * n, 6), (now_s + 60 * n + 55) * 1000)
+        put = kinesis.put_record(StreamARN=pipeline.stream_arn, PartitionKey=DEVICE, Data=data)
+        sequences.append(put)
+    shard = sequences[0]["ShardId"]
+    info = {
+        "shardId": shard,
+        "startSequenceNumber": sequences[0]["SequenceNumber"],
+        "endSequenceNumber": sequences[-1]["SequenceNumber"],
+        "approximateArrivalOfFirstRecord": "2026-12-01T10:00:00Z",
+        "batchSize": 3,
+        "streamArn": pipeline.stream_arn,
+    }
+    sqs = aws.client("sqs")
+    sqs.send_message(QueueUrl=pipeline.failures, MessageBody=json.dumps({"KinesisBatchInfo": info}))
+
+    result = replay(cli, pipeline, "--stream-failures")
+    assert result.code == 0, result.err
+    outcome = result.json()
+    assert (outcome["found"], outcome["replayed"], outcome["applied"]) == (1, 3, 1)
+    assert waiting(aws, pipeline.failures) == 0
+    handed = sqs.receive_message(QueueUrl=pipeline.handoff, MaxNumberOfMessages=10)["Messages"]
+    assert handed and DEVICE in handed[0]["Body"]
+
+
+def test_a_stream_range_past_retention_says_so_and_keeps_the_record(
+    cli: Any, aws: Server, pipeline: Pipeline
+) -> None:
+    kinesis = aws.client("kinesis")
+    kept = kinesis.put_record(StreamARN=pipeline.stream_arn, PartitionKey=DEVICE, Data=b"{}")
+    # A range that begins before the oldest record the stream still holds.
+    info = {
+        "shardId": kept["ShardId"],
+        "startSequenceNumber": str(int(kept["SequenceNumber"]) - 10**20),
+        "endSequenceNumber": str(int(kept["SequenceNumber"]) - 10**19),
+        "approximateArrivalOfFirstRecord": "2026-11-01T10:00:00Z",
+        "batchSize": 10,
+        "streamArn": pipeline.stream_arn,
+    }
+    aws.client("sqs").send_message(
+        QueueUrl=pipeline.failures, MessageBody=json.dumps({"KinesisBatchInfo": info})
+    )
+    result = replay(cli, pipeline, "--stream-failures")
+    assert result.code == 1
+    outcome = result.json()
+    assert outcome["expired"] == 1 and outcome["applied"] == 0
+    (note,) = outcome["notes"]
+    assert "past the stream's retention" in note and "raw archive" in note
+    time.sleep(0.1)
+    attributes = aws.client("sqs").get_queue_attributes(
+        QueueUrl=pipeline.failures, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    assert int(attributes["ApproximateNumberOfMessagesNotVisible"]) == 1  # kept, not deleted
+
+
+def test_quarantined_readings_pass_after_a_fix_and_nothing_is_quarantined_twice(
+    cli: Any, aws: Server, pipeline: Pipeline
+) -> None:
+    # A decoder that refused 900 W as implausible: the fix is the function's setting now.
+    strict = load_batching_settings({**pipeline.environment, "MAX_POWER_W": "500"})
+    records = [envelope(DEVICE, readings(T0 + 60 * n, 6, power_w=900.0), (T0 + 60 * n + 55) * 1000)
+               for n in range(5)]  # fmt: skip
+    sqs, s3 = aws.client("sqs"), aws.client("s3")
+    process_kinesis_event(event(records), config=strict, sqs=sqs, s3=s3)
+    quarantined = s3.list_objects_v2(Bucket=pipeline.bucket, Prefix=contract.QUARANTINE_PREFIX)
+    objects = sorted(o["Key"] for o in quarantined.get("Contents", []))
+    assert objects
+
+    window = ("--from", "2026-11-18T11:00Z", "--to", "2026-11-18T12:00Z")
+    dry = replay(cli, pipeline, "--quarantine", *window, "--dry-run")
+    assert dry.code == 0, dry.err
+    assert dry.json()["found"] == dry.json()["replayed"] == 30
+    result = replay(cli, pipeline, "--quarantine", *window)
+    assert result.code == 0, result.err
+    assert (result.json()["applied"], result.json()["still_failing"]) == (30, 0)
+    handed = sqs.receive_message(QueueUrl=pipeline.handoff, MaxNumberOfMessages=10)["Messages"]
+    assert handed and DEVICE in handed[0]["Body"]
+    after = s3.list_objects_v2(Bucket=pipeline.bucket, Prefix=contract.QUARANTINE_PREFIX)
+    assert sorted(o["Key"] for o in after["Contents"]) == objects  # no second copy
+
+
+def test_replay_wants_one_source_and_a_range_for_the_quarantine(cli: Any, tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text("{}")
+    both = cli(
+        "replay", "--env", "dev", "--outputs", outputs, "--dead-letters", "--stream-failures"
+    )
+    assert both.code == 1 and "give one of" in both.err
+    open_ended = cli("replay", "--env", "dev", "--outputs", outputs, "--quarantine", "--from", "x")
+    assert open_ended.code == 1 and "--from and --to" in open_ended.err
