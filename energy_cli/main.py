@@ -10,6 +10,7 @@ import typer
 from energy_cli.commands import devices, local
 from energy_cli.commands.cost import cost
 from energy_cli.commands.outputs import outputs
+from energy_cli.commands.query import query
 from energy_cli.commands.replay import replay
 from energy_cli.commands.simulate import simulate
 from energy_cli.errors import CliError
@@ -32,6 +33,7 @@ app.command()(simulate)
 app.add_typer(local.app, name="local")
 app.command()(cost)
 app.command()(replay)
+app.command()(query)
 
 
 def _fail(message: str) -> int:

@@ -31,6 +31,7 @@ from energy_runtime import contract
 from energy_cli.aws import Clients, error_code
 from energy_cli.environment import Environment
 from energy_cli.errors import CliError
+from energy_cli.functions import function_environment
 
 SQS_BATCH = 10  # ReceiveMessage's limit
 KINESIS_EVENT_RECORDS = 1000  # records per replayed batching event
@@ -83,26 +84,6 @@ class _CurrentStderr:
 
 
 _STDERR: Any = _CurrentStderr()
-
-
-def function_environment(environment: Environment, clients: Clients, output: str) -> dict[str, str]:
-    """The environment variables the function runs with."""
-    local = environment.local
-    if local is not None:
-        if local.functions_file is None or not local.functions_file.exists():
-            raise CliError(
-                "the local pipeline's function settings are gone: is `local up` running?"
-            )
-        functions = json.loads(local.functions_file.read_text())["functions"]
-        name = (
-            contract.PROCESSOR
-            if output == contract.Output.PROCESSOR_FUNCTION_NAME
-            else contract.BATCHING
-        )
-        return dict(functions[name]["environment"])
-    function = environment.output(output)
-    configuration = clients.client("lambda").get_function_configuration(FunctionName=function)
-    return dict(configuration.get("Environment", {}).get("Variables", {}))
 
 
 def _queue_arn(sqs: Any, url: str) -> str:

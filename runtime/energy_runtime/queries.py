@@ -127,3 +127,35 @@ def device_daily_energy(table: Any, device_id: str) -> dict[str, float]:
     daily = dict(closed)
     daily.update({day: mwh / 1000 for day, mwh in open_days.items()})
     return dict(sorted(daily.items()))
+
+
+def device_intervals_between(
+    table: Any, device_id: str, start_ms: int, end_ms: int
+) -> list[dict[str, Any]]:
+    """The intervals with data that start in [start_ms, end_ms), the open one included,
+    oldest first (one Query on the sort key's range, not the device's whole history)."""
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "KeyConditionExpression": Key(PARTITION_KEY).eq(device_id)
+        & Key(SORT_KEY).between(
+            contract.interval_sk(start_ms), contract.interval_sk(max(start_ms, end_ms - 1))
+        ),
+        "ConsistentRead": True,
+    }
+    while True:
+        page = table.query(**kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    rows = [_interval_row(item) for item in items]
+    latest = _latest_item(table, device_id)
+    open_row = _open_interval_row(latest) if latest else None
+    if (
+        open_row is not None
+        and start_ms <= int(latest["open_start_ms"]) < end_ms  # type: ignore[index]
+        and open_row["interval_start"] not in {row["interval_start"] for row in rows}
+    ):
+        rows.append(open_row)
+    rows.sort(key=lambda row: row["interval_start"])
+    return rows

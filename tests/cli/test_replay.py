@@ -3,150 +3,15 @@ batching function's stream failures, quarantined readings; each twice."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import time
-import uuid
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-from conftest import Server
+from conftest import DEVICE, T0, Pipeline, Server, envelope, event, readings, table_items, waiting
 from energy_runtime import contract
 from energy_runtime.batching import process_kinesis_event
 from energy_runtime.settings import load_batching_settings
-
-T0 = 1_795_000_000  # 2026-11-18T11:06:40Z
-DEVICE = "apt-0007"
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    """An environment's queues, stream, table, bucket and functions in moto."""
-
-    outputs: Path
-    table: str
-    bucket: str
-    handoff: str
-    dead_letters: str
-    failures: str
-    stream_arn: str
-    environment: dict[str, str]
-
-
-def _zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("index.py", "def handler(event, context):\n    return {}\n")
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def pipeline(aws: Server, tmp_path: Path) -> Pipeline:
-    suffix = uuid.uuid4().hex[:8]
-    sqs, s3, kinesis = aws.client("sqs"), aws.client("s3"), aws.client("kinesis")
-    handoff = sqs.create_queue(QueueName=f"handoff-{suffix}")["QueueUrl"]
-    dead = sqs.create_queue(QueueName=f"handoff-dlq-{suffix}")["QueueUrl"]
-    failures = sqs.create_queue(QueueName=f"failures-{suffix}")["QueueUrl"]
-    bucket, table, stream = f"archive-{suffix}", f"energy-{suffix}", f"readings-{suffix}"
-    s3.create_bucket(Bucket=bucket)
-    aws.client("dynamodb").create_table(
-        TableName=table,
-        KeySchema=list(contract.KEY_SCHEMA),
-        AttributeDefinitions=list(contract.KEY_ATTRIBUTES),
-        BillingMode="PAY_PER_REQUEST",
-    )
-    kinesis.create_stream(StreamName=stream, ShardCount=1)
-    stream_arn = kinesis.describe_stream(StreamName=stream)["StreamDescription"]["StreamARN"]
-    topic = aws.client("sns").create_topic(Name=f"alerts-{suffix}")["TopicArn"]
-    environment = {
-        **contract.default_environment(contract.BATCHING),
-        **contract.default_environment(contract.PROCESSOR),
-        "HANDOFF_QUEUE_URL": handoff,
-        "ARCHIVE_BUCKET": bucket,
-        "TABLE_NAME": table,
-        "ALERT_TOPIC_ARN": topic,
-    }
-    role = aws.client("iam").create_role(
-        RoleName=f"functions-{suffix}",
-        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-    )["Role"]["Arn"]
-    functions = {}
-    for name in ("batching", "processor"):
-        functions[name] = f"{name}-{suffix}"
-        aws.client("lambda").create_function(
-            FunctionName=functions[name], Runtime="python3.12", Role=role,
-            Handler="index.handler", Code={"ZipFile": _zip()},
-            Environment={"Variables": environment},
-        )  # fmt: skip
-    output = contract.Output
-    outputs = tmp_path / "outputs.json"
-    outputs.write_text(
-        json.dumps(
-            {
-                "energy-dev-Storage": {
-                    output.TABLE_NAME: table,
-                    output.ARCHIVE_BUCKET_NAME: bucket,
-                },
-                "energy-dev-Processing": {
-                    output.HANDOFF_QUEUE_URL: handoff,
-                    output.HANDOFF_DEAD_LETTER_QUEUE_URL: dead,
-                    output.STREAM_FAILURE_QUEUE_URL: failures,
-                    output.BATCHING_FUNCTION_NAME: functions["batching"],
-                    output.PROCESSOR_FUNCTION_NAME: functions["processor"],
-                },
-            }
-        )
-    )
-    return Pipeline(outputs, table, bucket, handoff, dead, failures, stream_arn, environment)
-
-
-def envelope(device: str, readings: list[dict[str, Any]], received_ms: int) -> bytes:
-    payload = json.dumps({"readings": readings}).encode()
-    return json.dumps(
-        {"device_id": device, "received_at": received_ms,
-         "payload": base64.b64encode(payload).decode()}
-    ).encode()  # fmt: skip
-
-
-def readings(start_s: int, count: int, *, power_w: float = 720.0) -> list[dict[str, Any]]:
-    """A meter's register advancing 2 Wh per 10 s reading."""
-    return [
-        {"ts": ts, "energy_wh": 5000.0 + (ts - T0) / 5, "power_w": power_w}
-        for ts in (start_s + 10 * i for i in range(count))
-    ]
-
-
-def event(records: list[bytes], *, first_sequence: int = 1000) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "kinesis": {
-                    "partitionKey": DEVICE,
-                    "sequenceNumber": str(first_sequence + n),
-                    "data": base64.b64encode(data).decode(),
-                    "approximateArrivalTimestamp": T0,
-                },
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/readings",
-            }
-            for n, data in enumerate(records)
-        ]
-    }
-
-
-def table_items(aws: Server, table: str) -> list[dict[str, Any]]:
-    items = aws.client("dynamodb").scan(TableName=table, ConsistentRead=True)["Items"]
-    return sorted(items, key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
-
-
-def waiting(aws: Server, url: str) -> int:
-    attributes = aws.client("sqs").get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
-    )
-    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
 def replay(cli: Any, pipeline: Pipeline, *args: str) -> Any:
