@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from energy_cli.commands import devices, local
+from energy_cli.commands import devices, local, quicksight
 from energy_cli.commands.cost import cost
 from energy_cli.commands.outputs import outputs
 from energy_cli.commands.query import query
@@ -34,6 +34,7 @@ app.add_typer(local.app, name="local")
 app.command()(cost)
 app.command()(replay)
 app.command()(query)
+app.add_typer(quicksight.app, name="quicksight")
 
 
 def _fail(message: str) -> int:
