@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -99,6 +100,20 @@ def test_commands_run_against_local_up_and_down_leaves_nothing(
 
     device = wait_for(heard, timeout=60, what="the reading did not reach the table")
     assert device["thing"] == "apt-0142" and len(device["active_certificates"]) == 1
+
+    # What the processor stored, read back from the table and (DuckDB) from the archive.
+    day = dt.datetime.now(dt.UTC).date()
+    span = ("--from", str(day - dt.timedelta(days=1)), "--to", str(day + dt.timedelta(days=1)))
+
+    def consumed(source: str) -> list[tuple[str, float]]:
+        result = cli("query", *common, "--device", "apt-0142", *span, "--every", "15m",
+                     "--source", source, "--json")  # fmt: skip
+        assert result.code == 0, result.err
+        return [(row["bucket_start"], row["energy_wh"]) for row in result.json()["rows"]]
+
+    table = consumed("dynamodb")
+    assert table and wait_for(lambda: consumed("archive") == table, timeout=30,
+                              what="the archive did not match the table")  # fmt: skip
 
     # Simulated apartments on the local broker, certificates straight from the local CA.
     apartments = cli("simulate", "--outputs", outputs, "--apartments", "2", "--minutes", "1",
