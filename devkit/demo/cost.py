@@ -5,9 +5,10 @@ readings per message) and the dev environment's settings, as it predicts a month
 inputs come from the run instead, because the demo compresses a day into a minute:
 the number of processor invocations (a compressed window is a fraction of a second, so
 the processor merges several; in AWS it runs once per batching window) and the alerts the
-data raised (the data's, not the pipeline's); and the scenario's injected duplicate and
-malformed messages are the fleet's `extra_message_rate`. Everything the model then derives from
-them, DynamoDB write units and processed/ objects, is checked, not copied.
+data raised (the data's, not the pipeline's); the scenario's injected duplicate and
+malformed messages are the fleet's `extra_message_rate`, the late ones it sent its
+`late_message_rate`. Everything the model then derives from them, DynamoDB write units
+and processed/ objects, is checked, not copied.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def compare(
     measured: dict[str, float],
     alerts: int,
     extra_message_rate: float,
+    late_message_rate: float,
 ) -> dict[str, Any]:
     """The summary's `cost` section: predicted and measured counts, and their dollars."""
     config = dev_config()
@@ -55,6 +57,7 @@ def compare(
         reading_bytes=round(reading_bytes),
         alerts_per_apartment_day=alerts / max(apartments * days, 1e-9),
         extra_message_rate=extra_message_rate,
+        late_message_rate=late_message_rate,
     )
     predicted = model.counts(
         fleet,

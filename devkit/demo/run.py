@@ -375,6 +375,8 @@ def _cost(
         measured=measured,
         alerts=len(results.alerts),
         extra_message_rate=scenario.faults.duplicate_rate + scenario.faults.garbage_rate,
+        # The data's late messages, as the simulator sent them (a rate per message).
+        late_message_rate=stats.by_kind.get("late", 0) / max(stats.messages, 1),
     )
 
 

@@ -93,6 +93,9 @@ class Fleet:
     # Messages beyond the readings' own: retransmissions (QoS 1 duplicates) and malformed
     # ones, as a share of them (the demo injects both).
     extra_message_rate: float = 0.0
+    # Messages that arrive late (a meter catching up after an outage), as a share: each
+    # takes its processor invocation into one more, older hour partition of processed/.
+    late_message_rate: float = 0.0
 
     @property
     def message_bytes(self) -> int:
@@ -231,7 +234,11 @@ def counts(
     # Strongly consistent reads of up to 4 KB: one unit per LATEST item; a day's total
     # is read back once per day.
     dynamodb_reads = processor * devices_per_invocation + days * 2
-    processed_puts = processor * _hour_partitions(design.window_s)
+    # Late messages spread over the invocations: the share of invocations that got one
+    # writes one more object (Poisson: 1 - e^-late/invocations of them).
+    late = messages * fleet.late_message_rate
+    with_late = processor * (1 - math.exp(-late / processor)) if processor else 0.0
+    processed_puts = processor * _hour_partitions(covered_s) + with_late
     flushes = seconds / design.firehose_buffer_s
     by_size = readings * RAW_PARQUET_BYTES_PER_READING / (design.firehose_buffer_mb * 2**20)
     raw_puts = max(flushes, by_size)
