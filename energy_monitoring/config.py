@@ -256,9 +256,9 @@ class AnalyticsSettings(_Settings):
         None,
         pattern=ROLE_PATTERN,
         doc="the account's QuickSight service role (ARN or name, e.g. "
-        "`service-role/aws-quicksight-service-role-v0`): it gets the processed-data reader "
-        "policy, so QuickSight reads through Athena without hand-edited key policies "
-        "(null: no grant)",
+        "`service-role/aws-quicksight-service-role-v0`): it gets the processed-data and "
+        "raw-data reader policies, so QuickSight reads through Athena without hand-edited "
+        "key policies (null: no grant)",
     )
 
 

@@ -1,13 +1,16 @@
-"""Read access to the processed data, in one place: a managed policy for whoever analyses
-it through Athena (QuickSight's service role when `analytics.quicksight_service_role` is
-set; any analyst role an administrator attaches it to).
+"""Read access to the data, in one place: two managed policies for whoever analyses it
+through Athena.
 
-What Athena needs to run a query for a reader, and nothing else: the environment's
-workgroup; the Glue database and its tables (partition projection: no partitions to list);
-the archive's `processed/` and `raw/` objects; the workgroup's results bucket (Athena
-writes each result there as the reader); and the data key, which encrypts both buckets
-and the results (SSE-KMS). The key policy lets the account's IAM policies grant the key,
-so the grant here needs no edit of the key policy that the next deploy would revert.
+- The processed-data reader: what running an Athena query over the interval table needs:
+  the environment's workgroup, the Glue database and the interval table (partition
+  projection: no partitions to list), the archive's `processed/` objects, the workgroup's
+  results bucket (Athena writes each result there as the reader), and the data key, to
+  decrypt and to encrypt results, used through S3 only.
+- The raw-data reader adds `raw/` and the raw table: attach both for raw access.
+
+QuickSight's service role gets both when `analytics.quicksight_service_role` is set (its
+data sets include the raw readings). The key policy lets the account's IAM policies grant
+the key, so no key policy is edited, and no deploy reverts an edit.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ def role_arn(scope: Construct, role: str) -> str:
     return f"arn:{stack.partition}:iam::{stack.account}:role/{role}"
 
 
-class ProcessedDataReaders(Construct):
+class DataReaders(Construct):
     def __init__(
         self,
         scope: Construct,
@@ -39,20 +42,21 @@ class ProcessedDataReaders(Construct):
         results: s3.IBucket,
         key: kms.IKey,
         database_name: str,
-        table_names: list[str],
+        interval_table_name: str,
+        raw_table_name: str,
         workgroup_name: str,
         quicksight_service_role: str | None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
-        catalog_arn = f"arn:{stack.partition}:glue:{stack.region}:{stack.account}:catalog"
-        readable_prefixes = (contract.PROCESSED_PREFIX, contract.RAW_PREFIX)
-        self.policy = iam.ManagedPolicy(
+        glue_arn = f"arn:{stack.partition}:glue:{stack.region}:{stack.account}"
+        athena_arn = f"arn:{stack.partition}:athena:{stack.region}:{stack.account}"
+        # No fixed names: IAM names are account-wide, and an environment without a region
+        # may be deployed in two regions of one account.
+        self.processed = iam.ManagedPolicy(
             self,
-            "Policy",
-            # No fixed name: IAM names are account-wide, and an environment without a
-            # region may be deployed in two regions of one account.
-            description=f"Read {stage_name}'s processed data through Athena (QuickSight, analysts)",
+            "Processed",
+            description=f"Query {stage_name}'s processed data through Athena",
             statements=[
                 iam.PolicyStatement(
                     sid="AthenaWorkgroup",
@@ -64,52 +68,15 @@ class ProcessedDataReaders(Construct):
                         "athena:GetQueryResults",
                         "athena:GetQueryResultsStream",
                     ],
-                    resources=[
-                        f"arn:{stack.partition}:athena:{stack.region}:{stack.account}:"
-                        f"workgroup/{workgroup_name}"
-                    ],
+                    resources=[f"{athena_arn}:workgroup/{workgroup_name}"],
                 ),
                 iam.PolicyStatement(
                     sid="AthenaCatalog",
                     actions=["athena:GetDataCatalog"],
-                    resources=[
-                        f"arn:{stack.partition}:athena:{stack.region}:{stack.account}:"
-                        "datacatalog/AwsDataCatalog"
-                    ],
+                    resources=[f"{athena_arn}:datacatalog/AwsDataCatalog"],
                 ),
-                iam.PolicyStatement(
-                    sid="GlueTables",
-                    actions=[
-                        "glue:GetDatabase",
-                        "glue:GetTable",
-                        "glue:GetTables",
-                        "glue:GetPartition",
-                        "glue:GetPartitions",
-                    ],
-                    resources=[
-                        catalog_arn,
-                        f"arn:{stack.partition}:glue:{stack.region}:{stack.account}:"
-                        f"database/{database_name}",
-                        *(
-                            f"arn:{stack.partition}:glue:{stack.region}:{stack.account}:"
-                            f"table/{database_name}/{table}"
-                            for table in table_names
-                        ),
-                    ],
-                ),
-                iam.PolicyStatement(
-                    sid="ArchiveObjects",
-                    actions=["s3:GetObject"],
-                    resources=[
-                        archive.arn_for_objects(f"{prefix}*") for prefix in readable_prefixes
-                    ],
-                ),
-                iam.PolicyStatement(
-                    sid="ArchiveListing",
-                    actions=["s3:ListBucket", "s3:GetBucketLocation"],
-                    resources=[archive.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in readable_prefixes]}},
-                ),
+                _glue_tables(glue_arn, database_name, interval_table_name),
+                *_objects(archive, contract.PROCESSED_PREFIX, sid="Processed"),
                 iam.PolicyStatement(
                     sid="AthenaResults",
                     actions=[
@@ -130,10 +97,23 @@ class ProcessedDataReaders(Construct):
                     resources=[results.bucket_arn],
                 ),
                 iam.PolicyStatement(
-                    sid="DataKey",
+                    sid="DataKeyThroughS3",
                     actions=["kms:Decrypt", "kms:GenerateDataKey"],
                     resources=[key.key_arn],
+                    conditions={
+                        "StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}
+                    },
                 ),
+            ],
+        )
+        self.raw = iam.ManagedPolicy(
+            self,
+            "Raw",
+            description=f"Query {stage_name}'s raw readings through Athena (with the "
+            "processed-data reader policy)",
+            statements=[
+                _glue_tables(glue_arn, database_name, raw_table_name),
+                *_objects(archive, contract.RAW_PREFIX, sid="Raw"),
             ],
         )
         self.quicksight_role: iam.IRole | None = None
@@ -142,6 +122,40 @@ class ProcessedDataReaders(Construct):
                 self,
                 "QuickSightServiceRole",
                 role_arn(self, quicksight_service_role),
-                mutable=False,  # the account's role: attach this policy, change nothing else
+                mutable=False,  # the account's role: attach these policies, change nothing else
             )
-            self.policy.attach_to_role(self.quicksight_role)
+            self.processed.attach_to_role(self.quicksight_role)
+            self.raw.attach_to_role(self.quicksight_role)
+
+
+def _glue_tables(glue_arn: str, database: str, table: str) -> iam.PolicyStatement:
+    return iam.PolicyStatement(
+        actions=[
+            "glue:GetDatabase",
+            "glue:GetTable",
+            "glue:GetTables",
+            "glue:GetPartition",
+            "glue:GetPartitions",
+        ],
+        resources=[
+            f"{glue_arn}:catalog",
+            f"{glue_arn}:database/{database}",
+            f"{glue_arn}:table/{database}/{table}",
+        ],
+    )
+
+
+def _objects(archive: s3.IBucket, prefix: str, *, sid: str) -> list[iam.PolicyStatement]:
+    return [
+        iam.PolicyStatement(
+            sid=f"{sid}Objects",
+            actions=["s3:GetObject"],
+            resources=[archive.arn_for_objects(f"{prefix}*")],
+        ),
+        iam.PolicyStatement(
+            sid=f"{sid}Listing",
+            actions=["s3:ListBucket", "s3:GetBucketLocation"],
+            resources=[archive.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+        ),
+    ]

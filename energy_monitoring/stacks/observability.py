@@ -309,8 +309,7 @@ class ObservabilityStack(cdk.Stack):
                 alarm_id="RateLimitedReadings",
                 # A meter sending far more than its cadence is broken or hostile: find it
                 # in the quarantine's rate_limited lines (device_id).
-                description="Readings beyond the per-interval cap were quarantined "
-                "(rate_limited)",
+                description="Readings beyond the per-interval cap were quarantined (rate_limited)",
                 metric=cloudwatch.MathExpression(
                     expression="FILL(batching, 0) + FILL(processor, 0)",
                     label="Rate-limited readings",
@@ -340,9 +339,7 @@ class ObservabilityStack(cdk.Stack):
             _Signal(
                 alarm_id="NoAggregatesWritten",
                 description="The processor wrote no aggregates: the hand-off is stuck",
-                metric=runtime_metric(
-                    contract.AGGREGATES_WRITTEN, PROCESSOR, period=silent_period
-                ),
+                metric=runtime_metric(contract.AGGREGATES_WRITTEN, PROCESSOR, period=silent_period),
                 threshold=1,
                 comparison=LT,
                 missing=cloudwatch.TreatMissingData.BREACHING,
@@ -390,9 +387,7 @@ class ObservabilityStack(cdk.Stack):
         processing: ProcessingResources,
         signals: list[_Signal],
     ) -> cloudwatch.Dashboard:
-        dashboard = cloudwatch.Dashboard(
-            self, "Dashboard", default_interval=cdk.Duration.hours(6)
-        )
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=cdk.Duration.hours(6))
         messages_in = cloudwatch.Metric(
             namespace="AWS/IoT",
             metric_name="TopicMatch",

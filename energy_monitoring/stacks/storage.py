@@ -15,7 +15,7 @@ from energy_runtime import contract
 from energy_monitoring.config import EnvironmentConfig
 from energy_monitoring.constructs.buckets import ARCHIVE_EXPORT, ArchiveBuckets, archive_export_name
 from energy_monitoring.constructs.catalog import AnalyticsCatalog
-from energy_monitoring.constructs.readers import ProcessedDataReaders
+from energy_monitoring.constructs.readers import DataReaders
 from energy_monitoring.constructs.retention import removal_policy
 
 
@@ -109,7 +109,7 @@ class StorageStack(cdk.Stack):
             removal=removal,
         )
 
-        readers = ProcessedDataReaders(
+        readers = DataReaders(
             self,
             "Readers",
             stage_name=config.stage_name,
@@ -117,7 +117,8 @@ class StorageStack(cdk.Stack):
             results=buckets.athena_results,
             key=key,
             database_name=catalog.database_name,
-            table_names=[catalog.raw_table.ref, catalog.interval_table.ref],
+            interval_table_name=catalog.interval_table.ref,
+            raw_table_name=catalog.raw_table.ref,
             workgroup_name=catalog.workgroup_name,
             quicksight_service_role=config.analytics.quicksight_service_role,
         )
@@ -158,9 +159,13 @@ class StorageStack(cdk.Stack):
                 "Athena workgroup for QuickSight",
             ),
             "DataKeyArn": (key.key_arn, "KMS key encrypting this environment's data"),
-            contract.Output.READER_POLICY_ARN: (
-                readers.policy.managed_policy_arn,
-                "managed policy: read the processed data through Athena (QuickSight, analysts)",
+            contract.Output.PROCESSED_READER_POLICY_ARN: (
+                readers.processed.managed_policy_arn,
+                "managed policy: query the processed data through Athena",
+            ),
+            contract.Output.RAW_READER_POLICY_ARN: (
+                readers.raw.managed_policy_arn,
+                "managed policy: also query the raw readings (with the processed reader's)",
             ),
         }
         for output_id, (value, description) in outputs.items():

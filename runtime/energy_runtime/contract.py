@@ -76,7 +76,8 @@ class Output:
     GLUE_DATABASE_NAME: Final = "GlueDatabaseName"
     RAW_TABLE_NAME: Final = "RawTableName"
     INTERVAL_TABLE_NAME: Final = "IntervalTableName"
-    READER_POLICY_ARN: Final = "ReaderPolicyArn"
+    PROCESSED_READER_POLICY_ARN: Final = "ProcessedReaderPolicyArn"
+    RAW_READER_POLICY_ARN: Final = "RawReaderPolicyArn"
     # Processing: what `replay` re-drives.
     HANDOFF_QUEUE_URL: Final = "HandoffQueueUrl"
     HANDOFF_DEAD_LETTER_QUEUE_URL: Final = "HandoffDeadLetterQueueUrl"
