@@ -229,6 +229,28 @@ class AlarmSettings(_Settings):
     silent_minutes: int = setting(
         30, ge=5, le=1440, doc="alarm when no reading was accepted for this long"
     )
+    iot_auth_errors: int = setting(
+        5,
+        ge=1,
+        le=1_000_000,
+        doc="alarm at this many refused MQTT connects or publishes in 5 minutes "
+        "(AWS/IoT Connect.AuthError + PublishIn.AuthError: a revoked or foreign certificate, "
+        "a policy that does not match)",
+    )
+    iot_client_errors: int = setting(
+        20,
+        ge=1,
+        le=1_000_000,
+        doc="alarm at this many malformed connects or publishes in 5 minutes "
+        "(Connect.ClientError + PublishIn.ClientError: firmware sending what IoT refuses)",
+    )
+    iot_throttles: int = setting(
+        1,
+        ge=1,
+        le=1_000_000,
+        doc="alarm at this many throttled connects or publishes in 5 minutes "
+        "(Connect.Throttle + PublishIn.Throttle: the account's IoT quotas)",
+    )
 
 
 class FleetSettings(_Settings):

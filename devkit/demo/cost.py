@@ -3,8 +3,9 @@
 The model (`energy_monitoring.costs.model`) predicts from the scenario (apartments, days,
 readings per message) and the dev environment's settings, as it predicts a month. Two
 inputs come from the run instead, because the demo compresses a day into a minute:
-the number of processor invocations (a compressed window is a fraction of a second, so
-the processor merges several; in AWS it runs once per batching window) and the alerts the
+the number of processor invocations and the devices each carried (a compressed window is
+a fraction of a second, so the processor merges several; in AWS it runs once per batching
+window, with every device that sent in it) and the alerts the
 data raised (the data's, not the pipeline's); the scenario's injected duplicate and
 malformed messages are the fleet's `extra_message_rate`, the late ones it sent its
 `late_message_rate`. Everything the model then derives from them, DynamoDB write units
@@ -64,6 +65,7 @@ def compare(
         design,
         seconds=duration_s,
         processor_invocations=measured["processor_invocations"],
+        device_invocations=measured["device_invocations"],
     ).as_json()
     rows = {}
     for name in (*BOUNDED, *REPORTED):

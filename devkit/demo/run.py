@@ -365,6 +365,7 @@ def _cost(
         "sns_publishes": counts["sns_publishes"],
         "batching_invocations": batching.get("invocations", 0),
         "processor_invocations": processor.get("invocations", 0),
+        "device_invocations": processor.get("device_invocations", 0),
     }
     return cost.compare(
         apartments=scenario.apartments,

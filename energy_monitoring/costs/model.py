@@ -72,7 +72,7 @@ SQS_LONG_POLL_S = 20
 LOG_BYTES_PER_INVOCATION = 2_000
 # What the stacks create (tests check these against the synthesized templates).
 CUSTOMER_MANAGED_KEYS = 2
-ALARMS = 21
+ALARMS = 26
 DASHBOARDS = 1
 # Each (metric, function) the handlers emit, and QuarantinedByReason once per reason seen
 # (a reason a month has not seen costs nothing: this is the most it can be).
@@ -197,12 +197,13 @@ def counts(
     *,
     seconds: float,
     processor_invocations: float | None = None,
+    device_invocations: float | None = None,
     readings: float | None = None,
     messages: float | None = None,
 ) -> Counts:
-    """Requests over `seconds` of the fleet's life. A measured run passes what it knows
-    (readings and messages it published; processor invocations, which its compressed time
-    sets rather than the window): everything else follows as in a month."""
+    """Requests over `seconds` of the fleet's life. A measured run passes what its
+    compressed clock sets rather than the window: the processor's invocations and the
+    devices each one carried; everything else follows as in a month."""
     # A meter reads at both ends of the span and sends its last partial message too
     # (what matters over a short run; nothing over a month).
     per_device_readings = math.floor(seconds / fleet.reading_interval_s) + 1
@@ -221,10 +222,15 @@ def counts(
     covered_s = seconds * slots / max(processor, 1e-9)  # each slot's invocations, in turn
     message_period_s = fleet.readings_per_message * fleet.reading_interval_s
     devices_per_invocation = fleet.apartments / slots * min(1.0, covered_s / message_period_s)
-    intervals = fleet.apartments * seconds / (design.interval_minutes * 60)
+    # A meter's newest interval stays open (in its LATEST item) until later data closes it.
+    closed_per_device = max(0, math.ceil(seconds / (design.interval_minutes * 60)) - 1)
+    intervals = fleet.apartments * closed_per_device
     days = fleet.apartments * seconds / 86_400
     alerts = fleet.apartments * fleet.alerts_per_apartment_day * seconds / 86_400
-    latest_writes = processor * devices_per_invocation * _steps(LATEST_ITEM_BYTES, 1024)
+    device_writes = (
+        processor * devices_per_invocation if device_invocations is None else device_invocations
+    )
+    latest_writes = device_writes * _steps(LATEST_ITEM_BYTES, 1024)
     dynamodb_writes = (
         latest_writes
         + intervals * _steps(INTERVAL_ITEM_BYTES, 1024)
@@ -233,7 +239,7 @@ def counts(
     )
     # Strongly consistent reads of up to 4 KB: one unit per LATEST item; a day's total
     # is read back once per day.
-    dynamodb_reads = processor * devices_per_invocation + days * 2
+    dynamodb_reads = device_writes + days * 2
     # Late messages spread over the invocations: the share of invocations that got one
     # writes one more object (Poisson: 1 - e^-late/invocations of them).
     late = messages * fleet.late_message_rate
@@ -255,7 +261,7 @@ def counts(
         s3_processed_puts=processed_puts,
         s3_raw_puts=raw_puts * _hour_partitions(design.firehose_buffer_s),
         sns_publishes=alerts,
-        processed_rows=processor * devices_per_invocation,
+        processed_rows=device_writes,
     )
 
 

@@ -24,6 +24,7 @@ from energy_runtime.contract import BATCHING, PROCESSOR
 from energy_runtime.contract import QuarantineReason as Reason
 
 from energy_monitoring.config import EnvironmentConfig
+from energy_monitoring.constructs.buckets import archive_bucket
 from energy_monitoring.constructs.energy_function import EnergyFunction
 from energy_monitoring.constructs.fleet_security import FleetSecurity
 from energy_monitoring.constructs.retention import removal_policy
@@ -62,6 +63,28 @@ def reason_metric(reason: str, function: str) -> cloudwatch.Metric:
         },
         statistic="Sum",
         period=FIVE_MINUTES,
+    )
+
+
+def iot_metric(name: str, *, protocol: str = "MQTT") -> cloudwatch.Metric:
+    """An AWS IoT message-broker metric (account-wide: IoT has no per-thing-type metrics;
+    the meters speak MQTT)."""
+    return cloudwatch.Metric(
+        namespace="AWS/IoT",
+        metric_name=name,
+        dimensions_map={"Protocol": protocol},
+        statistic="Sum",
+        period=FIVE_MINUTES,
+    )
+
+
+def iot_sum(label: str, *names: str) -> cloudwatch.MathExpression:
+    using = {f"m{n}": iot_metric(name) for n, name in enumerate(names)}
+    return cloudwatch.MathExpression(
+        expression=" + ".join(f"FILL({key}, 0)" for key in using),
+        label=label,
+        period=FIVE_MINUTES,
+        using_metrics=using,
     )
 
 
@@ -159,7 +182,7 @@ class ObservabilityStack(cdk.Stack):
 
         signals = self._signals(config, storage, ingest, processing)
         self.alarms = [self._alarm(signal) for signal in signals]
-        dashboard = self._dashboard(config, ingest, processing, signals)
+        dashboard = self._dashboard(config, storage, ingest, processing, signals)
         self.fleet_security = FleetSecurity(
             self,
             "DeviceDefender",
@@ -240,6 +263,43 @@ class ObservabilityStack(cdk.Stack):
                 ),
                 threshold=iterator_age_ms,
                 comparison=GT,
+            ),
+            _Signal(
+                alarm_id="StreamWriteThrottled",
+                description="The topic rule's writes exceeded the stream's shards (add "
+                "shards: stream.shard_count)",
+                metric=ingest.stream.metric_write_provisioned_throughput_exceeded(
+                    statistic="Sum", period=FIVE_MINUTES
+                ),
+                threshold=1,
+            ),
+            _Signal(
+                alarm_id="StreamReadThrottled",
+                description="The stream's readers (batching Lambda, Firehose) exceeded its "
+                "shards' read throughput",
+                metric=ingest.stream.metric_read_provisioned_throughput_exceeded(
+                    statistic="Sum", period=FIVE_MINUTES
+                ),
+                threshold=1,
+            ),
+            _Signal(
+                alarm_id="IotAuthErrors",
+                description="MQTT connects or publishes refused by authorization (revoked or "
+                "unknown certificate, a policy mismatch)",
+                metric=iot_sum("Auth errors", "Connect.AuthError", "PublishIn.AuthError"),
+                threshold=alarms.iot_auth_errors,
+            ),
+            _Signal(
+                alarm_id="IotClientErrors",
+                description="MQTT connects or publishes IoT refused as malformed",
+                metric=iot_sum("Client errors", "Connect.ClientError", "PublishIn.ClientError"),
+                threshold=alarms.iot_client_errors,
+            ),
+            _Signal(
+                alarm_id="IotThrottles",
+                description="MQTT connects or publishes throttled by the account's IoT quotas",
+                metric=iot_sum("Throttled", "Connect.Throttle", "PublishIn.Throttle"),
+                threshold=alarms.iot_throttles,
             ),
             *self._function_signals("Batching", processing.batching, config),
             *self._function_signals("Processor", processing.processor, config),
@@ -383,6 +443,7 @@ class ObservabilityStack(cdk.Stack):
     def _dashboard(
         self,
         config: EnvironmentConfig,
+        storage: StorageResources,
         ingest: IngestResources,
         processing: ProcessingResources,
         signals: list[_Signal],
@@ -436,6 +497,7 @@ class ObservabilityStack(cdk.Stack):
                 width=12,
             ),
         )
+        dashboard.add_widgets(*self._capacity_widgets(config, storage, ingest))
         # One graph per signal, alarm threshold drawn in.
         widgets = [
             cloudwatch.GraphWidget(
@@ -473,3 +535,70 @@ class ObservabilityStack(cdk.Stack):
                 )
             )
         return dashboard
+
+    def _capacity_widgets(
+        self, config: EnvironmentConfig, storage: StorageResources, ingest: IngestResources
+    ) -> list[cloudwatch.IWidget]:
+        """When to add shards, and what the table and the archive hold."""
+        period_s = int(FIVE_MINUTES.to_seconds())
+        capacity: dict[str, list[cloudwatch.HorizontalAnnotation]] = {"records": [], "bytes": []}
+        if config.stream.capacity_mode == "provisioned":
+            shards = config.stream.shard_count
+            capacity["records"].append(
+                cloudwatch.HorizontalAnnotation(
+                    value=shards * 1000 * period_s, label=f"{shards} shard(s): 1,000 records/s each"
+                )
+            )
+            capacity["bytes"].append(
+                cloudwatch.HorizontalAnnotation(
+                    value=shards * 1024 * 1024 * period_s, label=f"{shards} shard(s): 1 MB/s each"
+                )
+            )
+        archive = archive_bucket(self, "ArchiveForMetrics", config=config).bucket_name
+        day = cdk.Duration.days(1)
+
+        def stored(metric: str, storage_type: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace="AWS/S3",
+                metric_name=metric,
+                dimensions_map={"BucketName": archive, "StorageType": storage_type},
+                statistic="Average",
+                period=day,
+                label=f"{metric} {storage_type}",
+            )
+
+        return [
+            cloudwatch.GraphWidget(
+                title="Stream: records in per 5 minutes, against the shards' capacity",
+                left=[ingest.stream.metric_incoming_records(statistic="Sum", period=FIVE_MINUTES)],
+                left_annotations=capacity["records"],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Stream: bytes in per 5 minutes, against the shards' capacity",
+                left=[ingest.stream.metric_incoming_bytes(statistic="Sum", period=FIVE_MINUTES)],
+                left_annotations=capacity["bytes"],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Table: consumed read and write units",
+                left=[
+                    storage.table.metric_consumed_read_capacity_units(period=FIVE_MINUTES),
+                    storage.table.metric_consumed_write_capacity_units(period=FIVE_MINUTES),
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Archive: bytes per storage class (daily)",
+                left=[
+                    stored("BucketSizeBytes", kind)
+                    for kind in ("StandardStorage", "StandardIAStorage", "GlacierStorage")
+                ],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Archive: objects (daily)",
+                left=[stored("NumberOfObjects", "AllStorageTypes")],
+                width=12,
+            ),
+        ]
