@@ -203,6 +203,23 @@ class IngestSettings(_Settings):
     firehose_buffer_seconds: int = setting(900, ge=60, le=900, doc="Firehose buffer interval")
 
 
+class AuditSettings(_Settings):
+    cloudtrail: bool = setting(
+        False,
+        doc="a CloudTrail trail of the environment's region (management events, log file "
+        "validation, its own KMS key and bucket, CloudWatch Logs delivery); off where an "
+        "organization trail already records the account",
+    )
+    data_events: bool = setting(
+        False,
+        doc="also record S3 data events on the archive's raw/ and processed/ prefixes (every "
+        "read and write: billed per 100,000 events, docs/deploy.md)",
+    )
+    expire_after_days: int = setting(
+        2555, ge=1, le=36500, doc="trail log files are deleted (default: 7 years)"
+    )
+
+
 class SecuritySettings(_Settings):
     audit: Literal["off", "create", "existing"] = setting(
         "off",
@@ -306,6 +323,7 @@ class EnvironmentConfig(_Settings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     alarms: AlarmSettings  # the ops e-mail has no sensible default
 
     @property
@@ -473,6 +491,11 @@ def _check_cross_field(config: EnvironmentConfig, where: str) -> None:
         raise ConfigError(
             f"{where}.functions.processor_timeout_seconds: the hand-off queue's visibility "
             "timeout (6x the function timeout) would exceed SQS's 12 hours"
+        )
+    if config.audit.data_events and not config.audit.cloudtrail:
+        raise ConfigError(
+            f"{where}.audit.data_events: needs audit.cloudtrail (data events are recorded "
+            "by the environment's trail)"
         )
     data = config.data
     if data.interval_ttl_days <= data.max_reading_age_days:

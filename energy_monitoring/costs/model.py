@@ -71,12 +71,17 @@ SQS_LONG_POLL_S = 20
 # Logs the functions write per invocation (powertools JSON: start, summary, end lines).
 LOG_BYTES_PER_INVOCATION = 2_000
 # What the stacks create (tests check these against the synthesized templates).
-CUSTOMER_MANAGED_KEYS = 2
+CUSTOMER_MANAGED_KEYS = 2  # without the audit trail's (customer_managed_keys)
 ALARMS = 26
 DASHBOARDS = 1
 # Each (metric, function) the handlers emit, and QuarantinedByReason once per reason seen
 # (a reason a month has not seen costs nothing: this is the most it can be).
 CUSTOM_METRICS = len(contract.EMITTED_METRICS) + len(contract.QUARANTINE_REASONS)
+def customer_managed_keys(design: Design) -> int:
+    """The data key and the ops key, and the audit trail's own where it is on."""
+    return CUSTOMER_MANAGED_KEYS + (1 if design.audit_trail else 0)
+
+
 # KMS requests: each encrypting service fetches a data key about every 5 minutes per
 # writer (S3 bucket keys, SQS data key reuse of 300 s, Kinesis, DynamoDB).
 KMS_REQUESTS_PER_WRITER_HOUR = 12
@@ -125,6 +130,8 @@ class Design:
     batching_memory_mb: int
     processor_memory_mb: int
     handoff_window_s: int
+    audit_trail: bool = False
+    audit_data_events: bool = False
 
     @classmethod
     def from_config(cls, config: Any, *, region: str) -> Design:
@@ -148,6 +155,8 @@ class Design:
             batching_memory_mb=config.functions.batching_memory_mb,
             processor_memory_mb=config.functions.processor_memory_mb,
             handoff_window_s=config.batching.handoff_window_seconds,
+            audit_trail=config.audit.cloudtrail,
+            audit_data_events=config.audit.data_events,
         )
 
     @property
@@ -353,8 +362,13 @@ def monthly_lines(fleet: Fleet, design: Design) -> list[Line]:
         Line("Firehose", "dynamic_partitioning_gb", c.kinesis_records * record_bytes / GB),
         Line("Firehose", "dynamic_partitioning_objects", c.s3_raw_puts / 1000),
     ]
+    if design.audit_data_events:
+        # Every object write and read of raw/ and processed/: the writers' PUTs, the
+        # processor's GETs and the lifecycle transitions (analysts' Athena reads add more).
+        events = objects_month * 2 + c.processor_invocations
+        lines.append(Line("CloudTrail", "data_events", events / 100_000, "raw/, processed/"))
     lines += [
-        Line("KMS", "keys", CUSTOMER_MANAGED_KEYS),
+        Line("KMS", "keys", customer_managed_keys(design)),
         Line("KMS", "requests",
              KMS_WRITERS * KMS_REQUESTS_PER_WRITER_HOUR * HOURS_PER_MONTH / 10_000),
     ]  # fmt: skip

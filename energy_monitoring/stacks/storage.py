@@ -13,6 +13,7 @@ from constructs import Construct
 from energy_runtime import contract
 
 from energy_monitoring.config import EnvironmentConfig
+from energy_monitoring.constructs.audit_trail import AuditTrail
 from energy_monitoring.constructs.buckets import ARCHIVE_EXPORT, ArchiveBuckets, archive_export_name
 from energy_monitoring.constructs.catalog import AnalyticsCatalog
 from energy_monitoring.constructs.readers import DataReaders
@@ -122,6 +123,21 @@ class StorageStack(cdk.Stack):
             workgroup_name=catalog.workgroup_name,
             quicksight_service_role=config.analytics.quicksight_service_role,
         )
+
+        if config.audit.cloudtrail:
+            audit = AuditTrail(
+                self,
+                "Audit",
+                config=config,
+                access_logs=buckets.access_logs,
+                archive=buckets.archive,
+            )
+            cdk.CfnOutput(
+                self,
+                "AuditTrailArn",
+                value=audit.trail.trail_arn,
+                description="CloudTrail trail of this environment (audit.cloudtrail)",
+            )
 
         self.resources = StorageResources(
             key=key,

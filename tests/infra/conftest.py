@@ -23,8 +23,8 @@ QUICKSIGHT_ROLE = "service-role/aws-quicksight-service-role-v0"  # the account's
 @pytest.fixture(scope="session")
 def variant(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     """dev alone, deployed a second time into the same account under the prefix `alice`,
-    with Device Defender Detect on, the account's existing IoT logging and QuickSight's
-    service role granted the processed-data reader policy."""
+    with Device Defender Detect on, the account's existing IoT logging, QuickSight's
+    service role granted the reader policies, and an audit trail with S3 data events."""
     from energy_monitoring.application_paths import CDK_JSON
     from energy_monitoring.config import CONTEXT_KEY
 
@@ -33,6 +33,7 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     dev["security"] = {"audit": "existing", "detect": True}
     dev["ingest"] = {**dev.get("ingest", {}), "iot_logging": "existing"}
     dev["analytics"] = {"quicksight_service_role": QUICKSIGHT_ROLE}
+    dev["audit"] = {"cloudtrail": True, "data_events": True, "expire_after_days": 400}
     context[CONTEXT_KEY] = {"environments": {"dev": dev}}
     return synthesize_app(
         tmp_path_factory.mktemp("variant.out"), context=context, prefix=VARIANT_PREFIX

@@ -179,7 +179,13 @@ def test_every_key_rotates(synthesized: SynthesizedApp) -> None:
         for logical_id, resource in template["Resources"].items()
         if resource["Type"] == "AWS::KMS::Key"
     ]
-    assert len(keys) == 2 * len(ENVIRONMENTS)  # data key and ops key per environment
+    audited = sum(
+        1
+        for e in ENVIRONMENTS
+        if synthesized.config["environments"][e].get("audit", {}).get("cloudtrail")
+    )
+    # The data key and the ops key per environment, and the audit trail's where it is on.
+    assert len(keys) == 2 * len(ENVIRONMENTS) + audited
     for environment, stack, logical_id, resource in keys:
         assert resource["Properties"]["EnableKeyRotation"] is True, (environment, stack, logical_id)
 
@@ -200,6 +206,7 @@ def test_docs_list_every_stack_output(synthesized: SynthesizedApp) -> None:
 # stage name (and so the prefix), except the one IoT Core fixes.
 ACCOUNT_UNIQUE_NAMES = {
     ("AWS::Athena::WorkGroup", "Name"),
+    ("AWS::CloudTrail::Trail", "TrailName"),
     ("AWS::CloudWatch::Alarm", "AlarmName"),
     ("AWS::Glue::Database", "DatabaseInput.Name"),
     ("AWS::Glue::Table", "DatabaseName"),

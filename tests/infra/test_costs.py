@@ -14,7 +14,12 @@ def count(app: SynthesizedApp, environment: str, type_: str) -> int:
 def test_keys_alarms_and_dashboards_the_model_bills_are_the_stacks(
     synthesized: SynthesizedApp,
 ) -> None:
+    from energy_monitoring.config import load_environments
+
+    configs = {c.name: c for c in load_environments(synthesized.config)}
     for environment in ("dev", "staging", "prod"):
-        assert count(synthesized, environment, "AWS::KMS::Key") == model.CUSTOMER_MANAGED_KEYS
+        design = model.Design.from_config(configs[environment], region="us-east-1")
+        keys = model.customer_managed_keys(design)
+        assert count(synthesized, environment, "AWS::KMS::Key") == keys
         assert count(synthesized, environment, "AWS::CloudWatch::Alarm") == model.ALARMS
         assert count(synthesized, environment, "AWS::CloudWatch::Dashboard") == model.DASHBOARDS

@@ -51,7 +51,9 @@ def allowed(deployment: Deployment, role: str, action: str, resource: str) -> bo
 
 
 def arns(deployment: Deployment) -> dict[str, str]:
-    (key,) = [k for k in deployment.resources("AWS::KMS::Key") if k.stack.endswith("Storage")]
+    (key,) = [
+        k for k in deployment.resources("AWS::KMS::Key") if k.logical_id.startswith("DataKey")
+    ]
     buckets = {b.logical_id: b for b in deployment.resources("AWS::S3::Bucket")}
     (workgroup,) = deployment.resources("AWS::Athena::WorkGroup")
     name = deployment.resolve(workgroup.stack, workgroup.properties["Name"])

@@ -19,8 +19,9 @@ def buckets(app: SynthesizedApp, environment: str) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_key_rotates(synthesized: SynthesizedApp, environment: str) -> None:
-    key = synthesized.one(environment, "Storage", "AWS::KMS::Key")
-    assert key["Properties"]["EnableKeyRotation"] is True
+    keys = synthesized.resources(environment, "Storage", "AWS::KMS::Key")
+    (data_key,) = [key for lid, key in keys.items() if lid.startswith("DataKey")]
+    assert data_key["Properties"]["EnableKeyRotation"] is True
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
