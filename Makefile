@@ -56,7 +56,15 @@ $(STAMP)/debs:
 	fi
 	@touch $@
 
-setup: $(STAMP)/venv $(STAMP)/node $(STAMP)/debs ## Install everything (venv, CDK CLI, mosquitto)
+# checkov pins an old boto3: its own environment, beside the project's.
+$(STAMP)/checkov: requirements-checkov.txt
+	@mkdir -p $(STAMP)
+	@echo "==> checkov (.venv-checkov)"
+	@test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	@.venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
+
+setup: $(STAMP)/venv $(STAMP)/node $(STAMP)/debs $(STAMP)/checkov ## Install everything (venv, CDK CLI, mosquitto, checkov)
 
 test: setup ## Install what is missing, then lint and run every test
 	@echo "==> ruff"
