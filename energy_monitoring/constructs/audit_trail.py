@@ -12,13 +12,14 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_cloudtrail as cloudtrail
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 from energy_runtime import contract
 
 from energy_monitoring.config import EnvironmentConfig
+from energy_monitoring.constructs.buckets import data_bucket
+from energy_monitoring.constructs.keys import allow_log_groups, environment_key
 from energy_monitoring.constructs.retention import log_retention, removal_policy
 
 AUDITED_PREFIXES = (contract.RAW_PREFIX, contract.PROCESSED_PREFIX)
@@ -37,19 +38,16 @@ class AuditTrail(Construct):
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         removal = removal_policy(config)
-        destroy = config.removal_policy == "destroy"
         trail_name = f"{config.resource_prefix}-audit"
         trail_arn = stack.format_arn(
             service="cloudtrail", resource="trail", resource_name=trail_name
         )
-        self.key = kms.Key(
+        self.key = environment_key(
             self,
             "Key",
-            alias=f"alias/{config.resource_prefix}-audit",
+            config=config,
+            purpose="audit",
             description=f"Encrypts the energy monitoring audit trail of {config.name}",
-            enable_key_rotation=True,
-            removal_policy=removal,
-            pending_window=cdk.Duration.days(7 if destroy else 30),
         )
         # CloudTrail encrypts each log file with a data key of this trail's context only.
         self.key.add_to_resource_policy(
@@ -78,36 +76,15 @@ class AuditTrail(Construct):
             )
         )
         # The trail's log group is encrypted with the same key.
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudWatchLogsEncryptsTheTrailsLogGroup",
-                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*",
-                         "kms:GenerateDataKey*", "kms:Describe*"],
-                resources=["*"],
-                conditions={
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": (
-                            f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:*"
-                        )
-                    }
-                },
-            )
-        )  # fmt: skip
-        self.bucket = s3.Bucket(
+        allow_log_groups(self.key, sid="CloudWatchLogsEncryptsTheTrailsLogGroup")
+        self.bucket = data_bucket(
             self,
             "Bucket",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=access_logs,
-            server_access_logs_prefix="audit-trail/",
+            config=config,
+            key=self.key,
+            access_logs=access_logs,
+            purpose="audit-trail",
             versioned=True,
-            removal_policy=removal,
-            auto_delete_objects=destroy,
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-audit-logs",

@@ -38,6 +38,37 @@ def archive_bucket(scope: Construct, construct_id: str, *, config: EnvironmentCo
     return s3.Bucket.from_bucket_name(scope, construct_id, name)
 
 
+def data_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    config: EnvironmentConfig,
+    key: kms.IKey,
+    access_logs: s3.IBucket,
+    purpose: str,
+    lifecycle_rules: list[s3.LifecycleRule],
+    versioned: bool = False,
+) -> s3.Bucket:
+    """A bucket that holds data: the defaults every such bucket shares (CMK with a bucket
+    key, no public access, TLS only, access logs under `<purpose>/`), in one place."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        encryption=s3.BucketEncryption.KMS,
+        encryption_key=key,
+        bucket_key_enabled=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        server_access_logs_bucket=access_logs,
+        server_access_logs_prefix=f"{purpose}/",
+        removal_policy=removal_policy(config),
+        auto_delete_objects=config.removal_policy == "destroy",
+        lifecycle_rules=lifecycle_rules,
+        versioned=versioned,
+    )
+
+
 class ArchiveBuckets(Construct):
     def __init__(
         self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, key: kms.IKey
@@ -66,39 +97,18 @@ class ArchiveBuckets(Construct):
             ],
         )
 
-        def data_bucket(
-            construct_id: str,
-            purpose: str,
-            lifecycle_rules: list[s3.LifecycleRule],
-            *,
-            versioned: bool = False,
-        ) -> s3.Bucket:
-            """A bucket that holds data: the defaults every such bucket shares (CMK with a
-            bucket key, no public access, TLS only, access logs), in one place."""
-            return s3.Bucket(
-                self,
-                construct_id,
-                encryption=s3.BucketEncryption.KMS,
-                encryption_key=key,
-                bucket_key_enabled=True,
-                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-                enforce_ssl=True,
-                object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-                server_access_logs_bucket=self.access_logs,
-                server_access_logs_prefix=f"{purpose}/",
-                removal_policy=removal,
-                auto_delete_objects=destroy,
-                lifecycle_rules=lifecycle_rules,
-                versioned=versioned,
-            )
-
         self.archive = data_bucket(
-            "Archive", "archive", self._archive_lifecycle(config), versioned=True
-        )
+            self, "Archive", config=config, key=key, access_logs=self.access_logs,
+            purpose="archive", lifecycle_rules=self._archive_lifecycle(config), versioned=True,
+        )  # fmt: skip
         self.athena_results = data_bucket(
+            self,
             "AthenaResults",
-            "athena-results",
-            [
+            config=config,
+            key=key,
+            access_logs=self.access_logs,
+            purpose="athena-results",
+            lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-query-results",
                     expiration=cdk.Duration.days(retention.athena_results_expire_days),

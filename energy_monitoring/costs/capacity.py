@@ -9,7 +9,6 @@ from energy_monitoring.costs.model import (
     BATCHING_S_PER_READING,
     PROCESSOR_S_PER_DEVICE,
     PROCESSOR_S_PER_INVOCATION,
-    RECORD_OVERHEAD_BYTES,
     Design,
     Fleet,
 )
@@ -29,8 +28,7 @@ HANDOFF_BATCH_SIZE = 100
 def shards_needed(fleet: Fleet, design: Design) -> tuple[int, float, float]:
     """(shards, write bytes/s, records/s) of the fleet's steady load."""
     messages_per_s = fleet.apartments / fleet.reading_interval_s / fleet.readings_per_message
-    record_bytes = fleet.message_bytes * 4 / 3 + RECORD_OVERHEAD_BYTES
-    bytes_per_s = messages_per_s * record_bytes
+    bytes_per_s = messages_per_s * fleet.record_bytes
     # Beyond the shard limits: a window's records per shard must fit one batch, or the
     # batching function runs several times per window, and the processor writes each
     # device's LATEST item as many times.

@@ -1,9 +1,10 @@
 """What the pipeline asks of each AWS service in a month, and what that costs.
 
-`usage()` turns a fleet (apartments, readings) and an environment's settings into request
-counts per service (`Line`s: a quantity and the price item it is billed by); `bill()`
-prices them. The same counts, over the demo's scenario instead of a month, are what
-`make demo` compares with the requests it measured at its moto server (`predict_run`).
+`counts()` turns a fleet (apartments, readings) and an environment's settings into request
+counts; `monthly_lines()` turns a month of them into billed quantities per service
+(`Line`s: a quantity and the price item it is billed by); `bill()` prices them. The same
+counts, over the demo's scenario instead of a month, are what `make demo` compares with
+the requests it measured at its moto server (`devkit/demo/cost.py`).
 
 How each count follows from the design (docs/cost.md has the reasoning and sources):
 - IoT Core: every meter connected all month; each message is metered in 5 KB steps, and
@@ -77,6 +78,8 @@ DASHBOARDS = 1
 # Each (metric, function) the handlers emit, and QuarantinedByReason once per reason seen
 # (a reason a month has not seen costs nothing: this is the most it can be).
 CUSTOM_METRICS = len(contract.EMITTED_METRICS) + len(contract.QUARANTINE_REASONS)
+
+
 def customer_managed_keys(design: Design) -> int:
     """The data key and the ops key, and the audit trail's own where it is on."""
     return CUSTOMER_MANAGED_KEYS + (1 if design.audit_trail else 0)
@@ -105,6 +108,11 @@ class Fleet:
     @property
     def message_bytes(self) -> int:
         return self.readings_per_message * self.reading_bytes + 16  # {"readings":[...]}
+
+    @property
+    def record_bytes(self) -> float:
+        """A message as the topic rule puts it on the stream: base64, device and time."""
+        return self.message_bytes * 4 / 3 + RECORD_OVERHEAD_BYTES
 
 
 @dataclass(frozen=True)
@@ -207,8 +215,6 @@ def counts(
     seconds: float,
     processor_invocations: float | None = None,
     device_invocations: float | None = None,
-    readings: float | None = None,
-    messages: float | None = None,
 ) -> Counts:
     """Requests over `seconds` of the fleet's life. A measured run passes what its
     compressed clock sets rather than the window: the processor's invocations and the
@@ -216,12 +222,11 @@ def counts(
     # A meter reads at both ends of the span and sends its last partial message too
     # (what matters over a short run; nothing over a month).
     per_device_readings = math.floor(seconds / fleet.reading_interval_s) + 1
-    readings = fleet.apartments * per_device_readings if readings is None else readings
-    if messages is None:
-        per_device_messages = math.ceil(per_device_readings / fleet.readings_per_message)
-        messages = fleet.apartments * per_device_messages * (1 + fleet.extra_message_rate)
+    readings = fleet.apartments * per_device_readings
+    per_device_messages = math.ceil(per_device_readings / fleet.readings_per_message)
+    messages = fleet.apartments * per_device_messages * (1 + fleet.extra_message_rate)
     message_steps = _steps(fleet.message_bytes, IOT_METERING_BYTES)
-    record_bytes = fleet.message_bytes * 4 / 3 + RECORD_OVERHEAD_BYTES
+    record_bytes = fleet.record_bytes
     slots = design.shards * design.parallelization_factor if _provisioned(design) else 1
     windows = seconds / max(design.window_s, 1)
     batching = max(windows * slots, messages / design.batch_size)
@@ -287,7 +292,7 @@ def monthly_lines(fleet: Fleet, design: Design) -> list[Line]:
     """Every billed quantity of a month, in the price list's units."""
     c = counts(fleet, design, seconds=SECONDS_PER_MONTH)
     readings = fleet.apartments * SECONDS_PER_MONTH / fleet.reading_interval_s
-    record_bytes = fleet.message_bytes * 4 / 3 + RECORD_OVERHEAD_BYTES
+    record_bytes = fleet.record_bytes
     lines = [
         Line("IoT Core", "connectivity", fleet.apartments * HOURS_PER_MONTH * 60 / 1e6,
              "every meter connected all month"),

@@ -15,7 +15,6 @@ import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -27,7 +26,7 @@ from energy_monitoring.config import EnvironmentConfig
 from energy_monitoring.constructs.buckets import archive_bucket
 from energy_monitoring.constructs.energy_function import EnergyFunction
 from energy_monitoring.constructs.fleet_security import FleetSecurity
-from energy_monitoring.constructs.retention import removal_policy
+from energy_monitoring.constructs.keys import environment_key
 from energy_monitoring.stacks.ingest import IngestResources
 from energy_monitoring.stacks.processing import ProcessingResources
 from energy_monitoring.stacks.storage import StorageResources
@@ -78,14 +77,19 @@ def iot_metric(name: str, *, protocol: str = "MQTT") -> cloudwatch.Metric:
     )
 
 
-def iot_sum(label: str, *names: str) -> cloudwatch.MathExpression:
-    using = {f"m{n}": iot_metric(name) for n, name in enumerate(names)}
+def filled_sum(label: str, metrics: dict[str, cloudwatch.IMetric]) -> cloudwatch.MathExpression:
+    """The sum of the metrics over 5 minutes, a missing one counting as 0 (an alarm on a
+    sum with a gap would otherwise see no data at all)."""
     return cloudwatch.MathExpression(
-        expression=" + ".join(f"FILL({key}, 0)" for key in using),
+        expression=" + ".join(f"FILL({key}, 0)" for key in metrics),
         label=label,
         period=FIVE_MINUTES,
-        using_metrics=using,
+        using_metrics=metrics,
     )
+
+
+def iot_sum(label: str, *names: str) -> cloudwatch.MathExpression:
+    return filled_sum(label, {f"m{n}": iot_metric(name) for n, name in enumerate(names)})
 
 
 def rule_action_metric(name: str, rule_name: str, action_type: str) -> cloudwatch.Metric:
@@ -131,14 +135,12 @@ class ObservabilityStack(cdk.Stack):
             description=f"Energy monitoring ({config.name}): dashboard, alarms, Device Defender",
             termination_protection=termination_protection,
         )
-        ops_key = kms.Key(
+        ops_key = environment_key(
             self,
             "OpsKey",
-            alias=f"alias/{config.resource_prefix}-ops",
+            config=config,
+            purpose="ops",
             description=f"Encrypts the energy monitoring ops topic of {config.name}",
-            enable_key_rotation=True,
-            removal_policy=removal_policy(config),
-            pending_window=cdk.Duration.days(7 if config.removal_policy == "destroy" else 30),
         )
         # `.` never occurs in a stage name, so `energy-dev.*` cannot admit `energy-dev-x`'s.
         self.alarm_name_prefix = f"{config.resource_prefix}."
@@ -322,11 +324,9 @@ class ObservabilityStack(cdk.Stack):
             _Signal(
                 alarm_id="TableThrottles",
                 description="DynamoDB throttled reads or writes",
-                metric=cloudwatch.MathExpression(
-                    expression="FILL(reads, 0) + FILL(writes, 0)",
-                    label="Throttle events",
-                    period=FIVE_MINUTES,
-                    using_metrics={
+                metric=filled_sum(
+                    "Throttle events",
+                    {
                         "reads": storage.table.metric(
                             "ReadThrottleEvents", statistic="Sum", period=FIVE_MINUTES
                         ),
@@ -370,11 +370,9 @@ class ObservabilityStack(cdk.Stack):
                 # A meter sending far more than its cadence is broken or hostile: find it
                 # in the quarantine's rate_limited lines (device_id).
                 description="Readings beyond the per-interval cap were quarantined (rate_limited)",
-                metric=cloudwatch.MathExpression(
-                    expression="FILL(batching, 0) + FILL(processor, 0)",
-                    label="Rate-limited readings",
-                    period=FIVE_MINUTES,
-                    using_metrics={
+                metric=filled_sum(
+                    "Rate-limited readings",
+                    {
                         "batching": reason_metric(Reason.RATE_LIMITED, BATCHING),
                         "processor": reason_metric(Reason.RATE_LIMITED, PROCESSOR),
                     },

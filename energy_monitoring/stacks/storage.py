@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_glue as glue
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 from energy_runtime import contract
@@ -16,6 +15,7 @@ from energy_monitoring.config import EnvironmentConfig
 from energy_monitoring.constructs.audit_trail import AuditTrail
 from energy_monitoring.constructs.buckets import ARCHIVE_EXPORT, ArchiveBuckets, archive_export_name
 from energy_monitoring.constructs.catalog import AnalyticsCatalog
+from energy_monitoring.constructs.keys import allow_log_groups, environment_key
 from energy_monitoring.constructs.readers import DataReaders
 from energy_monitoring.constructs.retention import removal_policy
 
@@ -49,37 +49,15 @@ class StorageStack(cdk.Stack):
         )
         removal = removal_policy(config)
 
-        key = kms.Key(
+        key = environment_key(
             self,
             "DataKey",
-            alias=f"alias/{config.resource_prefix}-data",
+            config=config,
+            purpose="data",
             description=f"Encrypts the energy monitoring data of {config.name}",
-            enable_key_rotation=True,
-            removal_policy=removal,
-            pending_window=cdk.Duration.days(7 if config.removal_policy == "destroy" else 30),
         )
-        # Log groups of this environment are encrypted with the same key; CloudWatch Logs
-        # needs it granted in the key policy, scoped to this account's log groups.
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
-                actions=[
-                    "kms:Encrypt*",
-                    "kms:Decrypt*",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:Describe*",
-                ],
-                resources=["*"],
-                conditions={
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": (
-                            f"arn:{self.partition}:logs:{self.region}:{self.account}:*"
-                        )
-                    }
-                },
-            )
-        )
+        # Log groups of this environment are encrypted with the same key.
+        allow_log_groups(key)
 
         table = dynamodb.Table(
             self,
