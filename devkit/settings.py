@@ -4,17 +4,15 @@ so the demo, the simulator's defaults and the benchmark describe the same fleet
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from pathlib import Path
 
-from energy_monitoring.config import CONTEXT_KEY, EnvironmentConfig, load_environments
+from energy_monitoring.application_paths import CDK_JSON
+from energy_monitoring.config import EnvironmentConfig, environments_in
 
-REPO = Path(__file__).resolve().parents[1]
 LOCAL_ENVIRONMENT = "dev"
 
 
 @cache
-def dev_config(cdk_json: Path = REPO / "cdk.json") -> EnvironmentConfig:
-    context = json.loads(cdk_json.read_text())["context"][CONTEXT_KEY]
-    return next(c for c in load_environments(context) if c.name == LOCAL_ENVIRONMENT)
+def dev_config(cdk_json: Path = CDK_JSON) -> EnvironmentConfig:
+    return environments_in(cdk_json)[LOCAL_ENVIRONMENT]

@@ -23,13 +23,13 @@ from energy_runtime import contract
 from energy_cli.aws import Clients
 from energy_cli.environment import Environment
 from energy_cli.errors import CliError
+from energy_cli.fleet.roster import check_thing
 
 STEPS = {"15m": 900, "1h": 3600, "1d": 86_400}
 # Intervals this close to the table's TTL may already be gone: read them from the archive.
 TTL_MARGIN = dt.timedelta(days=1)
 ATHENA_POLL_S = 1.0
 ATHENA_TIMEOUT_S = 600.0
-DEVICE_ID_MAX = 128
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,8 @@ def _ms(moment: dt.datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def spans(
-    start: dt.datetime, end: dt.datetime, *, ttl_days: int, now: dt.datetime, source: str
-) -> list[Span]:
-    """Which source serves which part of [start, end)."""
-    if source != "auto":
-        return [Span(source, start, end)]
+def spans(start: dt.datetime, end: dt.datetime, *, ttl_days: int, now: dt.datetime) -> list[Span]:
+    """Which source serves which part of [start, end): the table inside its retention."""
     boundary = now - dt.timedelta(days=ttl_days) + TTL_MARGIN
     found = []
     if start < boundary:
@@ -77,8 +73,8 @@ def archive_sql(
     *, database: str, table: str, devices: list[str], start: dt.datetime, end: dt.datetime
 ) -> str:
     """The SQL both Athena and DuckDB run: each interval's highest revision in the range."""
-    for device in devices:
-        if not contract_device_id(device):
+    for device in devices:  # only thing names are quoted into the SQL
+        if check_thing(device) is not None:
             raise CliError(f"{device!r} is not a thing name")
     listed = ", ".join(f"'{device}'" for device in devices)
     years = sorted({str(y) for y in range(start.year, end.year + 1)})
@@ -93,11 +89,6 @@ def archive_sql(
         f" AND interval_start < TIMESTAMP '{end:%Y-%m-%d %H:%M:%S}'"
         ") WHERE rn = 1 ORDER BY device_id, interval_start"
     )
-
-
-def contract_device_id(device: str) -> bool:
-    """A thing name (what the SQL may quote): letters, digits, ':', '_', '-'."""
-    return 0 < len(device) <= DEVICE_ID_MAX and all(c.isalnum() or c in ":_-" for c in device)
 
 
 def from_dynamodb(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -51,3 +52,23 @@ def environment(env: str, prefix: str, outputs: Path | None) -> tuple[Environmen
     clients = Clients()
     found = environments.from_cloudformation(clients.client("cloudformation"), env, prefix=prefix)
     return found, clients
+
+
+def time_range(from_: str, to: str) -> tuple[dt.datetime, dt.datetime]:
+    """`--from` and `--to` as ISO 8601 times (a date is midnight; no zone is UTC), the end
+    after the start."""
+    from energy_cli.errors import CliError
+
+    def parse(text: str, option: str) -> dt.datetime:
+        try:
+            value = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise CliError(
+                f"{option} {text!r} is not an ISO 8601 time (2026-11-30T08:00Z)"
+            ) from None
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+    start, end = parse(from_, "--from"), parse(to, "--to")
+    if end <= start:
+        raise CliError(f"--to {to} is not after --from {from_}")
+    return start, end

@@ -30,7 +30,6 @@ from energy_runtime import contract
 
 from energy_cli.aws import Clients, error_code
 from energy_cli.environment import Environment
-from energy_cli.errors import CliError
 from energy_cli.functions import function_environment
 
 SQS_BATCH = 10  # ReceiveMessage's limit
@@ -244,7 +243,7 @@ def stream_failures(
 
     _runtime_logs_to_stderr()
 
-    sqs, kinesis = clients.client("sqs"), clients.client("kinesis")
+    sqs, kinesis, s3 = clients.client("sqs"), clients.client("kinesis"), clients.client("s3")
     url = environment.output(contract.Output.STREAM_FAILURE_QUEUE_URL)
     outcome = Outcome("stream-failures", found=_waiting(sqs, url), dry_run=dry_run)
     if not outcome.found:
@@ -289,7 +288,6 @@ def stream_failures(
             failures = 0
             for start in range(0, len(events), KINESIS_EVENT_RECORDS):
                 chunk = {"Records": events[start : start + KINESIS_EVENT_RECORDS]}
-                s3 = clients.client("s3")
                 result = process_kinesis_event(chunk, config=config, sqs=sqs, s3=s3)
                 failures += len(result.get("batchItemFailures", []))
             outcome.replayed += len(events)
@@ -408,12 +406,3 @@ def quarantine(
         outcome.applied += len(chunk) - counter.lines
         progress(len(chunk))
     return outcome
-
-
-def parse_time(text: str, *, option: str) -> dt.datetime:
-    """An ISO 8601 time (a date is midnight UTC; no zone is UTC)."""
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise CliError(f"{option} {text!r} is not an ISO 8601 time (2026-11-30T08:00Z)") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -11,9 +11,11 @@ any template is written.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 from energy_runtime import contract
@@ -381,6 +383,17 @@ def load_environments(
     if not isinstance(environments, Mapping) or not environments:
         raise ConfigError(f"{CONTEXT_KEY}.environments: missing or empty")
     return tuple(parse_environment(name, raw, prefix=prefix) for name, raw in environments.items())
+
+
+def environments_in(cdk_json: Path) -> dict[str, EnvironmentConfig]:
+    """Every environment a cdk.json configures, by name, as synthesis would read it."""
+    try:
+        context = json.loads(cdk_json.read_text(encoding="utf-8"))["context"][CONTEXT_KEY]
+    except OSError as error:
+        raise ConfigError(f"cannot read {cdk_json}: {error.strerror}") from None
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"{cdk_json} has no context.{CONTEXT_KEY}") from None
+    return {config.name: config for config in load_environments(context)}
 
 
 def parse_environment(name: str, raw: Any, *, prefix: str = "") -> EnvironmentConfig:

@@ -20,6 +20,9 @@ from devkit.runner.worker import read_status
 
 REPO = Path(__file__).resolve().parents[2]
 STAGE = "energy-dev"
+# The run's record of what was provisioned (names, the functions' settings): the workers
+# and `energy-monitoring` commands against `local up` read it.
+DEPLOYMENT_FILE = "deployment.json"
 
 
 @dataclass
@@ -73,7 +76,7 @@ def start(
     moto_cert = ca.issue_server("moto")
     moto, endpoint = aws_api.start(run_dir, cert=moto_cert.cert, key=moto_cert.key)
     deployment = provision(stage, Deployment(endpoint=endpoint, ca_bundle=str(ca.ca_path)))
-    deployment_file = run_dir / "deployment.json"
+    deployment_file = run_dir / DEPLOYMENT_FILE
     deployment.save(deployment_file)
     pipeline = Pipeline(run_dir, ca, broker, moto, deployment)
     common = ["--deployment", str(deployment_file), "--time-scale", str(time_scale)]

@@ -4,7 +4,6 @@ the repository's price list (docs/cost.md)."""
 
 from __future__ import annotations
 
-import json as json_module
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -23,18 +22,12 @@ PLOT_FLEETS = (10, 30, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000,
 
 
 def _environment_config(cdk_json: Path, env: str) -> Any:
-    from energy_monitoring.config import CONTEXT_KEY, ConfigError, load_environments
+    from energy_monitoring.config import ConfigError, environments_in
 
     try:
-        context = json_module.loads(cdk_json.read_text())["context"][CONTEXT_KEY]
-    except OSError as error:
-        raise CliError(f"cannot read {cdk_json}: {error.strerror} (run from the project)") from None
-    except (ValueError, KeyError, TypeError):
-        raise CliError(f"{cdk_json} has no context.{CONTEXT_KEY}") from None
-    try:
-        environments = {config.name: config for config in load_environments(context)}
+        environments = environments_in(cdk_json)
     except ConfigError as error:
-        raise CliError(str(error)) from None
+        raise CliError(f"{error} (run from the project, or give --cdk-json)") from None
     if env not in environments:
         raise CliError(
             f"unknown environment {env!r} in {cdk_json} (it has {', '.join(environments)})"

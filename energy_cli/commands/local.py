@@ -32,7 +32,6 @@ DEFAULT_DIR = Path("out/local")
 STATE_FILE = "local.json"
 OUTPUTS_FILE = "outputs.json"
 ENV_FILE = "env.sh"
-DEPLOYMENT_FILE = "deployment.json"  # the local pipeline's own record of what it provisioned
 STOP_TIMEOUT_S = 60.0
 DEFAULT_TIME_SCALE = 10.0
 Directory = Annotated[
@@ -193,6 +192,7 @@ def up(
 
 
 def _write_outputs(run_dir: Path, pipeline: Pipeline) -> Path:
+    from devkit.runner.pipeline import DEPLOYMENT_FILE
     from energy_cli import environment as env
 
     deployment = pipeline.deployment

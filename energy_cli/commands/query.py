@@ -11,7 +11,7 @@ import typer
 
 from energy_cli import console
 from energy_cli.errors import CliError
-from energy_cli.options import Env, Json, Outputs, Prefix, environment
+from energy_cli.options import Env, Json, Outputs, Prefix, environment, time_range
 
 
 def query(
@@ -39,27 +39,25 @@ def query(
 
     from energy_cli import consumption
     from energy_cli.functions import function_environment
-    from energy_cli.recovery import parse_time
 
     if (device is None) == (building is None):
         raise CliError("give --device THING or --building B")
     if json and csv_out:
         raise CliError("--json or --csv, not both")
-    start, end = parse_time(from_, option="--from"), parse_time(to, option="--to")
-    if end <= start:
-        raise CliError(f"--to {to} is not after --from {from_}")
+    start, end = time_range(from_, to)
     found, clients = environment(env, prefix, outputs)
     devices = (
         [device]
         if device is not None
         else consumption.building_devices(clients, found, building or "")
     )
-    processor = function_environment(found, clients, contract.Output.PROCESSOR_FUNCTION_NAME)
-    # The function runs with every contract variable set (the stacks set them all).
-    ttl_days = int(processor[contract.INTERVAL_TTL_DAYS.name])
-    plan = consumption.spans(
-        start, end, ttl_days=ttl_days, now=dt.datetime.now(dt.UTC), source=source
-    )
+    if source == "auto":  # where the table's retention ends: the processor's setting
+        processor = function_environment(found, clients, contract.Output.PROCESSOR_FUNCTION_NAME)
+        # The function runs with every contract variable set (the stacks set them all).
+        ttl_days = int(processor[contract.INTERVAL_TTL_DAYS.name])
+        plan = consumption.spans(start, end, ttl_days=ttl_days, now=dt.datetime.now(dt.UTC))
+    else:
+        plan = [consumption.Span(source, start, end)]
     rows: list[consumption.Row] = []
     step = consumption.STEPS[every]
     for span in plan:

@@ -8,7 +8,7 @@ import typer
 
 from energy_cli import console
 from energy_cli.errors import CliError
-from energy_cli.options import Env, Json, Outputs, Prefix, environment
+from energy_cli.options import Env, Json, Outputs, Prefix, environment, time_range
 
 
 def replay(
@@ -64,10 +64,7 @@ def replay(
         elif stream_failures:
             outcome = recovery.stream_failures(found, clients, dry_run=dry_run, progress=advance)
         else:
-            start = recovery.parse_time(from_ or "", option="--from")
-            end = recovery.parse_time(to or "", option="--to")
-            if end <= start:
-                raise CliError(f"--to {to} is not after --from {from_}")
+            start, end = time_range(from_ or "", to or "")
             outcome = recovery.quarantine(
                 found, clients, start=start, end=end, dry_run=dry_run, progress=advance
             )

@@ -126,7 +126,6 @@ def test_a_month_has_the_counts_the_design_promises() -> None:
 
 
 def _prod() -> Any:
-    from energy_monitoring.config import CONTEXT_KEY, load_environments
+    from energy_monitoring.config import environments_in
 
-    context = json.loads((REPO / "cdk.json").read_text())["context"][CONTEXT_KEY]
-    return next(c for c in load_environments(context) if c.name == "prod")
+    return environments_in(REPO / "cdk.json")["prod"]
