@@ -222,6 +222,27 @@ class AuditSettings(_Settings):
     )
 
 
+class DisasterRecoverySettings(_Settings):
+    replica_region: str | None = setting(
+        None,
+        pattern=REGION_PATTERN,
+        doc="a second region that keeps a copy of the archive: a replica stack there (bucket "
+        "with its own KMS key, the archive's lifecycle) and S3 replication of raw/ (and "
+        "processed/) to it, re-encrypted with the replica key (null: no replica)",
+    )
+    replicate_processed: bool = setting(
+        True, doc="replicate processed/ as well as raw/ (raw/ alone can be reprocessed)"
+    )
+    latency_alarm_minutes: int = setting(
+        60,
+        ge=15,
+        le=1440,
+        doc="alarm when the replica is this far behind (AWS/S3 ReplicationLatency, maximum "
+        "over 15 minutes); replication without RTC has no time guarantee, most objects "
+        "arrive within 15 minutes",
+    )
+
+
 class SecuritySettings(_Settings):
     audit: Literal["off", "create", "existing"] = setting(
         "off",
@@ -326,6 +347,7 @@ class EnvironmentConfig(_Settings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    dr: DisasterRecoverySettings = Field(default_factory=DisasterRecoverySettings)
     alarms: AlarmSettings  # the ops e-mail has no sensible default
 
     @property
@@ -509,6 +531,17 @@ def _check_cross_field(config: EnvironmentConfig, where: str) -> None:
         raise ConfigError(
             f"{where}.audit.data_events: needs audit.cloudtrail (data events are recorded "
             "by the environment's trail)"
+        )
+    replica_region = config.dr.replica_region
+    if replica_region is not None and config.region is None:
+        raise ConfigError(
+            f"{where}.dr.replica_region: needs the environment's account and region (the "
+            "replica stack is deployed to that account in a second region)"
+        )
+    if replica_region is not None and replica_region == config.region:
+        raise ConfigError(
+            f"{where}.dr.replica_region: {replica_region!r} is the environment's own region; "
+            "a disaster-recovery copy must be in another region"
         )
     data = config.data
     if data.interval_ttl_days <= data.max_reading_age_days:

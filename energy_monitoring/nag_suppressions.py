@@ -40,10 +40,31 @@ WILDCARD_RESOURCES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
         "hashes); the grant covers objects under the one prefix the writer owns",
     ),
     (
+        # The disaster-recovery copy of the archive (a name the CDK generates, stacks/replica.py).
+        re.compile(
+            r":s3:::[a-z0-9-]*replica[a-z0-9]*/"
+            f"({'|'.join(re.escape(prefix) for prefix in contract.ARCHIVE_PREFIXES)})\\*$"
+        ),
+        "replicas keep the archive's object keys (time partitions, content hashes); the "
+        "replication role writes only under the prefixes it replicates",
+    ),
+    (
         # The Athena results bucket, in the storage stack (the processed-data reader policy).
         re.compile(r"^<ArchiveAthenaResults[0-9A-F]{8}\.Arn>/\*$"),
         "Athena names each query's result object itself; a reader writes and reads query "
         "results only, in this environment's results bucket, which holds nothing else",
+    ),
+)
+
+# Wildcard resources acknowledged only in a statement that narrows them by this condition key.
+CONDITIONED_WILDCARD_RESOURCES: Final[tuple[tuple[re.Pattern[str], str, str], ...]] = (
+    (
+        # The replication role writes with the replica key, whose ARN the primary region
+        # cannot know (constructs/replication.py): any key, but only the one with the alias.
+        re.compile(r":kms:[a-z0-9-]+:\d{12}:key/\*$"),
+        "kms:ResourceAliases",
+        "the replica key is in another region, addressed by its alias: the statement admits "
+        "only the key that carries the environment's replica alias, and only through S3",
     ),
 )
 
@@ -133,7 +154,9 @@ def _acknowledge_policy_wildcards(
             if resource == "*":
                 reason = UNSCOPABLE_ACTIONS.get(frozenset(actions))
             else:
-                reason = _first_match(WILDCARD_RESOURCES, resource)
+                reason = _first_match(WILDCARD_RESOURCES, resource) or _narrowed(
+                    resource, statement
+                )
             if reason:
                 _acknowledge(policy, f"AwsSolutions-IAM5[Resource::{resource}]", reason)
 
@@ -143,6 +166,18 @@ def _acknowledge_managed_policies(stack: cdk.Stack, role: iam.CfnRole) -> None:
         reason = MANAGED_POLICIES.get(arn.rsplit("/", 1)[-1])
         if reason:
             _acknowledge(role, f"AwsSolutions-IAM4[Policy::{arn}]", reason)
+
+
+def _narrowed(resource: str, statement: dict[str, Any]) -> str | None:
+    keys = {key for block in statement.get("Condition", {}).values() for key in block}
+    return next(
+        (
+            reason
+            for pattern, key, reason in CONDITIONED_WILDCARD_RESOURCES
+            if pattern.search(resource) and key in keys
+        ),
+        None,
+    )
 
 
 def render(value: Any) -> str:

@@ -11,7 +11,11 @@ from energy_monitoring.config import EnvironmentConfig
 from energy_monitoring.stacks.ingest import IngestStack
 from energy_monitoring.stacks.observability import ObservabilityStack
 from energy_monitoring.stacks.processing import ProcessingStack
+from energy_monitoring.stacks.replica import ReplicaStack
 from energy_monitoring.stacks.storage import StorageStack
+
+# Only in environments with dr.replica_region, in that region.
+REPLICA_STACK_ID = "Replica"
 
 
 class EnergyStage(cdk.Stage):
@@ -25,7 +29,23 @@ class EnergyStage(cdk.Stage):
         common = {"termination_protection": config.deletion_protection}
 
         storage_id, ingest_id, processing_id, observability_id = contract.STACK_IDS
-        self.storage = StorageStack(self, storage_id, config=config, **common)
+        # Deployed first: the archive's replication rules name its bucket and key alias.
+        self.replica = (
+            ReplicaStack(
+                self, REPLICA_STACK_ID, config=config, region=config.dr.replica_region, **common
+            )
+            if config.dr.replica_region
+            else None
+        )
+        self.storage = StorageStack(
+            self,
+            storage_id,
+            config=config,
+            replica=self.replica.target if self.replica else None,
+            **common,
+        )
+        if self.replica:
+            self.storage.add_stack_dependency(self.replica)
         self.ingest = IngestStack(
             self, ingest_id, config=config, storage=self.storage.resources, **common
         )
@@ -50,10 +70,14 @@ class EnergyStage(cdk.Stage):
         self.ingest.add_stack_dependency(self.storage)
         self.processing.add_stack_dependency(self.ingest)
         self.observability.add_stack_dependency(self.processing)
-        for stack in (self.storage, self.ingest, self.processing, self.observability):
+        stacks = (
+            *((self.replica,) if self.replica else ()),
+            self.storage, self.ingest, self.processing, self.observability,
+        )  # fmt: skip
+        for stack in stacks:
             cdk.Tags.of(stack).add("project", "energy-monitoring")
             cdk.Tags.of(stack).add("environment", config.name)
         nag_suppressions.apply(
-            stacks=(self.storage, self.ingest, self.processing, self.observability),
+            stacks=stacks,
             stream_failures=self.processing.resources.stream_failures,
         )

@@ -75,6 +75,13 @@ def cost(
     ia_after_days: Annotated[int | None, typer.Option(min=30)] = None,
     glacier_after_days: Annotated[int | None, typer.Option(min=31)] = None,
     expire_after_days: Annotated[int | None, typer.Option(min=32)] = None,
+    replica: Annotated[
+        bool | None,
+        typer.Option(
+            "--replica/--no-replica",
+            help="Bill the archive's copy in dr.replica_region (default: where it is set).",
+        ),
+    ] = None,
     alerts_per_day: Annotated[
         float, typer.Option(min=0, help="Alerts per apartment and day (SNS, DynamoDB).")
     ] = 0.5,
@@ -130,6 +137,10 @@ def cost(
         "expire_after_days": expire_after_days,
     }
     design = replace(design, **{k: v for k, v in overrides.items() if v is not None})
+    if replica is False:
+        design = replace(design, replica_region=None)
+    elif replica and design.replica_region is None:
+        raise CliError(f"--replica: environment {env!r} sets no dr.replica_region")
     try:
         loaded = price_list.load(prices)
         result = model.report(fleet, design, loaded)

@@ -15,6 +15,7 @@ from constructs import Construct
 from energy_runtime import contract
 
 from energy_monitoring.config import EnvironmentConfig
+from energy_monitoring.constructs.replication import ArchiveReplication, ReplicaTarget
 from energy_monitoring.constructs.retention import removal_policy
 
 # Athena skips objects in Glacier Flexible Retrieval: these prefixes are archive-only
@@ -48,12 +49,14 @@ def data_bucket(
     purpose: str,
     lifecycle_rules: list[s3.LifecycleRule],
     versioned: bool = False,
+    bucket_name: str | None = None,
 ) -> s3.Bucket:
     """A bucket that holds data: the defaults every such bucket shares (CMK with a bucket
     key, no public access, TLS only, access logs under `<purpose>/`), in one place."""
     return s3.Bucket(
         scope,
         construct_id,
+        bucket_name=bucket_name,
         encryption=s3.BucketEncryption.KMS,
         encryption_key=key,
         bucket_key_enabled=True,
@@ -69,38 +72,86 @@ def data_bucket(
     )
 
 
+def access_log_bucket(
+    scope: Construct, construct_id: str, *, config: EnvironmentConfig
+) -> s3.Bucket:
+    """Where the data buckets of one region deliver their server access logs. Server
+    access logs cannot be delivered to an SSE-KMS bucket: SSE-S3 here."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        removal_policy=removal_policy(config),
+        auto_delete_objects=config.removal_policy == "destroy",
+        lifecycle_rules=[
+            s3.LifecycleRule(
+                id="expire-access-logs",
+                expiration=cdk.Duration.days(config.retention.access_log_expire_days),
+                abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+            )
+        ],
+    )
+
+
+def archive_lifecycle(config: EnvironmentConfig) -> list[s3.LifecycleRule]:
+    """The archive's tiers and expiry (its disaster-recovery replica keeps the same)."""
+    retention = config.retention
+    infrequent = s3.Transition(
+        storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+        transition_after=cdk.Duration.days(retention.archive_ia_after_days),
+    )
+    glacier = s3.Transition(
+        storage_class=s3.StorageClass.GLACIER,
+        transition_after=cdk.Duration.days(retention.archive_glacier_after_days),
+    )
+    expire = cdk.Duration.days(retention.archive_expire_after_days)
+    return [
+        *(
+            s3.LifecycleRule(
+                id=f"tier-{prefix.strip('/')}",
+                prefix=prefix,
+                transitions=[infrequent, glacier],
+                expiration=expire,
+            )
+            for prefix in GLACIER_PREFIXES
+        ),
+        s3.LifecycleRule(
+            id="tier-processed",
+            prefix=contract.PROCESSED_PREFIX,
+            transitions=[infrequent],
+            expiration=expire,
+        ),
+        s3.LifecycleRule(
+            id="versions-and-uploads",
+            noncurrent_version_expiration=cdk.Duration.days(retention.noncurrent_expire_days),
+            abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+        ),
+    ]
+
+
 class ArchiveBuckets(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, key: kms.IKey
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        key: kms.IKey,
+        replica: ReplicaTarget | None,
     ) -> None:
         super().__init__(scope, construct_id)
-        retention = config.retention
-        destroy = config.removal_policy == "destroy"
-        removal = removal_policy(config)
-
-        # Server access logs cannot be delivered to an SSE-KMS bucket: SSE-S3 here.
-        self.access_logs = s3.Bucket(
-            self,
-            "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            removal_policy=removal,
-            auto_delete_objects=destroy,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-access-logs",
-                    expiration=cdk.Duration.days(retention.access_log_expire_days),
-                    abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
-                )
-            ],
-        )
-
+        self.access_logs = access_log_bucket(self, "AccessLogs", config=config)
         self.archive = data_bucket(
             self, "Archive", config=config, key=key, access_logs=self.access_logs,
-            purpose="archive", lifecycle_rules=self._archive_lifecycle(config), versioned=True,
+            purpose="archive", lifecycle_rules=archive_lifecycle(config), versioned=True,
         )  # fmt: skip
+        if replica is not None:
+            ArchiveReplication(
+                self, "Replication", config=config, archive=self.archive, key=key, target=replica
+            )
         self.athena_results = data_bucket(
             self,
             "AthenaResults",
@@ -111,43 +162,8 @@ class ArchiveBuckets(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-query-results",
-                    expiration=cdk.Duration.days(retention.athena_results_expire_days),
+                    expiration=cdk.Duration.days(config.retention.athena_results_expire_days),
                     abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
                 )
             ],
         )
-
-    @staticmethod
-    def _archive_lifecycle(config: EnvironmentConfig) -> list[s3.LifecycleRule]:
-        retention = config.retention
-        infrequent = s3.Transition(
-            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-            transition_after=cdk.Duration.days(retention.archive_ia_after_days),
-        )
-        glacier = s3.Transition(
-            storage_class=s3.StorageClass.GLACIER,
-            transition_after=cdk.Duration.days(retention.archive_glacier_after_days),
-        )
-        expire = cdk.Duration.days(retention.archive_expire_after_days)
-        return [
-            *(
-                s3.LifecycleRule(
-                    id=f"tier-{prefix.strip('/')}",
-                    prefix=prefix,
-                    transitions=[infrequent, glacier],
-                    expiration=expire,
-                )
-                for prefix in GLACIER_PREFIXES
-            ),
-            s3.LifecycleRule(
-                id="tier-processed",
-                prefix=contract.PROCESSED_PREFIX,
-                transitions=[infrequent],
-                expiration=expire,
-            ),
-            s3.LifecycleRule(
-                id="versions-and-uploads",
-                noncurrent_version_expiration=cdk.Duration.days(retention.noncurrent_expire_days),
-                abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
-            ),
-        ]

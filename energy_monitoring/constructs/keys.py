@@ -12,6 +12,11 @@ from energy_monitoring.config import EnvironmentConfig
 from energy_monitoring.constructs.retention import removal_policy
 
 
+def key_alias(config: EnvironmentConfig, purpose: str) -> str:
+    """`alias/<stage>-<purpose>`: what another region's stacks address the key by."""
+    return f"alias/{config.resource_prefix}-{purpose}"
+
+
 def environment_key(
     scope: Construct, construct_id: str, *, config: EnvironmentConfig, purpose: str,
     description: str,
@@ -21,7 +26,7 @@ def environment_key(
     return kms.Key(
         scope,
         construct_id,
-        alias=f"alias/{config.resource_prefix}-{purpose}",
+        alias=key_alias(config, purpose),
         description=description,
         enable_key_rotation=True,
         removal_policy=removal_policy(config),

@@ -72,8 +72,9 @@ SQS_LONG_POLL_S = 20
 # Logs the functions write per invocation (powertools JSON: start, summary, end lines).
 LOG_BYTES_PER_INVOCATION = 2_000
 # What the stacks create (tests check these against the synthesized templates).
-CUSTOMER_MANAGED_KEYS = 2  # without the audit trail's (customer_managed_keys)
-ALARMS = 26
+CUSTOMER_MANAGED_KEYS = 2  # without the audit trail's and the replica's (customer_managed_keys)
+ALARMS = 26  # without the replication alarms (alarms)
+REPLICATION_ALARMS = 2
 DASHBOARDS = 1
 # Each (metric, function) the handlers emit, and QuarantinedByReason once per reason seen
 # (a reason a month has not seen costs nothing: this is the most it can be).
@@ -81,8 +82,13 @@ CUSTOM_METRICS = len(contract.EMITTED_METRICS) + len(contract.QUARANTINE_REASONS
 
 
 def customer_managed_keys(design: Design) -> int:
-    """The data key and the ops key, and the audit trail's own where it is on."""
-    return CUSTOMER_MANAGED_KEYS + (1 if design.audit_trail else 0)
+    """The data key and the ops key, the audit trail's own where it is on, and the
+    replica's where the archive has a disaster-recovery copy."""
+    return CUSTOMER_MANAGED_KEYS + int(design.audit_trail) + int(design.replicated)
+
+
+def alarms(design: Design) -> int:
+    return ALARMS + (REPLICATION_ALARMS if design.replicated else 0)
 
 
 # KMS requests: each encrypting service fetches a data key about every 5 minutes per
@@ -140,6 +146,12 @@ class Design:
     handoff_window_s: int
     audit_trail: bool = False
     audit_data_events: bool = False
+    replica_region: str | None = None
+    replicate_processed: bool = True
+
+    @property
+    def replicated(self) -> bool:
+        return self.replica_region is not None
 
     @classmethod
     def from_config(cls, config: Any, *, region: str) -> Design:
@@ -165,6 +177,8 @@ class Design:
             handoff_window_s=config.batching.handoff_window_seconds,
             audit_trail=config.audit.cloudtrail,
             audit_data_events=config.audit.data_events,
+            replica_region=config.dr.replica_region,
+            replicate_processed=config.dr.replicate_processed,
         )
 
     @property
@@ -180,6 +194,7 @@ class Line:
     item: str  # the price list's item
     quantity: float  # in the price's unit
     note: str = ""
+    billed_as: str | None = None  # the price list's service, if not `service`
 
 
 @dataclass(frozen=True)
@@ -367,6 +382,8 @@ def monthly_lines(fleet: Fleet, design: Design) -> list[Line]:
         Line("Firehose", "dynamic_partitioning_gb", c.kinesis_records * record_bytes / GB),
         Line("Firehose", "dynamic_partitioning_objects", c.s3_raw_puts / 1000),
     ]
+    if design.replica_region is not None:
+        lines += _replica_lines(c, raw_gb_month, processed_gb_month, design)
     if design.audit_data_events:
         # Every object write and read of raw/ and processed/: the writers' PUTs, the
         # processor's GETs and the lifecycle transitions (analysts' Athena reads add more).
@@ -381,13 +398,36 @@ def monthly_lines(fleet: Fleet, design: Design) -> list[Line]:
     retained_months = min(design.log_retention_days / 30.4, 12.0)
     lines += [
         Line("CloudWatch", "metrics", CUSTOM_METRICS),
-        Line("CloudWatch", "alarms", ALARMS),
+        Line("CloudWatch", "alarms", alarms(design)),
         Line("CloudWatch", "dashboards", DASHBOARDS),
         Line("CloudWatch", "logs_ingested_gb", log_gb),
         Line("CloudWatch", "logs_stored_gb_month", log_gb * retained_months),
         Line("SNS", "publishes", c.sns_publishes / 1e6, "alerts"),
     ]
     return lines
+
+
+def _replica_lines(
+    c: Counts, raw_gb_month: float, processed_gb_month: float, design: Design
+) -> list[Line]:
+    """The archive's disaster-recovery copy: every replicated object crosses regions once,
+    is written there (a PUT) and tiers and expires as the archive does. Priced at the
+    environment's own region's S3 prices (the price list need not hold the replica's)."""
+    processed_gb = processed_gb_month if design.replicate_processed else 0.0
+    objects = c.s3_raw_puts + (c.s3_processed_puts if design.replicate_processed else 0)
+    standard, infrequent, glacier = _tiers(raw_gb_month, processed_gb, design)
+    note = f"in {design.replica_region}, at {design.region} prices"
+    return [
+        Line("S3 replica", "inter_region_transfer_gb", raw_gb_month + processed_gb,
+             f"to {design.replica_region}", billed_as="S3"),
+        Line("S3 replica", "put_requests", objects / 1000, note, billed_as="S3"),
+        Line("S3 replica", "standard_gb_month", standard, note, billed_as="S3"),
+        Line("S3 replica", "standard_ia_gb_month", infrequent, note, billed_as="S3"),
+        Line("S3 replica", "glacier_gb_month", glacier, note, billed_as="S3"),
+        Line("S3 replica", "transition_ia_requests", objects / 1000, note, billed_as="S3"),
+        Line("S3 replica", "transition_glacier_requests", c.s3_raw_puts / 1000, note,
+             billed_as="S3"),
+    ]  # fmt: skip
 
 
 def _tiers(raw_gb_month: float, processed_gb_month: float, design: Design) -> tuple[float, ...]:
@@ -426,7 +466,7 @@ class Bill:
 def bill(lines: Iterable[Line], prices: PriceList, *, region: str, apartments: int) -> Bill:
     priced = []
     for line in lines:
-        unit = prices.usd(line.service, line.item, region)
+        unit = prices.usd(line.billed_as or line.service, line.item, region)
         priced.append((line, unit, line.quantity * unit))
     return Bill(priced, apartments)
 

@@ -27,6 +27,7 @@ from energy_monitoring.constructs.buckets import archive_bucket
 from energy_monitoring.constructs.energy_function import EnergyFunction
 from energy_monitoring.constructs.fleet_security import FleetSecurity
 from energy_monitoring.constructs.keys import environment_key
+from energy_monitoring.constructs.replication import ReplicaTarget, replicated_prefixes, rule_id
 from energy_monitoring.stacks.ingest import IngestResources
 from energy_monitoring.stacks.processing import ProcessingResources
 from energy_monitoring.stacks.storage import StorageResources
@@ -182,6 +183,7 @@ class ObservabilityStack(cdk.Stack):
         )
         self.ops_topic.add_subscription(subscriptions.EmailSubscription(config.alarms.ops_email))
 
+        self.archive_name = archive_bucket(self, "ArchiveForMetrics", config=config).bucket_name
         signals = self._signals(config, storage, ingest, processing)
         self.alarms = [self._alarm(signal) for signal in signals]
         dashboard = self._dashboard(config, storage, ingest, processing, signals)
@@ -352,6 +354,7 @@ class ObservabilityStack(cdk.Stack):
                 threshold=config.ingest.firehose_buffer_seconds + 900,
                 comparison=GT,
             ),
+            *self._replication_signals(config, storage),
             _Signal(
                 alarm_id="QuarantineRate",
                 description="Share of received readings quarantined (percent)",
@@ -404,6 +407,66 @@ class ObservabilityStack(cdk.Stack):
             ),
         ]
         return signals
+
+    def _replication_signals(
+        self, config: EnvironmentConfig, storage: StorageResources
+    ) -> list[_Signal]:
+        """The archive's disaster-recovery copy: S3 publishes per-rule replication metrics
+        in the source region (dr.replica_region set)."""
+        if storage.replica is None:
+            return []
+        replication = self._replication_metric
+        prefixes = replicated_prefixes(config)
+        latencies = {
+            f"m{n}": replication(storage.replica, "ReplicationLatency", prefix, "Maximum")
+            for n, prefix in enumerate(prefixes)
+        }
+        return [
+            _Signal(
+                alarm_id="ReplicationFailures",
+                description=f"Archive objects failed to replicate to {storage.replica.region} "
+                "(the replication role or the replica key refused them)",
+                metric=filled_sum(
+                    "Failed replications",
+                    {
+                        f"m{n}": replication(
+                            storage.replica, "OperationsFailedReplication", prefix, "Sum"
+                        )
+                        for n, prefix in enumerate(prefixes)
+                    },
+                ),
+                threshold=1,
+            ),
+            _Signal(
+                alarm_id="ReplicationLatency",
+                description=f"The archive's copy in {storage.replica.region} is behind (seconds)",
+                metric=cloudwatch.MathExpression(
+                    expression=f"MAX([{', '.join(f'FILL({m}, 0)' for m in latencies)}])",
+                    label="Replication latency (slowest rule)",
+                    period=FIVE_MINUTES,
+                    using_metrics=latencies,
+                ),
+                threshold=config.dr.latency_alarm_minutes * 60,
+                comparison=GT,
+                evaluation_periods=3,
+            ),
+        ]
+
+    def _replication_metric(
+        self, replica: ReplicaTarget, name: str, prefix: str, statistic: str
+    ) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace="AWS/S3",
+            metric_name=name,
+            dimensions_map={
+                "SourceBucket": self.archive_name,
+                "DestinationBucket": replica.bucket.bucket_name,
+                "RuleId": rule_id(prefix),
+            },
+            statistic=statistic,
+            period=FIVE_MINUTES,
+            label=f"{name} {prefix}",
+        )
 
     @staticmethod
     def _function_signals(
@@ -552,7 +615,7 @@ class ObservabilityStack(cdk.Stack):
                     value=shards * 1024 * 1024 * period_s, label=f"{shards} shard(s): 1 MB/s each"
                 )
             )
-        archive = archive_bucket(self, "ArchiveForMetrics", config=config).bucket_name
+        archive = self.archive_name
         day = cdk.Duration.days(1)
 
         def stored(metric: str, storage_type: str) -> cloudwatch.Metric:
@@ -565,7 +628,7 @@ class ObservabilityStack(cdk.Stack):
                 label=f"{metric} {storage_type}",
             )
 
-        return [
+        widgets: list[cloudwatch.IWidget] = [
             cloudwatch.GraphWidget(
                 title="Stream: records in per 5 minutes, against the shards' capacity",
                 left=[ingest.stream.metric_incoming_records(statistic="Sum", period=FIVE_MINUTES)],
@@ -600,3 +663,19 @@ class ObservabilityStack(cdk.Stack):
                 width=12,
             ),
         ]
+        if storage.replica is not None:
+            replica = storage.replica
+            pending = [
+                (name, self._replication_metric(replica, name, prefix, "Maximum"))
+                for prefix in replicated_prefixes(config)
+                for name in ("BytesPendingReplication", "OperationsPendingReplication")
+            ]
+            widgets.append(
+                cloudwatch.GraphWidget(
+                    title=f"Archive copy in {replica.region}: bytes and operations pending",
+                    left=[m for name, m in pending if name.startswith("Bytes")],
+                    right=[m for name, m in pending if name.startswith("Operations")],
+                    width=24,
+                )
+            )
+        return widgets

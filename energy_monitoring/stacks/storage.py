@@ -17,6 +17,7 @@ from energy_monitoring.constructs.buckets import ARCHIVE_EXPORT, ArchiveBuckets,
 from energy_monitoring.constructs.catalog import AnalyticsCatalog
 from energy_monitoring.constructs.keys import allow_log_groups, environment_key
 from energy_monitoring.constructs.readers import DataReaders
+from energy_monitoring.constructs.replication import ReplicaTarget
 from energy_monitoring.constructs.retention import removal_policy
 
 
@@ -30,6 +31,7 @@ class StorageResources:
     raw_table: glue.CfnTable
     raw_table_name: str
     interval_table_name: str
+    replica: ReplicaTarget | None  # the archive's disaster-recovery copy, if any
 
 
 class StorageStack(cdk.Stack):
@@ -39,6 +41,7 @@ class StorageStack(cdk.Stack):
         construct_id: str,
         *,
         config: EnvironmentConfig,
+        replica: ReplicaTarget | None,
         termination_protection: bool,
     ) -> None:
         super().__init__(
@@ -77,7 +80,7 @@ class StorageStack(cdk.Stack):
             removal_policy=removal,
         )
 
-        buckets = ArchiveBuckets(self, "Archive", config=config, key=key)
+        buckets = ArchiveBuckets(self, "Archive", config=config, key=key, replica=replica)
         catalog = AnalyticsCatalog(
             self,
             "Catalog",
@@ -124,6 +127,7 @@ class StorageStack(cdk.Stack):
             raw_table=catalog.raw_table,
             raw_table_name=catalog.raw_table.ref,
             interval_table_name=catalog.interval_table.ref,
+            replica=replica,
         )
 
         outputs = {
@@ -162,6 +166,11 @@ class StorageStack(cdk.Stack):
                 "managed policy: also query the raw readings (with the processed reader's)",
             ),
         }
+        if replica is not None:
+            outputs["ReplicaBucketName"] = (
+                replica.bucket.bucket_name,
+                f"S3 bucket of the archive's disaster-recovery copy ({replica.region})",
+            )
         for output_id, (value, description) in outputs.items():
             cdk.CfnOutput(
                 self,

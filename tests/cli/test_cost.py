@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,39 @@ def _prod() -> Any:
     from energy_monitoring.config import environments_in
 
     return environments_in(REPO / "cdk.json")["prod"]
+
+
+def test_the_archives_copy_costs_its_transfer_puts_storage_and_key() -> None:
+    fleet = model.Fleet(apartments=10_000, reading_interval_s=10, readings_per_message=30)
+    replicated = model.Design.from_config(_prod(), region="eu-central-1")
+    assert replicated.replica_region == "eu-west-1"
+    single = replace(replicated, replica_region=None)
+    raw_only = replace(replicated, replicate_processed=False)
+    price_list = prices.load()
+
+    def lines(design: model.Design) -> dict[tuple[str, str], float]:
+        return {(l.service, l.item): l.quantity for l in model.monthly_lines(fleet, design)}  # noqa: E741
+
+    both, alone, raw = lines(replicated), lines(single), lines(raw_only)
+    assert not any(service == "S3 replica" for service, _ in alone)
+    # Every replicated object is one PUT in the replica region and one transfer of its bytes;
+    # the copy's storage is the archive's (raw/ and processed/ are all it holds).
+    assert both[("S3 replica", "put_requests")] == pytest.approx(both[("S3", "put_requests")])
+    for tier in ("standard_gb_month", "standard_ia_gb_month", "glacier_gb_month"):
+        assert both[("S3 replica", tier)] == pytest.approx(both[("S3", tier)])
+    assert raw[("S3 replica", "put_requests")] < both[("S3 replica", "put_requests")]
+    assert both[("KMS", "keys")] == alone[("KMS", "keys")] + 1
+    assert both[("CloudWatch", "alarms")] == alone[("CloudWatch", "alarms")] + 2
+    bill = model.bill(model.monthly_lines(fleet, replicated), price_list,
+                      region="eu-central-1", apartments=10_000)  # fmt: skip
+    transfer = next(usd for line, _, usd in bill.lines if line.item == "inter_region_transfer_gb")
+    assert transfer == pytest.approx(both[("S3 replica", "inter_region_transfer_gb")] * 0.02)
+
+
+def test_the_copy_is_billed_where_the_environment_has_one(cli: Any) -> None:
+    assert "S3 replica" in cost(cli, "--env", "prod")["by_service"]
+    assert "S3 replica" not in cost(cli, "--env", "prod", "--no-replica")["by_service"]
+    assert "S3 replica" not in cost(cli, "--env", "staging")["by_service"]
+    result = cli("cost", "--cdk-json", REPO / "cdk.json", "--env", "staging", "--replica")
+    assert result.code == 1
+    assert result.err.strip() == "error: --replica: environment 'staging' sets no dr.replica_region"

@@ -13,7 +13,8 @@ from the policies AWS would consult:
   policies (the `:root` principal).
 
 It understands what the templates use (wildcards in actions and resources, Principal,
-the String/Arn/Bool condition operators with IfExists) and fails loudly on anything else
+the String/Arn/Bool condition operators with IfExists, ForAnyValue over a multi-valued
+key such as kms:ResourceAliases) and fails loudly on anything else
 (NotAction, NotPrincipal, an unknown operator), so a new construct cannot slip through
 as "allowed" by accident.
 """
@@ -50,6 +51,7 @@ class Deployment:
     templates: Mapping[str, Mapping[str, Any]]  # stack name -> template
     account: str = ACCOUNT
     region: str = REGION
+    regions: Mapping[str, str] = field(default_factory=dict)  # stacks in another region
     _exports: dict[str, tuple[str, Any]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -118,7 +120,7 @@ class Deployment:
     def _ref(self, stack: str, name: str) -> Any:
         pseudo = {
             "AWS::AccountId": self.account,
-            "AWS::Region": self.region,
+            "AWS::Region": self.region_of(stack),
             "AWS::Partition": PARTITION,
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::StackName": stack,
@@ -135,20 +137,24 @@ class Deployment:
                 return self.physical_name(resource, "AlarmName")
         return self.physical_name(resource, None)
 
+    def region_of(self, stack: str) -> str:
+        return self.regions.get(stack, self.region)
+
     def _attribute(self, resource: Resource, attribute: str) -> str:
         name = self.physical_name(resource, None)
+        region = self.region_of(resource.stack)
         arns = {
-            "AWS::SNS::Topic": f"arn:{PARTITION}:sns:{self.region}:{self.account}:{name}",
-            "AWS::SQS::Queue": f"arn:{PARTITION}:sqs:{self.region}:{self.account}:{name}",
+            "AWS::SNS::Topic": f"arn:{PARTITION}:sns:{region}:{self.account}:{name}",
+            "AWS::SQS::Queue": f"arn:{PARTITION}:sqs:{region}:{self.account}:{name}",
             "AWS::KMS::Key": (
-                f"arn:{PARTITION}:kms:{self.region}:{self.account}:key/{self._key_id(resource)}"
+                f"arn:{PARTITION}:kms:{region}:{self.account}:key/{self._key_id(resource)}"
             ),
             "AWS::IAM::Role": f"arn:{PARTITION}:iam::{self.account}:role/{name}",
             "AWS::S3::Bucket": (
                 f"arn:{PARTITION}:s3:::{self.physical_name(resource, 'BucketName')}"
             ),
             "AWS::CloudWatch::Alarm": (
-                f"arn:{PARTITION}:cloudwatch:{self.region}:{self.account}:alarm:"
+                f"arn:{PARTITION}:cloudwatch:{region}:{self.account}:alarm:"
                 f"{self.physical_name(resource, 'AlarmName')}"
             ),
         }
@@ -221,7 +227,7 @@ class Request:
     principal: str  # a service principal ("cloudwatch.amazonaws.com") or a role ARN
     action: str
     resource: str
-    context: Mapping[str, str]
+    context: Mapping[str, str | tuple[str, ...]]  # a tuple for a multi-valued key
 
     @property
     def is_service(self) -> bool:
@@ -267,11 +273,15 @@ _OPERATORS = {
 }
 
 
-def _conditions_hold(conditions: Mapping[str, Any], context: Mapping[str, str]) -> bool:
+def _conditions_hold(
+    conditions: Mapping[str, Any], context: Mapping[str, str | tuple[str, ...]]
+) -> bool:
     # Condition keys are case-insensitive.
     context = {key.lower(): value for key, value in context.items()}
     for operator, tests in conditions.items():
-        base = operator.removesuffix("IfExists")
+        qualifier, _, base = operator.removesuffix("IfExists").rpartition(":")
+        if qualifier not in ("", "ForAnyValue"):
+            raise UnsupportedPolicy(f"condition operator {operator}")
         negated = base.startswith(("StringNot", "ArnNot"))
         positive = base.replace("StringNot", "String").replace("ArnNot", "Arn")
         if positive not in _OPERATORS:
@@ -283,7 +293,12 @@ def _conditions_hold(conditions: Mapping[str, Any], context: Mapping[str, str]) 
                 if operator.endswith("IfExists") or negated:
                     continue
                 return False
-            matched = any(_OPERATORS[positive](str(p), value) for p in _as_list(patterns))
+            values = value if isinstance(value, tuple) else (value,)
+            if len(values) > 1 and not qualifier:
+                raise UnsupportedPolicy(f"{key}: several values need ForAnyValue/ForAllValues")
+            matched = any(
+                _OPERATORS[positive](str(p), v) for p in _as_list(patterns) for v in values
+            )
             if matched == negated:
                 return False
     return True

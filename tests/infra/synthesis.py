@@ -10,6 +10,7 @@ from typing import Any
 from infra.iam_evaluation import ACCOUNT, REGION, Deployment
 
 STACKS = ("Storage", "Ingest", "Processing", "Observability")
+REPLICA = "Replica"  # in the environments that set dr.replica_region, in that region
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,10 @@ class SynthesizedApp:
 
     def template(self, environment: str, stack: str) -> dict[str, Any]:
         return self.templates[(environment, stack)]
+
+    def stacks(self, environment: str) -> list[str]:
+        """The environment's stacks: the four, and its replica stack if it has one."""
+        return [stack for env, stack in self.templates if env == environment]
 
     def resources(self, environment: str, stack: str, type_: str) -> dict[str, dict[str, Any]]:
         template = self.template(environment, stack)
@@ -39,6 +44,7 @@ class SynthesizedApp:
         """The environment's templates, resolved the way AWS would see them deployed (in
         its own account and region, or a pretend one where it has none)."""
         settings = self.config["environments"][environment]
+        replica_region = settings.get("dr", {}).get("replica_region")
         return Deployment(
             {
                 self.stack_names[key]: template
@@ -47,6 +53,9 @@ class SynthesizedApp:
             },
             account=settings.get("account") or ACCOUNT,
             region=settings.get("region") or REGION,
+            regions=(
+                {self.stack_names[(environment, REPLICA)]: replica_region} if replica_region else {}
+            ),
         )
 
 

@@ -19,14 +19,25 @@ from typing import Any
 import cfnlint.api
 import pytest
 
-from infra.synthesis import STACKS, SynthesizedApp
+from infra.synthesis import REPLICA, STACKS, SynthesizedApp
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
 # A Lambda version's logical id ends in a digest of the function's code and settings.
 VERSION_DIGEST = re.compile(r"(CurrentVersion[0-9A-F]{8})[0-9a-f]{32}")
 ENVIRONMENTS = ("dev", "staging", "prod")
-KEYS = [(environment, stack) for environment in ENVIRONMENTS for stack in STACKS]
+
+
+def _replica_region(environment: str) -> str | None:
+    from energy_monitoring.application_paths import CDK_JSON
+    from energy_monitoring.config import environments_in
+
+    return environments_in(CDK_JSON)[environment].dr.replica_region
+
+
+KEYS = [(environment, stack) for environment in ENVIRONMENTS for stack in STACKS] + [
+    (environment, REPLICA) for environment in ENVIRONMENTS if _replica_region(environment)
+]
 
 
 def masked(template: dict[str, Any]) -> str:
@@ -42,7 +53,9 @@ def masked(template: dict[str, Any]) -> str:
     return VERSION_DIGEST.sub(r"\1<code-digest>", text) + "\n"
 
 
-def test_one_stage_per_environment_with_four_stacks(synthesized: SynthesizedApp) -> None:
+def test_one_stage_per_environment_with_four_stacks_and_its_replica(
+    synthesized: SynthesizedApp,
+) -> None:
     assert set(synthesized.templates) == set(KEYS)
 
 
@@ -66,7 +79,8 @@ def test_no_unacknowledged_cdk_nag_findings(synthesized: SynthesizedApp) -> None
 def test_cfn_lint_finds_no_errors(
     synthesized: SynthesizedApp, environment: str, stack: str, environments: dict[str, Any]
 ) -> None:
-    region = environments[environment].region or "us-east-1"
+    config = environments[environment]
+    region = (config.dr.replica_region if stack == REPLICA else config.region) or "us-east-1"
     text = synthesized.template_files[(environment, stack)].read_text()
     matches = cfnlint.api.lint(text, regions=[region])
     errors = [f"{m.rule.id} {m.path}: {m.message}" for m in matches if m.rule.severity == "error"]
@@ -96,6 +110,9 @@ def test_masking_hides_only_code_digests() -> None:
     }
 
 
+ACCESS_LOG_BUCKETS = ("ArchiveAccessLogs", "ReplicaAccessLogs")
+
+
 def _encrypted(resource: dict[str, Any], logical_id: str) -> bool:
     """Whether a data-holding resource is encrypted with a customer-managed key."""
     properties = resource.get("Properties", {})
@@ -114,8 +131,8 @@ def _encrypted(resource: dict[str, Any], logical_id: str) -> bool:
         case "AWS::S3::Bucket":
             rule = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
             algorithm = rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
-            # The access-log bucket can only be SSE-S3: S3 refuses to log into SSE-KMS.
-            return algorithm == "aws:kms" or logical_id.startswith("ArchiveAccessLogs")
+            # The access-log buckets can only be SSE-S3: S3 refuses to log into SSE-KMS.
+            return algorithm == "aws:kms" or logical_id.startswith(ACCESS_LOG_BUCKETS)
     return True
 
 
@@ -184,8 +201,10 @@ def test_every_key_rotates(synthesized: SynthesizedApp) -> None:
         for e in ENVIRONMENTS
         if synthesized.config["environments"][e].get("audit", {}).get("cloudtrail")
     )
-    # The data key and the ops key per environment, and the audit trail's where it is on.
-    assert len(keys) == 2 * len(ENVIRONMENTS) + audited
+    replicated = sum(1 for e in ENVIRONMENTS if _replica_region(e))
+    # The data key and the ops key per environment, the audit trail's where it is on, and
+    # the replica's where there is one.
+    assert len(keys) == 2 * len(ENVIRONMENTS) + audited + replicated
     for environment, stack, logical_id, resource in keys:
         assert resource["Properties"]["EnableKeyRotation"] is True, (environment, stack, logical_id)
 
@@ -205,6 +224,7 @@ def test_docs_list_every_stack_output(synthesized: SynthesizedApp) -> None:
 # Names CloudFormation cannot generate, unique per account and region: each carries the
 # stage name (and so the prefix), except the one IoT Core fixes.
 ACCOUNT_UNIQUE_NAMES = {
+    ("AWS::S3::Bucket", "BucketName"),  # the replica's: the CDK generates it from the stage
     ("AWS::Athena::WorkGroup", "Name"),
     ("AWS::CloudTrail::Trail", "TrailName"),
     ("AWS::CloudWatch::Alarm", "AlarmName"),

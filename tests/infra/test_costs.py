@@ -7,8 +7,7 @@ from infra.synthesis import SynthesizedApp
 
 
 def count(app: SynthesizedApp, environment: str, type_: str) -> int:
-    stacks = ("Storage", "Ingest", "Processing", "Observability")
-    return sum(len(app.resources(environment, stack, type_)) for stack in stacks)
+    return sum(len(app.resources(environment, stack, type_)) for stack in app.stacks(environment))
 
 
 def test_keys_alarms_and_dashboards_the_model_bills_are_the_stacks(
@@ -21,5 +20,5 @@ def test_keys_alarms_and_dashboards_the_model_bills_are_the_stacks(
         design = model.Design.from_config(configs[environment], region="us-east-1")
         keys = model.customer_managed_keys(design)
         assert count(synthesized, environment, "AWS::KMS::Key") == keys
-        assert count(synthesized, environment, "AWS::CloudWatch::Alarm") == model.ALARMS
+        assert count(synthesized, environment, "AWS::CloudWatch::Alarm") == model.alarms(design)
         assert count(synthesized, environment, "AWS::CloudWatch::Dashboard") == model.DASHBOARDS

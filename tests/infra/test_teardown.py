@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from infra.synthesis import STACKS, SynthesizedApp
+from infra.synthesis import SynthesizedApp
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 # Resources that hold data, or make it readable (the key, the catalog).
@@ -25,7 +25,7 @@ STATEFUL = {
 def stateful(app: SynthesizedApp, environment: str) -> dict[str, dict[str, Any]]:
     return {
         f"{stack}/{logical_id}": resource
-        for stack in STACKS
+        for stack in app.stacks(environment)
         for logical_id, resource in app.template(environment, stack)["Resources"].items()
         if resource["Type"] in STATEFUL
     }
@@ -52,7 +52,7 @@ def test_stateful_resources_follow_the_removal_policy(
 def test_nothing_outside_prod_is_retained(synthesized: SynthesizedApp, environment: str) -> None:
     retained = [
         f"{stack}/{logical_id}"
-        for stack in STACKS
+        for stack in synthesized.stacks(environment)
         for logical_id, resource in synthesized.template(environment, stack)["Resources"].items()
         if "Retain" in (resource.get("DeletionPolicy"), resource.get("UpdateReplacePolicy"))
     ]
