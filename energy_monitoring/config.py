@@ -233,14 +233,6 @@ class DisasterRecoverySettings(_Settings):
     replicate_processed: bool = setting(
         True, doc="replicate processed/ as well as raw/ (raw/ alone can be reprocessed)"
     )
-    latency_alarm_minutes: int = setting(
-        60,
-        ge=15,
-        le=1440,
-        doc="alarm when the replica is this far behind (AWS/S3 ReplicationLatency, maximum "
-        "over 15 minutes); replication without RTC has no time guarantee, most objects "
-        "arrive within 15 minutes",
-    )
 
 
 class SecuritySettings(_Settings):

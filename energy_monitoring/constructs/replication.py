@@ -66,13 +66,13 @@ class ArchiveReplication(Construct):
         replica_name = target.bucket.bucket_name
         replica_arn = f"arn:{stack.partition}:s3:::{replica_name}"
 
+        # Trusted by S3 as AWS's replication examples do: S3 documents no source condition
+        # for live replication, and only a principal of this account with iam:PassRole on
+        # the role can name it in a replication configuration.
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal(
-                "s3.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
-            ),
+            assumed_by=iam.ServicePrincipal("s3.amazonaws.com"),
             description=f"S3 replication of the {config.name} archive to {target.region}",
         )
         statements = [
@@ -105,8 +105,10 @@ class ArchiveReplication(Construct):
                 },
             ),
             # Write with the replica key, found by its alias: its ARN is not known here.
+            # Decrypt too: with a bucket key on the replica, S3 checks the bucket key's
+            # integrity with the replicating principal's kms:Decrypt.
             iam.PolicyStatement(
-                actions=["kms:Encrypt", "kms:GenerateDataKey"],
+                actions=["kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt"],
                 resources=[
                     stack.format_arn(
                         service="kms", region=target.region, resource="key", resource_name="*"

@@ -74,7 +74,7 @@ LOG_BYTES_PER_INVOCATION = 2_000
 # What the stacks create (tests check these against the synthesized templates).
 CUSTOMER_MANAGED_KEYS = 2  # without the audit trail's and the replica's (customer_managed_keys)
 ALARMS = 26  # without the replication alarms (alarms)
-REPLICATION_ALARMS = 2
+REPLICATION_ALARMS = 1
 DASHBOARDS = 1
 # Each (metric, function) the handlers emit, and QuarantinedByReason once per reason seen
 # (a reason a month has not seen costs nothing: this is the most it can be).

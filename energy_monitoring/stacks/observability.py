@@ -411,50 +411,31 @@ class ObservabilityStack(cdk.Stack):
     def _replication_signals(
         self, config: EnvironmentConfig, storage: StorageResources
     ) -> list[_Signal]:
-        """The archive's disaster-recovery copy: S3 publishes per-rule replication metrics
-        in the source region (dr.replica_region set)."""
+        """The archive's disaster-recovery copy (dr.replica_region): S3 publishes failed
+        replications in the source region, so they alarm here. Latency and what is pending
+        S3 publishes in the replica's region, where no alarm of this stack can read them:
+        the dashboard draws them from there."""
         if storage.replica is None:
             return []
-        replication = self._replication_metric
-        prefixes = replicated_prefixes(config)
-        latencies = {
-            f"m{n}": replication(storage.replica, "ReplicationLatency", prefix, "Maximum")
-            for n, prefix in enumerate(prefixes)
+        replica = storage.replica
+        failed: dict[str, cloudwatch.IMetric] = {
+            f"m{n}": self._replication_metric(replica, "OperationsFailedReplication", prefix)
+            for n, prefix in enumerate(replicated_prefixes(config))
         }
         return [
             _Signal(
                 alarm_id="ReplicationFailures",
-                description=f"Archive objects failed to replicate to {storage.replica.region} "
+                description=f"Archive objects failed to replicate to {replica.region} "
                 "(the replication role or the replica key refused them)",
-                metric=filled_sum(
-                    "Failed replications",
-                    {
-                        f"m{n}": replication(
-                            storage.replica, "OperationsFailedReplication", prefix, "Sum"
-                        )
-                        for n, prefix in enumerate(prefixes)
-                    },
-                ),
+                metric=filled_sum("Failed replications", failed),
                 threshold=1,
-            ),
-            _Signal(
-                alarm_id="ReplicationLatency",
-                description=f"The archive's copy in {storage.replica.region} is behind (seconds)",
-                metric=cloudwatch.MathExpression(
-                    expression=f"MAX([{', '.join(f'FILL({m}, 0)' for m in latencies)}])",
-                    label="Replication latency (slowest rule)",
-                    period=FIVE_MINUTES,
-                    using_metrics=latencies,
-                ),
-                threshold=config.dr.latency_alarm_minutes * 60,
-                comparison=GT,
-                evaluation_periods=3,
-            ),
+            )
         ]
 
     def _replication_metric(
-        self, replica: ReplicaTarget, name: str, prefix: str, statistic: str
-    ) -> cloudwatch.Metric:
+        self, replica: ReplicaTarget, name: str, prefix: str, *, statistic: str = "Sum",
+        region: str | None = None,
+    ) -> cloudwatch.Metric:  # fmt: skip
         return cloudwatch.Metric(
             namespace="AWS/S3",
             metric_name=name,
@@ -466,6 +447,7 @@ class ObservabilityStack(cdk.Stack):
             statistic=statistic,
             period=FIVE_MINUTES,
             label=f"{name} {prefix}",
+            region=region,
         )
 
     @staticmethod
@@ -665,17 +647,26 @@ class ObservabilityStack(cdk.Stack):
         ]
         if storage.replica is not None:
             replica = storage.replica
-            pending = [
-                (name, self._replication_metric(replica, name, prefix, "Maximum"))
-                for prefix in replicated_prefixes(config)
-                for name in ("BytesPendingReplication", "OperationsPendingReplication")
-            ]
-            widgets.append(
+
+            def from_replica_region(name: str) -> list[cloudwatch.IMetric]:
+                return [
+                    self._replication_metric(
+                        replica, name, prefix, statistic="Maximum", region=replica.region
+                    )
+                    for prefix in replicated_prefixes(config)
+                ]
+
+            widgets += [
+                cloudwatch.GraphWidget(
+                    title=f"Archive copy in {replica.region}: how far behind (seconds)",
+                    left=from_replica_region("ReplicationLatency"),
+                    width=12,
+                ),
                 cloudwatch.GraphWidget(
                     title=f"Archive copy in {replica.region}: bytes and operations pending",
-                    left=[m for name, m in pending if name.startswith("Bytes")],
-                    right=[m for name, m in pending if name.startswith("Operations")],
-                    width=24,
-                )
-            )
+                    left=from_replica_region("BytesPendingReplication"),
+                    right=from_replica_region("OperationsPendingReplication"),
+                    width=12,
+                ),
+            ]
         return widgets

@@ -100,7 +100,7 @@ def _role(deployment: Deployment) -> str:
     ]  # fmt: skip
     statement = role.properties["AssumeRolePolicyDocument"]["Statement"][0]
     assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
-    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": deployment.account}}
+    assert statement["Action"] == "sts:AssumeRole" and "Condition" not in statement
     return deployment._attribute(role, "Arn")
 
 
@@ -144,6 +144,7 @@ def test_the_replication_role_may_copy_the_two_prefixes_and_nothing_else(
         ("kms:Decrypt", data_key, read_source),
         ("kms:Encrypt", replica_key, write_copy),
         ("kms:GenerateDataKey", replica_key, write_copy),
+        ("kms:Decrypt", replica_key, write_copy),  # S3 checks the replica's bucket key
     ]
     refused = [
         ("s3:GetObjectVersionForReplication", f"{source}/quarantine/x.jsonl", None),
@@ -155,7 +156,11 @@ def test_the_replication_role_may_copy_the_two_prefixes_and_nothing_else(
             data_key,
             {**read_source, "kms:ViaService": "sqs.eu-central-1.amazonaws.com"},
         ),
-        ("kms:Decrypt", replica_key, write_copy),
+        (
+            "kms:Decrypt",
+            replica_key,
+            {**write_copy, "kms:ViaService": "sqs.eu-west-1.amazonaws.com"},
+        ),
         ("kms:Encrypt", replica_key, {**write_copy, "kms:ResourceAliases": ("alias/other",)}),
         ("kms:Encrypt", replica_key, {**write_copy, "kms:EncryptionContext:aws:s3:arn": source}),
         ("kms:Encrypt", data_key, write_copy),
@@ -164,29 +169,34 @@ def test_the_replication_role_may_copy_the_two_prefixes_and_nothing_else(
     assert [r for r in refused if _allowed(deployment, role, *r)] == []
 
 
-def test_replication_failures_and_latency_page_the_ops_topic(synthesized: SynthesizedApp) -> None:
+def test_failed_replications_page_the_ops_topic_and_the_dashboard_reads_the_replica_region(
+    synthesized: SynthesizedApp,
+) -> None:
     alarms = synthesized.resources("prod", "Observability", "AWS::CloudWatch::Alarm")
     by_name = {a["Properties"]["AlarmName"]: a["Properties"] for a in alarms.values()}
     name = replica_bucket(synthesized)[1]["Properties"]["BucketName"]
-    for alarm_name, metric_name in (
-        ("energy-prod.ReplicationFailures", "OperationsFailedReplication"),
-        ("energy-prod.ReplicationLatency", "ReplicationLatency"),
-    ):
-        alarm = by_name[alarm_name]
-        metrics = [m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m]
-        assert {m["MetricName"] for m in metrics} == {metric_name}
-        rules = set()
-        for metric in metrics:
-            dimensions = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
-            assert metric["Namespace"] == "AWS/S3"
-            assert dimensions["DestinationBucket"] == name
-            assert dimensions["SourceBucket"] == {
-                "Fn::ImportValue": "energy-prod-ArchiveBucketName"
-            }
-            rules.add(dimensions["RuleId"])
-        assert rules == {"replicate-raw", "replicate-processed"}
-        assert alarm["AlarmActions"] and alarm["OKActions"]
-    assert by_name["energy-prod.ReplicationLatency"]["Threshold"] == 60 * 60
+    alarm = by_name["energy-prod.ReplicationFailures"]
+    metrics = [m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m]
+    assert {m["MetricName"] for m in metrics} == {"OperationsFailedReplication"}
+    rules = set()
+    for metric in metrics:
+        dimensions = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+        assert metric["Namespace"] == "AWS/S3"
+        assert dimensions["DestinationBucket"] == name
+        assert dimensions["SourceBucket"] == {"Fn::ImportValue": "energy-prod-ArchiveBucketName"}
+        rules.add(dimensions["RuleId"])
+    assert rules == {"replicate-raw", "replicate-processed"}
+    assert alarm["AlarmActions"] and alarm["OKActions"]
+    # S3 publishes latency and pending bytes in the destination's region: no alarm of the
+    # primary region could see them, so they are drawn from there.
+    assert not any("Latency" in n for n in by_name)
+    (dashboard,) = synthesized.resources(
+        "prod", "Observability", "AWS::CloudWatch::Dashboard"
+    ).values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for metric_name in ("ReplicationLatency", "BytesPendingReplication"):
+        assert metric_name in body
+    assert f'\\"region\\":\\"{REPLICA_REGION}\\"' in body
     for environment in ("dev", "staging"):
         names = {a["Properties"]["AlarmName"]
                  for a in synthesized.resources(environment, "Observability",
@@ -205,10 +215,7 @@ def test_replication_failures_and_latency_page_the_ops_topic(synthesized: Synthe
             {"dr": {"replica_region": "moon-1"}},
             r"prod\.dr\.replica_region: 'moon-1' does not match",
         ),
-        (
-            {"dr": {"latency_alarm_minutes": 5}},
-            r"dr\.latency_alarm_minutes: 5 is below the minimum",
-        ),
+        ({"dr": {"replicate": True}}, r"prod\.dr: unknown setting\(s\) \['replicate'\]"),
     ],
 )
 def test_bad_replica_settings_stop_synthesis(settings: dict[str, Any], message: str) -> None:
