@@ -15,6 +15,7 @@ import shutil
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,12 +23,22 @@ from typing import Any
 
 from energy_runtime import contract
 
-from devkit.demo.verify import ENERGY_TOLERANCE_WH, Results, Verdict, collect, verify
+from devkit import faults as fault_injection
+from devkit.demo.verify import (
+    ENERGY_TOLERANCE_WH,
+    Results,
+    Verdict,
+    collect,
+    differences,
+    table_content,
+    verify,
+)
 from devkit.runner import pipeline as local_pipeline
 from devkit.settings import dev_config
 from devkit.simulator.meters import Faults, MqttPublisher, RunStats, Scenario, Simulation, run
 
 LATENCY_SAMPLE_DEVICES = 5
+TABLE_FILE = "table.json"  # the interval and day items a run stored (for --reference)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -63,6 +74,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--garbage-rate", type=float, default=0.005)
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
+    defaults = fault_injection.DEFAULT_RATES
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="inject every fault at its default rate, after a fault-free run of the same "
+        "scenario to compare the tables with (docs/local-pipeline.md)",
+    )
+    parser.add_argument(
+        "--fault-crash-rate",
+        type=float,
+        default=None,
+        help=f"share of invocations killed mid-way (--faults: {defaults.crash_per_invocation})",
+    )
+    parser.add_argument(
+        "--fault-timeout-rate",
+        type=float,
+        default=None,
+        help=f"share of invocations that overrun the timeout "
+        f"(--faults: {defaults.timeout_per_invocation})",
+    )
+    parser.add_argument(
+        "--fault-transient-rate",
+        type=float,
+        default=None,
+        help=f"share of the handlers' AWS calls that fail transiently "
+        f"(--faults: {defaults.transient_per_call})",
+    )
+    parser.add_argument(
+        "--fault-each-once",
+        action="store_true",
+        help="make every enabled fault fire at least once in each trigger, early (tests)",
+    )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="a fault-free run's output directory of the same scenario: its table is "
+        "compared with this run's (--faults runs one first when this is not given)",
+    )
     parser.add_argument(
         "--drain-timeout",
         type=float,
@@ -70,6 +120,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds to wait for the pipeline after the last publish (default: by size)",
     )
     return parser.parse_args(argv)
+
+
+def fault_rates(args: argparse.Namespace) -> fault_injection.FaultRates | None:
+    """The faults this run injects: --faults' defaults, each overridable, or none."""
+    defaults = fault_injection.DEFAULT_RATES if args.faults else fault_injection.FaultRates()
+    chosen = {
+        "crash_per_invocation": args.fault_crash_rate,
+        "timeout_per_invocation": args.fault_timeout_rate,
+        "transient_per_call": args.fault_transient_rate,
+    }
+    rates = fault_injection.FaultRates(
+        **{name: getattr(defaults, name) if value is None else value
+           for name, value in chosen.items()},
+        timeout_s=defaults.timeout_s,
+        seed=args.seed,
+        each_at_least_once=args.fault_each_once,
+    )  # fmt: skip
+    return rates if rates.any else None
 
 
 class LatencySampler(threading.Thread):
@@ -123,6 +191,20 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    rates = fault_rates(args)
+    if rates is not None and args.reference is None:
+        # The fault-free run of the same scenario that the tables are compared with.
+        args.reference = args.out / "fault-free"
+        print(f"==> first, the fault-free run of the same scenario ({args.reference})", flush=True)
+        reference_argv = [
+            *(argv if argv is not None else sys.argv[1:]),
+            "--out", str(args.reference),
+            "--fault-crash-rate", "0", "--fault-timeout-rate", "0", "--fault-transient-rate", "0",
+        ]  # fmt: skip
+        if main(reference_argv) != 0:
+            print("==> the fault-free run failed: nothing to compare with", file=sys.stderr)
+            return 1
+        print("==> now the same scenario with faults", flush=True)
     speed = args.speed or 1440.0
     scenario = Scenario(
         apartments=args.apartments,
@@ -146,9 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"==> synthesizing the CDK app ({local_pipeline.STAGE} templates)", flush=True)
     stage = local_pipeline.load_templates(run_dir)
     print("==> starting mosquitto, moto server, topic rule, triggers, raw archive", flush=True)
-    pipeline = local_pipeline.start(run_dir, stage, time_scale=speed)
+    pipeline = local_pipeline.start(run_dir, stage, time_scale=speed, faults=rates)
     try:
-        return _run(args, scenario, pipeline, started)
+        return _run(args, scenario, pipeline, started, rates)
     finally:
         pipeline.stop()
 
@@ -165,14 +247,33 @@ class _Published:
 
 
 def _run(
-    args: argparse.Namespace, scenario: Scenario, pipeline: local_pipeline.Pipeline, started: float
+    args: argparse.Namespace,
+    scenario: Scenario,
+    pipeline: local_pipeline.Pipeline,
+    started: float,
+    rates: fault_injection.FaultRates | None,
 ) -> int:
     published = _publish(scenario, pipeline, started)
     published.drain_s = _drain(args, scenario, pipeline, published, started)
+    drained_at = time.time()
     results = collect(pipeline.deployment, published.simulation.devices)
     verdict = verify(published.stats.readings, published.simulation.truth, results)
     summary = _summary(scenario, pipeline, published, results, verdict, time.monotonic() - started)
+    content = table_content(pipeline.deployment)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / TABLE_FILE).write_text(json.dumps(content))
+    identical = True
+    if args.reference is not None:
+        summary["faults"] = _fault_report(args.reference, pipeline, rates, content, drained_at)
+        summary["faults"]["duration_ratio"] = round(
+            summary["duration_s"] / max(summary["faults"]["fault_free_duration_s"], 1e-9), 2
+        )
+        summary["faults"]["alerts"] = summary["alerts"]
+        identical = summary["faults"]["fault_free_identical"]
     _write_outputs(args.out, summary, results, published)
+    if not identical:
+        print("==> the table differs from the fault-free run's", file=sys.stderr, flush=True)
+        return 1
     if not verdict.ok:
         print("==> VERIFICATION FAILED", file=sys.stderr, flush=True)
         return 1
@@ -180,6 +281,47 @@ def _run(
         "==> verified: nothing lost, every apartment's energy matches the ground truth", flush=True
     )
     return 0
+
+
+def _fault_report(
+    reference: Path,
+    pipeline: local_pipeline.Pipeline,
+    rates: fault_injection.FaultRates | None,
+    content: dict[str, Any],
+    drained_at: float,
+) -> dict[str, Any]:
+    """What was injected, what it caused, and whether the table came out as without it."""
+    log = fault_injection.read_log(pipeline.fault_log)
+    injected = {kind: 0 for kind in ("crashes", "timeouts", "transient_errors")}
+    injected.update(fault_injection.counts_by_kind(log))
+    expected = json.loads((reference / TABLE_FILE).read_text())
+    different = differences(content, expected)
+    stats = {name: pipeline.status(name).get("stats", {}) for name in ("batching", "processor")}
+    last_fault = max((entry["at"] for entry in log), default=None)
+    fault_free = json.loads((reference / "summary.json").read_text())
+    return {
+        "rates": None if rates is None else json.loads(rates.to_json()),
+        "injected_faults": injected,
+        # Not injected by this version of the demo (docs/local-pipeline.md says so).
+        "not_injected": ["broker_restarts", "dead_letters_replayed"],
+        "transient_errors_by_service": dict(
+            sorted(Counter(e["service"] for e in log if e["kind"] == "transient_errors").items())
+        ),
+        "restarts": dict(pipeline.restarts),
+        "redelivered": {name: s.get("redelivered", 0) for name, s in stats.items()},
+        "retries": {name: s.get("retries", 0) for name, s in stats.items()},
+        "function_errors": {name: s.get("errors", 0) for name, s in stats.items()},
+        "drain_after_last_fault_s": (
+            None if last_fault is None else round(max(0.0, drained_at - last_fault), 1)
+        ),
+        "fault_free_identical": not different,
+        "items_compared": len(expected),
+        "differences": different[:20],
+        "fault_free_duration_s": fault_free["duration_s"],
+        # At least once, and no more than without faults: an alert is marked before it is
+        # sent, so a batch applied again does not send it twice.
+        "fault_free_alerts": fault_free["alerts"],
+    }
 
 
 def _progress_printer(

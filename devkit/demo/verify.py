@@ -153,3 +153,48 @@ def verify(published: int, truth: dict[str, DeviceTruth], results: Results) -> V
                 }
             )
     return Verdict(published, duplicates, results.stored, results.quarantined, lost, mismatches)
+
+
+# What two runs of the same scenario must agree on, item by item: everything an interval
+# or day item holds except its revision counter (how many writes it took differs when a
+# fault makes the pipeline write a batch twice; what the item says must not).
+REVISION_ATTRIBUTES = frozenset({"rev"})
+
+
+def table_content(deployment: Deployment) -> dict[str, dict[str, Any]]:
+    """The table's interval and day items by `pk|sk`, as comparable JSON values."""
+    dynamodb = deployment.client("dynamodb")
+    content: dict[str, dict[str, Any]] = {}
+    prefixes = (contract.INTERVAL_SK_PREFIX, contract.DAY_SK_PREFIX)
+    for page in dynamodb.get_paginator("scan").paginate(TableName=deployment.table_name):
+        for item in page["Items"]:
+            sort_key = item[contract.SORT_KEY]["S"]
+            if not sort_key.startswith(prefixes):
+                continue
+            key = f"{item[contract.PARTITION_KEY]['S']}|{sort_key}"
+            content[key] = {
+                name: _comparable(value)
+                for name, value in sorted(item.items())
+                if name not in REVISION_ATTRIBUTES
+            }
+    return dict(sorted(content.items()))
+
+
+def _comparable(value: dict[str, Any]) -> Any:
+    ((kind, raw),) = value.items()
+    if kind == "B":
+        return {"B": bytes(raw).hex()}
+    if kind == "M":
+        return {"M": {k: _comparable(v) for k, v in sorted(raw.items())}}
+    if kind == "L":
+        return {"L": [_comparable(v) for v in raw]}
+    return {kind: sorted(raw) if kind in ("SS", "NS") else raw}
+
+
+def differences(ours: dict[str, Any], reference: dict[str, Any]) -> list[dict[str, Any]]:
+    """Items that one run has and the other lacks, or that say something else."""
+    found = []
+    for key in sorted(set(ours) | set(reference)):
+        if ours.get(key) != reference.get(key):
+            found.append({"item": key, "this_run": ours.get(key), "reference": reference.get(key)})
+    return found

@@ -15,6 +15,12 @@ SQS (processor): messages are received into a batch until BatchSize, 6 MB or the
 successes are deleted; failed messages become visible again after a short retry delay and
 the queue's own redrive policy moves them to the DLQ after maxReceiveCount receives.
 
+A restarted trigger (after a crash or a timeout, devkit/faults.py) goes on where Lambda's
+event source mapping would: each shard's checkpoint is kept in a file beside the status,
+so the batch in flight is read again and nothing before it; the SQS batch in flight is
+kept in a lease file and made visible again at once (Lambda waits out the visibility
+timeout, which the compressed clock has no room for).
+
 Windows are in simulated time: they are divided by --time-scale.
 """
 
@@ -32,8 +38,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from devkit.faults import FaultInjector, FaultLog, FaultRates, install
 from devkit.runner.provision import FunctionSpec, MappingSpec
-from devkit.runner.worker import Worker
+from devkit.runner.worker import Worker, read_status
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit
 POLL_INTERVAL_S = 0.2  # idle polling; Lambda itself polls an idle shard once a second
@@ -69,6 +76,8 @@ class Stats:
     # Hand-off events (SQS): the distinct devices of each invocation, summed. The compressed
     # clock sets how they fall into invocations; the cost model takes them as given.
     device_invocations: int = 0
+    restarts: int = 0  # times this trigger started again after its process died
+    redelivered: int = 0  # records (Kinesis) or messages (SQS) delivered again after one
 
 
 def _handoff_devices(records: list[dict[str, Any]]) -> int:
@@ -85,8 +94,14 @@ def _handoff_devices(records: list[dict[str, Any]]) -> int:
 
 
 class Invoker:
-    def __init__(self, spec: FunctionSpec, handler: Handler, stats: Stats) -> None:
-        self.spec, self.handler, self.stats = spec, handler, stats
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        handler: Handler,
+        stats: Stats,
+        faults: FaultInjector | None = None,
+    ) -> None:
+        self.spec, self.handler, self.stats, self.faults = spec, handler, stats, faults
         self.function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{spec.logical_id}"
 
     def __call__(self, event: dict[str, Any]) -> tuple[bool, list[str] | None]:
@@ -101,6 +116,8 @@ class Invoker:
         self.stats.records += len(event["Records"])
         self.stats.device_invocations += _handoff_devices(event["Records"])
         started = time.monotonic()
+        if self.faults is not None:
+            self.faults.begin_invocation()
         try:
             result = self.handler(event, context)
         except Exception as error:  # a function error, as Lambda sees it
@@ -108,6 +125,8 @@ class Invoker:
             print(f"invocation failed: {type(error).__name__}: {error}", flush=True)
             return True, None
         finally:
+            if self.faults is not None:
+                self.faults.end_invocation()
             self.stats.busy_s += time.monotonic() - started
         failures = (result or {}).get("batchItemFailures") if isinstance(result, dict) else None
         if not failures:
@@ -231,17 +250,27 @@ def run_kinesis(worker: Worker, mapping: MappingSpec, invoke: Invoker) -> None:
 
     batcher = KinesisBatcher(mapping, invoke, on_failure)
     shards = [s["ShardId"] for s in kinesis.list_shards(StreamName=mapping.source_name)["Shards"]]
-    iterators = {
-        s: kinesis.get_shard_iterator(
-            StreamName=mapping.source_name, ShardId=s, ShardIteratorType=mapping.starting_position
-        )["ShardIterator"]
-        for s in shards
-    }
+    checkpoint_file = _beside(worker, "checkpoints")
+    checkpoints: dict[str, str] = _read_json(checkpoint_file)
+
+    def iterator(shard: str) -> str:
+        where: dict[str, str] = {"ShardIteratorType": mapping.starting_position}
+        if shard in checkpoints:
+            where = {
+                "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                "StartingSequenceNumber": checkpoints[shard],
+            }
+        response = kinesis.get_shard_iterator(
+            StreamName=mapping.source_name, ShardId=shard, **where
+        )
+        return str(response["ShardIterator"])
+
+    iterators = {s: iterator(s) for s in shards}
+    resumed = invoke.stats.restarts > 0
     pending: dict[str, list[dict[str, Any]]] = {s: [] for s in shards}
     pending_bytes = dict.fromkeys(shards, 0)
     first_wall = dict.fromkeys(shards, 0.0)
     behind = dict.fromkeys(shards, 1)
-    checkpoints: dict[str, str] = {}
     window = worker.scaled(mapping.window_s)
     last_status = 0.0
     while True:
@@ -276,8 +305,13 @@ def run_kinesis(worker: Worker, mapping: MappingSpec, invoke: Invoker) -> None:
                         break
                     batch.append(record)
                     size += _size(record)
+                if resumed:
+                    # What the dead process was working on comes first after a restart.
+                    invoke.stats.redelivered += len(batch)
+                    resumed = False
                 batcher.process(shard, batch)
                 checkpoints[shard] = batch[-1]["kinesis"]["sequenceNumber"]
+                _write_json(checkpoint_file, checkpoints)
                 pending[shard] = pending[shard][len(batch) :]
                 pending_bytes[shard] -= size
                 first_wall[shard] = time.monotonic()
@@ -299,6 +333,18 @@ def run_kinesis(worker: Worker, mapping: MappingSpec, invoke: Invoker) -> None:
 def run_sqs(worker: Worker, mapping: MappingSpec, invoke: Invoker, *, retry_delay_s: int) -> None:
     sqs = worker.deployment.client("sqs")
     url = mapping.source_name
+    lease = _beside(worker, "inflight")
+    in_flight: list[str] = _read_json(lease).get("receipt_handles", [])
+    for start in range(0, len(in_flight), 10):
+        sqs.change_message_visibility_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                for i, handle in enumerate(in_flight[start : start + 10])
+            ],
+        )
+    invoke.stats.redelivered += len(in_flight)
+    lease.unlink(missing_ok=True)
     window = worker.scaled(mapping.window_s)
     batch: list[dict[str, Any]] = []
     size = 0
@@ -333,7 +379,9 @@ def run_sqs(worker: Worker, mapping: MappingSpec, invoke: Invoker, *, retry_dela
                 size += len(message["Body"]) + 500
         full = len(batch) >= mapping.batch_size or size >= MAX_PAYLOAD_BYTES
         if batch and (full or stopping or time.monotonic() - first_wall >= window):
+            _write_json(lease, {"receipt_handles": [m["receiptHandle"] for m in batch]})
             _deliver(sqs, url, batch, invoke, mapping, retry_delay_s)
+            lease.unlink(missing_ok=True)
             batch = []
             size = 0
         if time.monotonic() - last_status > 0.2 or stopping:
@@ -406,6 +454,23 @@ def _deliver(
         )
 
 
+def _beside(worker: Worker, what: str) -> Path:
+    """`<name>.<what>.json` beside the worker's `<name>.status.json`."""
+    status: Path = worker.args.status
+    return status.with_name(status.name.replace(".status.", f".{what}."))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    found = read_status(path)  # missing or half-written: nothing
+    return found
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(value))
+    tmp.replace(path)
+
+
 def _profiled(handler: Handler, output: Path) -> Handler:
     """Profile every invocation (LOCAL_PROFILE_DIR): where a handler spends its time here."""
     import atexit
@@ -437,16 +502,26 @@ def main(argv: list[str] | None = None) -> None:
             "default": 1,
             "help": "seconds before a failed SQS message is retried",
         },
+        faults={"help": "faults to inject, as FaultRates JSON (devkit/faults.py)"},
+        fault_log={"type": Path, "help": "where injected faults are recorded"},
+        restarted={"action": "store_true", "help": "a restart: go on with the last stats"},
     )
     args = worker.args
     spec = worker.deployment.functions[args.function]
     mapping = worker.deployment.mappings[args.function]
     stats = Stats()
+    if args.restarted:
+        stats = Stats(**read_status(args.status).get("stats", {}))
+        stats.restarts += 1
+    injector = None
+    if args.faults:
+        log = FaultLog(args.fault_log, worker=args.function)
+        injector = install(FaultRates.from_json(args.faults), log, function=args.function)
     handler = load_handler(args.handler or spec.handler)
     profile_dir = os.environ.get("LOCAL_PROFILE_DIR")
     if profile_dir:
         handler = _profiled(handler, Path(profile_dir) / f"{args.function}.prof")
-    invoke = Invoker(spec, handler, stats)
+    invoke = Invoker(spec, handler, stats, injector)
     worker.write_status(stats=stats.__dict__, caught_up=False)
     if mapping.source == "kinesis":
         run_kinesis(worker, mapping, invoke)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 from devkit.emulators import aws_api
 from devkit.emulators.broker import RULE_CLIENT_NAME, Broker, start_broker
 from devkit.emulators.pki import CertificateAuthority
+from devkit.faults import FAULT_LOG, FaultRates
 from devkit.runner import processes
 from devkit.runner.provision import Deployment, provision
 from devkit.runner.templates import Stage, load_stage, synthesize
@@ -33,6 +36,30 @@ class Pipeline:
     moto: subprocess.Popen[bytes]
     deployment: Deployment
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Workers whose death is a fault injected into them: the supervisor starts them again.
+    restartable: dict[str, Callable[[], subprocess.Popen[bytes]]] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+    _supervising: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def fault_log(self) -> Path:
+        return self.run_dir / FAULT_LOG
+
+    def supervise(self) -> None:
+        """Start a died restartable worker again, as Lambda starts a new runtime."""
+        for name, relaunch in self.restartable.items():
+            child = self.workers[name]
+            if child.poll() is not None and not self._supervising.is_set():
+                processes.stop(child)  # reap it and whatever it left in its group
+                self.workers[name] = relaunch()
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+
+    def start_supervisor(self) -> None:
+        def loop() -> None:
+            while not self._supervising.wait(0.2):
+                self.supervise()
+
+        threading.Thread(target=loop, daemon=True, name="supervisor").start()
 
     def status(self, name: str) -> dict[str, Any]:
         return read_status(self.run_dir / f"{name}.status.json")
@@ -41,6 +68,7 @@ class Pipeline:
         return aws_api.counts(self.deployment.endpoint, self.ca.ca_path)
 
     def stop(self) -> None:
+        self._supervising.set()
         # Workers first (they flush), then the services they talk to.
         for child in reversed(list(self.workers.values())):
             processes.stop(child, grace=15)
@@ -68,6 +96,7 @@ def start(
     time_scale: float,
     handlers: dict[str, str] | None = None,
     with_archive: bool = True,
+    faults: FaultRates | None = None,
 ) -> Pipeline:
     """Everything up and subscribed; the caller owns stop() (also registered at exit)."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -84,27 +113,39 @@ def start(
 
     def launch(name: str, module: str, args: list[str], env: dict[str, str]) -> None:
         (run_dir / f"{name}.status.json").unlink(missing_ok=True)
-        pipeline.workers[name] = processes.spawn(
-            [
-                sys.executable,
-                "-m",
-                module,
-                *common,
-                "--status",
-                str(run_dir / f"{name}.status.json"),
-                *args,
-            ],
-            env=_child_env(deployment, env),
-            log=run_dir / f"{name}.log",
-            cwd=REPO,
-        )
 
+        def spawn(*more: str) -> subprocess.Popen[bytes]:
+            return processes.spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    module,
+                    *common,
+                    "--status",
+                    str(run_dir / f"{name}.status.json"),
+                    *args,
+                    *more,
+                ],
+                env=_child_env(deployment, env),
+                log=run_dir / f"{name}.log",
+                cwd=REPO,
+            )
+
+        pipeline.workers[name] = spawn()
+        if faults is not None and faults.any and module == "devkit.emulators.event_sources":
+            pipeline.restartable[name] = lambda: spawn("--restarted")
+
+    injected = (
+        ["--faults", faults.to_json(), "--fault-log", str(pipeline.fault_log)]
+        if faults is not None and faults.any
+        else []
+    )
     for function in ("batching", "processor"):
         override = ["--handler", handlers[function]] if handlers and function in handlers else []
         launch(
             function,
             "devkit.emulators.event_sources",
-            ["--function", function, *override],
+            ["--function", function, *override, *injected],
             deployment.functions[function].environment,
         )
     if with_archive:
@@ -132,6 +173,8 @@ def start(
                 pipeline.stop()
                 raise RuntimeError(f"{name} exited with {child.returncode}:\n{log}")
         if all(pipeline.status(name) for name in pipeline.workers):
+            if pipeline.restartable:
+                pipeline.start_supervisor()
             return pipeline
         time.sleep(0.1)
     pipeline.stop()
@@ -151,7 +194,7 @@ def wait_drained(pipeline: Pipeline, *, messages: int, timeout: float, report: A
     upstream = {"batching": "bridge", "archive": "bridge", "processor": "batching"}
     while time.monotonic() < deadline:
         for name, child in pipeline.workers.items():
-            if child.poll() is not None:
+            if child.poll() is not None and name not in pipeline.restartable:
                 raise RuntimeError(f"{name} died: see {pipeline.run_dir / (name + '.log')}")
         bridge = pipeline.status("bridge")
         bridge_done = (

@@ -19,18 +19,35 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path, str]:
-    out = tmp_path_factory.mktemp("demo")
-    command = [
-        sys.executable, "-m", "devkit.demo.run",
-        "--apartments", "3", "--days", "0.06", "--speed", "300",
-        "--duplicate-rate", "0.05", "--garbage-rate", "0.05", "--late-rate", "0.02",
-        "--reset-rate", "8", "--out", str(out),
-    ]  # fmt: skip
+SCENARIO = [
+    "--apartments", "3", "--days", "0.06", "--speed", "300",
+    "--duplicate-rate", "0.05", "--garbage-rate", "0.05", "--late-rate", "0.02",
+    "--reset-rate", "8",
+]  # fmt: skip
+
+
+def run_demo(out: Path, *more: str) -> tuple[int, Path, str]:
+    command = [sys.executable, "-m", "devkit.demo.run", *SCENARIO, "--out", str(out), *more]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "runtime")])}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     return done.returncode, out, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path, str]:
+    return run_demo(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.fixture(scope="module")
+def fault_run(
+    demo_run: tuple[int, Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[int, Path, str]:
+    """The same scenario with every fault the demo injects, each at least once per
+    trigger, compared with the fault-free run above."""
+    return run_demo(
+        tmp_path_factory.mktemp("faults"), "--faults", "--fault-each-once",
+        "--reference", str(demo_run[1]),
+    )  # fmt: skip
 
 
 def summary(out: Path) -> dict[str, Any]:
@@ -185,3 +202,29 @@ def test_the_cost_model_predicts_what_the_run_measured(demo_run: tuple[int, Path
     for name in ("batching_invocations", "processor_invocations", "s3_raw_puts"):
         assert counts[name]["measured"] > 0 and counts[name]["predicted"] > 0, name
     assert 0.9 <= cost["usd"]["measured"] / cost["usd"]["predicted"] <= 1.1
+
+
+def test_faults_lose_nothing_and_leave_the_table_as_without_them(
+    fault_run: tuple[int, Path, str],
+) -> None:
+    code, out, log = fault_run
+    assert code == 0, log[-3000:]
+    result = summary(out)
+    assert result["lost"] == 0 and result["energy_mismatches"] == 0
+    assert (
+        result["published"]
+        == result["duplicates_merged"] + result["stored"] + result["quarantined"]
+    )
+    faults = result["faults"]
+    injected = faults["injected_faults"]
+    assert injected["crashes"] >= 2 and injected["timeouts"] >= 2  # in each trigger
+    assert injected["transient_errors"] >= 2
+    for function in ("batching", "processor"):
+        # Each crash and timeout ended its process; the supervisor started a new one,
+        # which was handed the batch in flight again.
+        assert faults["restarts"][function] >= 2, faults
+        assert faults["redelivered"][function] >= 1, faults
+    assert faults["fault_free_identical"] is True, faults["differences"]
+    assert faults["items_compared"] > 0
+    assert faults["drain_after_last_fault_s"] is not None
+    assert faults["alerts"] == faults["fault_free_alerts"]
