@@ -12,6 +12,12 @@ Where they act, and what they stand for:
   AWS calls, after the ones before it were written and before the trigger checkpoints;
   the pipeline's supervisor restarts the trigger and the batch is delivered again, as
   Lambda redelivers a batch whose invocation died.
+- **Dead letters**: for a while, the table refuses every request that names one of a few
+  devices (`AccessDeniedException`, as after a key-policy or IAM change that a deploy
+  then fixes: an error botocore does not retry and the processor does not quarantine).
+  The hand-off messages carrying those devices fail until the queue's redrive policy
+  moves them to the dead-letter queue; after the fix, the demo re-drives them with
+  `energy-monitoring replay --dead-letters`.
 - **Timeouts**: an invocation stalls at one of its calls past the function's (local)
   timeout; a watchdog, armed for that invocation, abandons it the way Lambda does, by
   ending the runtime, and the batch is delivered again.
@@ -71,18 +77,23 @@ class FaultRates:
     # Each kind at least once, early, in each trigger (a short run that must see them all):
     # the first invocation crashes, the next one times out, its first call fails.
     each_at_least_once: bool = False
+    # Devices whose table requests are refused between these two epoch times.
+    stuck_devices: tuple[str, ...] = ()
+    stuck_from: float = 0.0
+    stuck_until: float = 0.0
 
     @property
     def any(self) -> bool:
         return bool(self.crash_per_invocation or self.timeout_per_invocation
-                    or self.transient_per_call)  # fmt: skip
+                    or self.transient_per_call or self.stuck_devices)  # fmt: skip
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> FaultRates:
-        return cls(**json.loads(text))
+        raw = json.loads(text)
+        return cls(**{**raw, "stuck_devices": tuple(raw.get("stuck_devices", ()))})
 
 
 DEFAULT_RATES = FaultRates(
@@ -220,6 +231,14 @@ class FaultInjector:
         self.log.record("timeouts", function=self.function, timeout_s=self.rates.timeout_s)
         os.kill(os.getpid(), signal.SIGKILL)
 
+    def _stuck(self, service: str, request: Any) -> str | None:
+        """The stuck device a table request names, while the devices are stuck."""
+        rates = self.rates
+        if service != "dynamodb" or not rates.stuck_from <= time.time() < rates.stuck_until:
+            return None
+        body = request.body if isinstance(request.body, bytes) else str(request.body).encode()
+        return next((d for d in rates.stuck_devices if f'"{d}"'.encode() in body), None)
+
     def _die(self, how: str, *, call: int | None, service: str | None = None) -> None:
         if how == "crash":
             self.log.record("crashes", function=self.function, service=service, call=call)
@@ -247,6 +266,11 @@ class FaultInjector:
             operation = request.headers.get("X-Amz-Target", b"")
             if fatal:
                 self._die(fatal[0], call=self._calls, service=service)
+            stuck = self._stuck(service, request)
+            if stuck is not None:
+                self.log.record("refused_device_requests", function=self.function,
+                                service=service, device=stuck)  # fmt: skip
+                return error_response(service, 400, "AccessDeniedException")
             if not inject:
                 return None
             status, code = choice

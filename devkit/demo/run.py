@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -38,6 +40,7 @@ from devkit.settings import dev_config
 from devkit.simulator.meters import Faults, MqttPublisher, RunStats, Scenario, Simulation, run
 
 LATENCY_SAMPLE_DEVICES = 5
+STUCK_MIN_S = 20.0
 TABLE_FILE = "table.json"  # the interval and day items a run stored (for --reference)
 
 
@@ -102,6 +105,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"(--faults: {defaults.transient_per_call})",
     )
     parser.add_argument(
+        "--fault-stuck-devices",
+        type=int,
+        default=None,
+        help="devices whose table requests are refused for a while, so that their "
+        "hand-off messages end in the dead-letter queue and are re-driven (--faults: 1)",
+    )
+    parser.add_argument(
         "--fault-each-once",
         action="store_true",
         help="make every enabled fault fire at least once in each trigger, early (tests)",
@@ -122,9 +132,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def fault_rates(args: argparse.Namespace) -> fault_injection.FaultRates | None:
-    """The faults this run injects: --faults' defaults, each overridable, or none."""
+def fault_rates(
+    args: argparse.Namespace, simulation: Simulation
+) -> fault_injection.FaultRates | None:
+    """The faults this run injects: --faults' defaults, each overridable, or none. Stuck
+    devices are refused from a quarter into the publishing for a quarter of it, at least
+    20 s: a message's five receives (each an invocation, a second's wait and the trigger's
+    window) must all fall in it for the message to reach the dead-letter queue."""
     defaults = fault_injection.DEFAULT_RATES if args.faults else fault_injection.FaultRates()
+    stuck = args.fault_stuck_devices
+    if stuck is None:
+        stuck = 1 if args.faults else 0
+    publish_s = simulation.scenario.duration_s / simulation.scenario.speed
+    stuck_from = time.time() + 5 + publish_s / 4  # 5 s: certificates and connects first
     chosen = {
         "crash_per_invocation": args.fault_crash_rate,
         "timeout_per_invocation": args.fault_timeout_rate,
@@ -136,6 +156,9 @@ def fault_rates(args: argparse.Namespace) -> fault_injection.FaultRates | None:
         timeout_s=defaults.timeout_s,
         seed=args.seed,
         each_at_least_once=args.fault_each_once,
+        stuck_devices=tuple(simulation.devices[:stuck]),
+        stuck_from=stuck_from,
+        stuck_until=stuck_from + max(STUCK_MIN_S, publish_s / 4),
     )  # fmt: skip
     return rates if rates.any else None
 
@@ -191,8 +214,7 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    rates = fault_rates(args)
-    if rates is not None and args.reference is None:
+    if fault_rates(args, Simulation(_scenario(args))) is not None and args.reference is None:
         # The fault-free run of the same scenario that the tables are compared with.
         args.reference = args.out / "fault-free"
         print(f"==> first, the fault-free run of the same scenario ({args.reference})", flush=True)
@@ -200,26 +222,14 @@ def main(argv: list[str] | None = None) -> int:
             *(argv if argv is not None else sys.argv[1:]),
             "--out", str(args.reference),
             "--fault-crash-rate", "0", "--fault-timeout-rate", "0", "--fault-transient-rate", "0",
+            "--fault-stuck-devices", "0",
         ]  # fmt: skip
         if main(reference_argv) != 0:
             print("==> the fault-free run failed: nothing to compare with", file=sys.stderr)
             return 1
         print("==> now the same scenario with faults", flush=True)
     speed = args.speed or 1440.0
-    scenario = Scenario(
-        apartments=args.apartments,
-        days=args.days,
-        interval_s=args.interval,
-        readings_per_message=args.readings_per_message,
-        speed=speed,
-        seed=args.seed,
-        faults=Faults(
-            duplicate_rate=args.duplicate_rate,
-            late_rate=args.late_rate,
-            reset_rate=args.reset_rate,
-            garbage_rate=args.garbage_rate,
-        ),
-    )
+    scenario = _scenario(args)
     out: Path = args.out
     run_dir = out / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -228,9 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"==> synthesizing the CDK app ({local_pipeline.STAGE} templates)", flush=True)
     stage = local_pipeline.load_templates(run_dir)
     print("==> starting mosquitto, moto server, topic rule, triggers, raw archive", flush=True)
+    simulation = Simulation(scenario)
+    rates = fault_rates(args, simulation)
     pipeline = local_pipeline.start(run_dir, stage, time_scale=speed, faults=rates)
     try:
-        return _run(args, scenario, pipeline, started, rates)
+        return _run(args, simulation, pipeline, started, rates)
     finally:
         pipeline.stop()
 
@@ -248,14 +260,16 @@ class _Published:
 
 def _run(
     args: argparse.Namespace,
-    scenario: Scenario,
+    simulation: Simulation,
     pipeline: local_pipeline.Pipeline,
     started: float,
     rates: fault_injection.FaultRates | None,
 ) -> int:
-    published = _publish(scenario, pipeline, started)
+    scenario = simulation.scenario
+    published = _publish(simulation, pipeline, started)
     published.drain_s = _drain(args, scenario, pipeline, published, started)
     drained_at = time.time()
+    replayed = _replay_dead_letters(pipeline) if rates and rates.stuck_devices else None
     results = collect(pipeline.deployment, published.simulation.devices)
     verdict = verify(published.stats.readings, published.simulation.truth, results)
     summary = _summary(scenario, pipeline, published, results, verdict, time.monotonic() - started)
@@ -269,6 +283,9 @@ def _run(
             summary["duration_s"] / max(summary["faults"]["fault_free_duration_s"], 1e-9), 2
         )
         summary["faults"]["alerts"] = summary["alerts"]
+        summary["faults"]["dead_letters"] = replayed
+        if replayed is not None:
+            summary["faults"]["injected_faults"]["dead_letters_replayed"] = replayed["applied"]
         identical = summary["faults"]["fault_free_identical"]
     _write_outputs(args.out, summary, results, published)
     if not identical:
@@ -303,7 +320,7 @@ def _fault_report(
         "rates": None if rates is None else json.loads(rates.to_json()),
         "injected_faults": injected,
         # Not injected by this version of the demo (docs/local-pipeline.md says so).
-        "not_injected": ["broker_restarts", "dead_letters_replayed"],
+        "not_injected": ["broker_restarts"],
         "transient_errors_by_service": dict(
             sorted(Counter(e["service"] for e in log if e["kind"] == "transient_errors").items())
         ),
@@ -343,9 +360,54 @@ def _progress_printer(
     return progress
 
 
-def _publish(scenario: Scenario, pipeline: local_pipeline.Pipeline, started: float) -> _Published:
+def _replay_dead_letters(pipeline: local_pipeline.Pipeline) -> dict[str, Any]:
+    """After the fix (the stuck devices' window is over): re-drive the dead-letter queue
+    with `energy-monitoring replay --dead-letters`, as an operator would."""
+    from energy_cli.commands.local import write_outputs
+
+    outputs = write_outputs(pipeline.run_dir, pipeline)
+    command = [
+        sys.executable, "-c", "from energy_cli.main import main; main()",
+        "replay", "--env", "dev", "--outputs", str(outputs),
+        "--dead-letters", "--json",
+    ]  # fmt: skip
+    print(
+        "==> re-driving the dead-letter queue: energy-monitoring replay --dead-letters", flush=True
+    )
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, cwd=local_pipeline.REPO,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(local_pipeline.REPO), str(local_pipeline.REPO / "runtime")])},
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"replay failed: {done.stderr.strip()[-2000:]}")
+    outcome: dict[str, Any] = json.loads(done.stdout)
+    print(f"    {outcome['found']} dead letters, {outcome['applied']} applied", flush=True)
+    return outcome
+
+
+def _scenario(args: argparse.Namespace) -> Scenario:
+    return Scenario(
+        apartments=args.apartments,
+        days=args.days,
+        interval_s=args.interval,
+        readings_per_message=args.readings_per_message,
+        speed=args.speed or 1440.0,
+        seed=args.seed,
+        faults=Faults(
+            duplicate_rate=args.duplicate_rate,
+            late_rate=args.late_rate,
+            reset_rate=args.reset_rate,
+            garbage_rate=args.garbage_rate,
+        ),
+    )
+
+
+def _publish(
+    simulation: Simulation, pipeline: local_pipeline.Pipeline, started: float
+) -> _Published:
     """Give every meter its certificate, connect them, and publish the scenario."""
-    simulation = Simulation(scenario)
+    scenario = simulation.scenario
     ca = pipeline.ca
     pki = ca.directory
     for device in simulation.devices:

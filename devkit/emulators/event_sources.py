@@ -251,7 +251,7 @@ def run_kinesis(worker: Worker, mapping: MappingSpec, invoke: Invoker) -> None:
     batcher = KinesisBatcher(mapping, invoke, on_failure)
     shards = [s["ShardId"] for s in kinesis.list_shards(StreamName=mapping.source_name)["Shards"]]
     checkpoint_file = _beside(worker, "checkpoints")
-    checkpoints: dict[str, str] = _read_json(checkpoint_file)
+    checkpoints: dict[str, str] = read_status(checkpoint_file)
 
     def iterator(shard: str) -> str:
         where: dict[str, str] = {"ShardIteratorType": mapping.starting_position}
@@ -334,7 +334,7 @@ def run_sqs(worker: Worker, mapping: MappingSpec, invoke: Invoker, *, retry_dela
     sqs = worker.deployment.client("sqs")
     url = mapping.source_name
     lease = _beside(worker, "inflight")
-    in_flight: list[str] = _read_json(lease).get("receipt_handles", [])
+    in_flight: list[str] = read_status(lease).get("receipt_handles", [])
     for start in range(0, len(in_flight), 10):
         sqs.change_message_visibility_batch(
             QueueUrl=url,
@@ -458,11 +458,6 @@ def _beside(worker: Worker, what: str) -> Path:
     """`<name>.<what>.json` beside the worker's `<name>.status.json`."""
     status: Path = worker.args.status
     return status.with_name(status.name.replace(".status.", f".{what}."))
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    found = read_status(path)  # missing or half-written: nothing
-    return found
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:

@@ -47,6 +47,8 @@ class Worker:
 
 
 def read_status(path: Path) -> dict[str, Any]:
+    """A JSON file a worker writes by rename (its status, checkpoints, lease): {} when it
+    is missing or unreadable."""
     try:
         result: dict[str, Any] = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):

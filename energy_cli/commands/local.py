@@ -177,7 +177,7 @@ def up(
         (run_dir / STATE_FILE).unlink(missing_ok=True)
         raise
     try:
-        outputs = _write_outputs(run_dir, pipeline)
+        outputs = write_outputs(run_dir, pipeline)
         children = [pipeline.broker.process.pid, pipeline.moto.pid]
         children += [child.pid for child in pipeline.workers.values()]
         _save_state(run_dir, children, outputs)
@@ -191,7 +191,9 @@ def up(
         console.note("local pipeline stopped")
 
 
-def _write_outputs(run_dir: Path, pipeline: Pipeline) -> Path:
+def write_outputs(run_dir: Path, pipeline: Pipeline) -> Path:
+    """The stack outputs of a local pipeline, as `cdk deploy --outputs-file` writes them,
+    with its Local stack: what every command's `--outputs` reads (the demo's replay too)."""
     from devkit.runner.pipeline import DEPLOYMENT_FILE
     from energy_cli import environment as env
 

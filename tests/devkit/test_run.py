@@ -227,4 +227,10 @@ def test_faults_lose_nothing_and_leave_the_table_as_without_them(
     assert faults["fault_free_identical"] is True, faults["differences"]
     assert faults["items_compared"] > 0
     assert faults["drain_after_last_fault_s"] is not None
-    assert faults["alerts"] == faults["fault_free_alerts"]
+    # The stuck device's hand-off messages ended in the dead-letter queue, and the replay
+    # after the fix applied every one of them (and the table is still the fault-free one's).
+    assert injected["refused_device_requests"] >= 1
+    dead = faults["dead_letters"]
+    assert dead["found"] >= 1 and dead["applied"] == dead["found"] and dead["still_failing"] == 0
+    assert injected["dead_letters_replayed"] == dead["found"]
+    assert result["dead_letters"] == 0
