@@ -80,6 +80,16 @@ def _not_found(error: BaseException) -> bool:
 # --- data sets -------------------------------------------------------------------------
 
 
+def _existing(describe: Callable[..., dict[str, Any]], **key: str) -> dict[str, Any] | None:
+    """What a describe_* call returns, or None where QuickSight has no such resource."""
+    try:
+        return describe(**key)
+    except Exception as error:
+        if _not_found(error):
+            return None
+        raise
+
+
 def _latest_intervals(names: Names) -> str:
     return (
         "SELECT * FROM (SELECT i.*, row_number() OVER (PARTITION BY device_id, interval_start "
@@ -145,11 +155,10 @@ def ensure_data_source(qs: Any, names: Names, principal: str) -> tuple[str, Chan
     source_id = names.resource_id("athena")
     wanted = {"AthenaParameters": {"WorkGroup": names.workgroup}}
     name = f"{names.stage} (Athena)"
-    try:
-        found = qs.describe_data_source(AwsAccountId=names.account_id, DataSourceId=source_id)
-    except Exception as error:
-        if not _not_found(error):
-            raise
+    found = _existing(
+        qs.describe_data_source, AwsAccountId=names.account_id, DataSourceId=source_id
+    )
+    if found is None:
         created = qs.create_data_source(
             AwsAccountId=names.account_id, DataSourceId=source_id, Name=name, Type="ATHENA",
             DataSourceParameters=wanted, Permissions=_permissions(principal, DATA_SOURCE_ACTIONS),
@@ -178,11 +187,8 @@ def ensure_data_set(
         "AwsAccountId": names.account_id, "DataSetId": set_id, "Name": name,
         "PhysicalTableMap": table, "ImportMode": "DIRECT_QUERY",
     }  # fmt: skip
-    try:
-        found = qs.describe_data_set(AwsAccountId=names.account_id, DataSetId=set_id)
-    except Exception as error:
-        if not _not_found(error):
-            raise
+    found = _existing(qs.describe_data_set, AwsAccountId=names.account_id, DataSetId=set_id)
+    if found is None:
         created = qs.create_data_set(
             **arguments, Permissions=_permissions(principal, DATA_SET_ACTIONS)
         )
@@ -226,11 +232,10 @@ def ensure_dashboard(
         "AwsAccountId": names.account_id, "DashboardId": dashboard_id, "Name": name,
         "Definition": definition, "VersionDescription": digest,
     }  # fmt: skip
-    try:
-        found = qs.describe_dashboard(AwsAccountId=names.account_id, DashboardId=dashboard_id)
-    except Exception as error:
-        if not _not_found(error):
-            raise
+    found = _existing(
+        qs.describe_dashboard, AwsAccountId=names.account_id, DashboardId=dashboard_id
+    )
+    if found is None:
         created = qs.create_dashboard(
             **arguments, Permissions=_permissions(principal, DASHBOARD_ACTIONS)
         )

@@ -132,9 +132,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def fault_rates(
-    args: argparse.Namespace, simulation: Simulation
-) -> fault_injection.FaultRates | None:
+def fault_rates(args: argparse.Namespace, scenario: Scenario) -> fault_injection.FaultRates | None:
     """The faults this run injects: --faults' defaults, each overridable, or none. Stuck
     devices are refused from a quarter into the publishing for a quarter of it, at least
     20 s: a message's five receives (each an invocation, a second's wait and the trigger's
@@ -143,7 +141,7 @@ def fault_rates(
     stuck = args.fault_stuck_devices
     if stuck is None:
         stuck = 1 if args.faults else 0
-    publish_s = simulation.scenario.duration_s / simulation.scenario.speed
+    publish_s = scenario.duration_s / scenario.speed
     stuck_from = time.time() + 5 + publish_s / 4  # 5 s: certificates and connects first
     chosen = {
         "crash_per_invocation": args.fault_crash_rate,
@@ -156,7 +154,7 @@ def fault_rates(
         timeout_s=defaults.timeout_s,
         seed=args.seed,
         each_at_least_once=args.fault_each_once,
-        stuck_devices=tuple(simulation.devices[:stuck]),
+        stuck_devices=tuple(scenario.device_ids()[:stuck]),
         stuck_from=stuck_from,
         stuck_until=stuck_from + max(STUCK_MIN_S, publish_s / 4),
     )  # fmt: skip
@@ -214,7 +212,8 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if fault_rates(args, Simulation(_scenario(args))) is not None and args.reference is None:
+    scenario = _scenario(args)
+    if fault_rates(args, scenario) is not None and args.reference is None:
         # The fault-free run of the same scenario that the tables are compared with.
         args.reference = args.out / "fault-free"
         print(f"==> first, the fault-free run of the same scenario ({args.reference})", flush=True)
@@ -228,8 +227,6 @@ def main(argv: list[str] | None = None) -> int:
             print("==> the fault-free run failed: nothing to compare with", file=sys.stderr)
             return 1
         print("==> now the same scenario with faults", flush=True)
-    speed = args.speed or 1440.0
-    scenario = _scenario(args)
     out: Path = args.out
     run_dir = out / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -238,11 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"==> synthesizing the CDK app ({local_pipeline.STAGE} templates)", flush=True)
     stage = local_pipeline.load_templates(run_dir)
     print("==> starting mosquitto, moto server, topic rule, triggers, raw archive", flush=True)
-    simulation = Simulation(scenario)
-    rates = fault_rates(args, simulation)
-    pipeline = local_pipeline.start(run_dir, stage, time_scale=speed, faults=rates)
+    rates = fault_rates(args, scenario)  # now: the stuck devices' window starts from here
+    pipeline = local_pipeline.start(run_dir, stage, time_scale=scenario.speed, faults=rates)
     try:
-        return _run(args, simulation, pipeline, started, rates)
+        return _run(args, Simulation(scenario), pipeline, started, rates)
     finally:
         pipeline.stop()
 

@@ -417,17 +417,21 @@ def _replica_lines(
     objects = c.s3_raw_puts + (c.s3_processed_puts if design.replicate_processed else 0)
     standard, infrequent, glacier = _tiers(raw_gb_month, processed_gb, design)
     note = f"in {design.replica_region}, at {design.region} prices"
+
+    def line(item: str, quantity: float, why: str = note) -> Line:
+        return Line("S3 replica", item, quantity, why, billed_as="S3")
+
     return [
-        Line("S3 replica", "inter_region_transfer_gb", raw_gb_month + processed_gb,
-             f"to {design.replica_region}", billed_as="S3"),
-        Line("S3 replica", "put_requests", objects / 1000, note, billed_as="S3"),
-        Line("S3 replica", "standard_gb_month", standard, note, billed_as="S3"),
-        Line("S3 replica", "standard_ia_gb_month", infrequent, note, billed_as="S3"),
-        Line("S3 replica", "glacier_gb_month", glacier, note, billed_as="S3"),
-        Line("S3 replica", "transition_ia_requests", objects / 1000, note, billed_as="S3"),
-        Line("S3 replica", "transition_glacier_requests", c.s3_raw_puts / 1000, note,
-             billed_as="S3"),
-    ]  # fmt: skip
+        line(
+            "inter_region_transfer_gb", raw_gb_month + processed_gb, f"to {design.replica_region}"
+        ),
+        line("put_requests", objects / 1000),
+        line("standard_gb_month", standard),
+        line("standard_ia_gb_month", infrequent),
+        line("glacier_gb_month", glacier),
+        line("transition_ia_requests", objects / 1000),
+        line("transition_glacier_requests", c.s3_raw_puts / 1000),
+    ]
 
 
 def _tiers(raw_gb_month: float, processed_gb_month: float, design: Design) -> tuple[float, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from infra.iam_evaluation import ACCOUNT, REGION, Deployment
 
 STACKS = ("Storage", "Ingest", "Processing", "Observability")
+# The archive bucket's logical id in the Storage stack (its siblings add to the path).
+ARCHIVE_BUCKET = re.compile(r"Archive[0-9A-F]{8}")
 REPLICA = "Replica"  # in the environments that set dr.replica_region, in that region
 
 

@@ -5,14 +5,13 @@ gets both by a setting, with no edit of the key policy."""
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any
 
 from energy_runtime import contract
 
 from infra.conftest import QUICKSIGHT_ROLE
 from infra.iam_evaluation import Deployment, Request, evaluate
-from infra.synthesis import SynthesizedApp
+from infra.synthesis import ARCHIVE_BUCKET, SynthesizedApp
 
 ANALYST = "analyst-role"
 
@@ -60,7 +59,7 @@ def arns(deployment: Deployment) -> dict[str, str]:
     return {
         "key": deployment._attribute(key, "Arn"),
         "archive": next(deployment._attribute(b, "Arn") for lid, b in buckets.items()
-                        if re.fullmatch(r"Archive[0-9A-F]{8}", lid)),
+                        if ARCHIVE_BUCKET.fullmatch(lid)),
         "results": next(deployment._attribute(b, "Arn") for lid, b in buckets.items()
                         if lid.startswith("ArchiveAthenaResults")),
         "workgroup": f"arn:aws:athena:{deployment.region}:{deployment.account}:workgroup/{name}",

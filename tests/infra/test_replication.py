@@ -5,13 +5,14 @@ alarms on failures and latency. Checked on the synthesized templates, as AWS rea
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 from energy_runtime import contract
 
 from infra.iam_evaluation import Deployment, Request, evaluate
-from infra.synthesis import REPLICA, SynthesizedApp
+from infra.synthesis import ARCHIVE_BUCKET, REPLICA, SynthesizedApp
 
 REPLICA_REGION = "eu-west-1"  # prod's, in cdk.json
 
@@ -120,14 +121,15 @@ def test_the_replication_role_may_copy_the_two_prefixes_and_nothing_else(
 ) -> None:
     deployment = synthesized.deployment("prod")
     role = _role(deployment)
-    keys = {k.logical_id[:10]: deployment._attribute(k, "Arn")
-            for k in deployment.resources("AWS::KMS::Key")}  # fmt: skip
-    data_key, replica_key = keys["DataKey17A"], keys["ReplicaKey"]
+
+    def arn(type_: str, logical_id: re.Pattern[str]) -> str:
+        (resource,) = [r for r in deployment.resources(type_) if logical_id.fullmatch(r.logical_id)]
+        return deployment._attribute(resource, "Arn")
+
+    data_key = arn("AWS::KMS::Key", re.compile(r"DataKey[0-9A-F]{8}"))
+    replica_key = arn("AWS::KMS::Key", re.compile(r"ReplicaKey[0-9A-F]{8}"))
     assert f":kms:{REPLICA_REGION}:" in replica_key
-    source = deployment._attribute(
-        next(b for b in deployment.resources("AWS::S3::Bucket")
-             if b.logical_id.startswith("Archive") and b.logical_id[7:8].isdigit()), "Arn"
-    )  # fmt: skip
+    source = arn("AWS::S3::Bucket", ARCHIVE_BUCKET)
     copy = f"arn:aws:s3:::{replica_bucket(synthesized)[1]['Properties']['BucketName']}"
     read_source = {"kms:ViaService": "s3.eu-central-1.amazonaws.com",
                    "kms:EncryptionContext:aws:s3:arn": source}  # fmt: skip
