@@ -21,6 +21,10 @@ Where they act, and what they stand for:
 - **Timeouts**: an invocation stalls at one of its calls past the function's (local)
   timeout; a watchdog, armed for that invocation, abandons it the way Lambda does, by
   ending the runtime, and the batch is delivered again.
+- **Broker restarts**: mosquitto is stopped (it writes its sessions and queued messages
+  to disk) and started again on the same port after `broker_down_s`. Meters and the
+  topic-rule bridge reconnect by themselves and resume their persistent sessions; the
+  meters publish what they buffered meanwhile (`BrokerRestarts`).
 
 Every fault is written to the run's fault log (one JSON line per fault, appended before
 the fault acts, so that a crash is counted although its process dies) and the demo's
@@ -37,7 +41,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -81,11 +85,27 @@ class FaultRates:
     stuck_devices: tuple[str, ...] = ()
     stuck_from: float = 0.0
     stuck_until: float = 0.0
+    broker_restarts_per_day: float = 0.0  # per simulated day
+    broker_down_s: float = 2.0  # wall seconds the broker stays down
 
     @property
     def any(self) -> bool:
         return bool(self.crash_per_invocation or self.timeout_per_invocation
-                    or self.transient_per_call or self.stuck_devices)  # fmt: skip
+                    or self.transient_per_call or self.stuck_devices
+                    or self.broker_restarts_per_day)  # fmt: skip
+
+    def broker_restart_times(self, duration_s: int) -> list[float]:
+        """When the broker restarts, in simulated seconds from the start: the rate's share
+        of the simulated days (a fraction is one more restart with that probability), at
+        least one if each kind must fire, within the middle half of the publishing."""
+        if not self.broker_restarts_per_day:
+            return []
+        rng = random.Random(f"{self.seed}:broker")
+        expected = self.broker_restarts_per_day * duration_s / 86_400
+        count = int(expected) + (rng.random() < expected - int(expected))
+        if self.each_at_least_once:
+            count = max(count, 1)
+        return sorted(rng.uniform(0.25, 0.75) * duration_s for _ in range(count))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -97,7 +117,10 @@ class FaultRates:
 
 
 DEFAULT_RATES = FaultRates(
-    crash_per_invocation=1 / 50, timeout_per_invocation=1 / 100, transient_per_call=0.02
+    crash_per_invocation=1 / 50,
+    timeout_per_invocation=1 / 100,
+    transient_per_call=0.02,
+    broker_restarts_per_day=1,
 )
 
 
@@ -302,3 +325,35 @@ def install(rates: FaultRates, log: FaultLog, *, function: str) -> FaultInjector
 
     aws.client = client_with_faults
     return injector
+
+
+class BrokerRestarts(threading.Thread):
+    """Restarts the broker at the scheduled simulated times while the meters publish."""
+
+    def __init__(
+        self,
+        rates: FaultRates,
+        log: FaultLog,
+        restart: Callable[[float], None],
+        *,
+        duration_s: int,
+        speed: float,
+    ) -> None:
+        super().__init__(daemon=True, name="broker-restarts")
+        self.rates, self.log, self.restart = rates, log, restart
+        self.times = rates.broker_restart_times(duration_s)
+        self.speed = speed
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        started = time.monotonic()
+        try:
+            for at in self.times:
+                if self.stop.wait(max(0.0, started + at / self.speed - time.monotonic())):
+                    return
+                self.log.record("broker_restarts", simulated_s=round(at),
+                                down_s=self.rates.broker_down_s)  # fmt: skip
+                self.restart(self.rates.broker_down_s)
+        except BaseException as error:  # the demo reports it instead of a silent thread
+            self.error = error

@@ -299,6 +299,13 @@ class FleetSettings(_Settings):
         doc="readings a meter sends in one MQTT message (30 compact readings fit one 5 KB "
         "IoT metering step; more are billed as further steps)",
     )
+    offline_buffer_readings: int = setting(
+        8640,
+        ge=0,
+        le=1_000_000,
+        doc="readings a meter keeps while it cannot reach the broker, published when it "
+        "reconnects (8640: a day at 10-s readings); beyond it the oldest are dropped",
+    )
 
 
 # An IAM role's name (with its path, as QuickSight's `service-role/...`) or its ARN.

@@ -28,10 +28,13 @@ from energy_runtime import contract
 from devkit import faults as fault_injection
 from devkit.demo.verify import (
     ENERGY_TOLERANCE_WH,
+    MeterDrops,
     Results,
     Verdict,
+    alert_differences,
     collect,
     differences,
+    meter_drops,
     table_content,
     verify,
 )
@@ -42,6 +45,7 @@ from devkit.simulator.meters import Faults, MqttPublisher, RunStats, Scenario, S
 LATENCY_SAMPLE_DEVICES = 5
 STUCK_MIN_S = 20.0
 TABLE_FILE = "table.json"  # the interval and day items a run stored (for --reference)
+ALERTS_FILE = "alerts.json"  # the alerts a run sent (for --reference)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -112,6 +116,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "hand-off messages end in the dead-letter queue and are re-driven (--faults: 1)",
     )
     parser.add_argument(
+        "--fault-broker-restarts",
+        type=float,
+        default=None,
+        help=f"broker restarts per simulated day (--faults: {defaults.broker_restarts_per_day:g})",
+    )
+    parser.add_argument(
+        "--fault-broker-down",
+        type=float,
+        default=defaults.broker_down_s,
+        help="wall seconds the broker stays down at each restart",
+    )
+    parser.add_argument(
+        "--meter-buffer",
+        type=int,
+        default=fleet.offline_buffer_readings,
+        help="readings a meter keeps while disconnected; beyond them the oldest are "
+        "dropped at the meter (fleet.offline_buffer_readings)",
+    )
+    parser.add_argument(
         "--fault-each-once",
         action="store_true",
         help="make every enabled fault fire at least once in each trigger, early (tests)",
@@ -147,11 +170,13 @@ def fault_rates(args: argparse.Namespace, scenario: Scenario) -> fault_injection
         "crash_per_invocation": args.fault_crash_rate,
         "timeout_per_invocation": args.fault_timeout_rate,
         "transient_per_call": args.fault_transient_rate,
+        "broker_restarts_per_day": args.fault_broker_restarts,
     }
     rates = fault_injection.FaultRates(
         **{name: getattr(defaults, name) if value is None else value
            for name, value in chosen.items()},
         timeout_s=defaults.timeout_s,
+        broker_down_s=args.fault_broker_down,
         seed=args.seed,
         each_at_least_once=args.fault_each_once,
         stuck_devices=tuple(scenario.device_ids()[:stuck]),
@@ -221,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             *(argv if argv is not None else sys.argv[1:]),
             "--out", str(args.reference),
             "--fault-crash-rate", "0", "--fault-timeout-rate", "0", "--fault-transient-rate", "0",
-            "--fault-stuck-devices", "0",
+            "--fault-stuck-devices", "0", "--fault-broker-restarts", "0",
         ]  # fmt: skip
         if main(reference_argv) != 0:
             print("==> the fault-free run failed: nothing to compare with", file=sys.stderr)
@@ -249,9 +274,14 @@ class _Published:
 
     simulation: Simulation
     stats: RunStats
+    publisher: MqttPublisher
     sampler: LatencySampler
     publish_s: float
     drain_s: float = 0.0
+
+    @property
+    def drops(self) -> MeterDrops:
+        return meter_drops(self.publisher.dropped, self.simulation.duplicated)
 
 
 def _run(
@@ -262,19 +292,22 @@ def _run(
     rates: fault_injection.FaultRates | None,
 ) -> int:
     scenario = simulation.scenario
-    published = _publish(simulation, pipeline, started)
+    published = _publish(simulation, pipeline, started, args.meter_buffer, rates)
     published.drain_s = _drain(args, scenario, pipeline, published, started)
     drained_at = time.time()
     replayed = _replay_dead_letters(pipeline) if rates and rates.stuck_devices else None
     results = collect(pipeline.deployment, published.simulation.devices)
-    verdict = verify(published.stats.readings, published.simulation.truth, results)
+    verdict = verify(published.stats.readings, published.simulation.truth, results, published.drops)
     summary = _summary(scenario, pipeline, published, results, verdict, time.monotonic() - started)
     content = table_content(pipeline.deployment)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / TABLE_FILE).write_text(json.dumps(content))
+    (args.out / ALERTS_FILE).write_text(json.dumps(results.alerts))
     identical = True
     if args.reference is not None:
-        summary["faults"] = _fault_report(args.reference, pipeline, rates, content, drained_at)
+        summary["faults"] = _fault_report(
+            args.reference, pipeline, rates, content, drained_at, results.alerts
+        )
         summary["faults"]["duration_ratio"] = round(
             summary["duration_s"] / max(summary["faults"]["fault_free_duration_s"], 1e-9), 2
         )
@@ -282,7 +315,8 @@ def _run(
         summary["faults"]["dead_letters"] = replayed
         if replayed is not None:
             summary["faults"]["injected_faults"]["dead_letters_replayed"] = replayed["applied"]
-        identical = summary["faults"]["fault_free_identical"]
+        # Readings a full offline buffer dropped make a different table, rightly.
+        identical = summary["faults"]["fault_free_identical"] or verdict.dropped_at_meter > 0
     _write_outputs(args.out, summary, results, published)
     if not identical:
         print("==> the table differs from the fault-free run's", file=sys.stderr, flush=True)
@@ -302,10 +336,13 @@ def _fault_report(
     rates: fault_injection.FaultRates | None,
     content: dict[str, Any],
     drained_at: float,
+    alerts: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """What was injected, what it caused, and whether the table came out as without it."""
+    """What was injected, what it caused, and whether the table and the alerts came out
+    as without it."""
     log = fault_injection.read_log(pipeline.fault_log)
-    injected = {kind: 0 for kind in ("crashes", "timeouts", "transient_errors")}
+    kinds = ("crashes", "timeouts", "transient_errors", "broker_restarts")
+    injected = dict.fromkeys(kinds, 0)
     injected.update(fault_injection.counts_by_kind(log))
     expected = json.loads((reference / TABLE_FILE).read_text())
     different = differences(content, expected)
@@ -315,12 +352,11 @@ def _fault_report(
     return {
         "rates": None if rates is None else json.loads(rates.to_json()),
         "injected_faults": injected,
-        # Not injected by this version of the demo (docs/local-pipeline.md says so).
-        "not_injected": ["broker_restarts"],
         "transient_errors_by_service": dict(
             sorted(Counter(e["service"] for e in log if e["kind"] == "transient_errors").items())
         ),
         "restarts": dict(pipeline.restarts),
+        "bridge_reconnects": pipeline.status("bridge").get("reconnects", 0),
         "redelivered": {name: s.get("redelivered", 0) for name, s in stats.items()},
         "retries": {name: s.get("retries", 0) for name, s in stats.items()},
         "function_errors": {name: s.get("errors", 0) for name, s in stats.items()},
@@ -334,7 +370,24 @@ def _fault_report(
         # At least once, and no more than without faults: an alert is marked before it is
         # sent, so a batch applied again does not send it twice.
         "fault_free_alerts": fault_free["alerts"],
+        "alert_differences": _alert_differences(reference, pipeline, alerts),
     }
+
+
+def _alert_differences(
+    reference: Path, pipeline: local_pipeline.Pipeline, alerts: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """By device, kind and period: the fault-free run's alerts missing here, the extra
+    ones, and any sent twice (None: the reference run kept no alerts file)."""
+    if not (reference / ALERTS_FILE).exists():
+        return None
+    period = int(
+        pipeline.deployment.functions[contract.PROCESSOR].environment[
+            contract.ALERT_PERIOD_MINUTES.name
+        ]
+    )
+    found = alert_differences(alerts, json.loads((reference / ALERTS_FILE).read_text()), period)
+    return {**{f"{name}_count": len(keys) for name, keys in found.items()}, **found}
 
 
 def _progress_printer(
@@ -400,9 +453,14 @@ def _scenario(args: argparse.Namespace) -> Scenario:
 
 
 def _publish(
-    simulation: Simulation, pipeline: local_pipeline.Pipeline, started: float
+    simulation: Simulation,
+    pipeline: local_pipeline.Pipeline,
+    started: float,
+    buffer_readings: int,
+    rates: fault_injection.FaultRates | None,
 ) -> _Published:
-    """Give every meter its certificate, connect them, and publish the scenario."""
+    """Give every meter its certificate, connect them, and publish the scenario (while
+    the broker restarts, if that is one of the faults)."""
     scenario = simulation.scenario
     ca = pipeline.ca
     pki = ca.directory
@@ -412,6 +470,7 @@ def _publish(
         pipeline.broker.host,
         pipeline.broker.port,
         lambda d: (pki / f"{d}.crt", pki / f"{d}.key", ca.ca_path),
+        buffer_readings=buffer_readings,
     )
     print(
         f"==> {scenario.apartments} apartments, {scenario.days:g} simulated day(s)"
@@ -428,15 +487,34 @@ def _publish(
     stats = RunStats()
     sampler = LatencySampler(pipeline, simulation.devices[:LATENCY_SAMPLE_DEVICES], stats)
     sampler.start()
+    restarts = None
+    if rates is not None and rates.broker_restarts_per_day:
+        log = fault_injection.FaultLog(pipeline.fault_log, worker="broker")
+        restarts = fault_injection.BrokerRestarts(
+            rates, log, pipeline.restart_broker,
+            duration_s=scenario.duration_s, speed=scenario.speed,
+        )  # fmt: skip
+        restarts.start()
     publish_started = time.monotonic()
     stats = run(simulation, publisher, progress=_progress_printer(pipeline, started), stats=stats)
     publish_s = time.monotonic() - publish_started
+    if restarts is not None:
+        restarts.stop.set()
+        restarts.join(30)
+        if restarts.error is not None:
+            raise RuntimeError(f"restarting the broker failed: {restarts.error}")
     print(
         f"==> published {stats.messages} messages in {publish_s:.1f}s;"
         " waiting for the pipeline to drain",
         flush=True,
     )
-    return _Published(simulation=simulation, stats=stats, sampler=sampler, publish_s=publish_s)
+    if publisher.dropped:
+        print(
+            f"==> meters dropped {publisher.dropped_readings} readings from full offline "
+            f"buffers ({len(publisher.dropped)} messages)",
+            flush=True,
+        )
+    return _Published(simulation, stats, publisher, sampler, publish_s)
 
 
 def _drain(
@@ -456,9 +534,8 @@ def _drain(
             last_report[0] = time.monotonic()
 
     timeout = args.drain_timeout or 180.0 + 6.0 * scenario.apartments * scenario.days
-    drain_s = local_pipeline.wait_drained(
-        pipeline, messages=published.stats.messages, timeout=timeout, report=draining
-    )
+    sent = published.stats.messages - len(published.publisher.dropped)
+    drain_s = local_pipeline.wait_drained(pipeline, messages=sent, timeout=timeout, report=draining)
     published.sampler.stop.set()
     published.sampler.join(5)
     return drain_s
@@ -485,6 +562,7 @@ def _summary(
         "duplicates_merged": verdict.duplicates,
         "stored": verdict.stored,
         "quarantined": verdict.quarantined,
+        "dropped_at_meter": verdict.dropped_at_meter,
         "lost": verdict.lost,
         "energy_mismatches": len(verdict.energy_mismatches),
         "energy_mismatch_details": verdict.energy_mismatches[:20],
@@ -500,6 +578,14 @@ def _summary(
         "scenario": asdict(scenario),
         "messages_published": stats.messages,
         "messages_by_kind": stats.by_kind,
+        "meters": {
+            "offline_buffer_readings": published.publisher.buffer_readings,
+            "reconnects": published.publisher.reconnects,
+            "buffered_messages": published.publisher.buffered,
+            "buffered_peak_readings": published.publisher.buffered_peak_readings,
+            "dropped_messages": len(published.publisher.dropped),
+            "dropped_readings": published.publisher.dropped_readings,
+        },
         "quarantined_by_reason": results.quarantined_by_reason,
         "requests": {
             "iot_messages": worker_status["bridge"].get("received", 0),
@@ -602,6 +688,7 @@ def _print_table(summary: dict[str, Any]) -> None:
         ("  duplicate copies merged", summary["duplicates_merged"]),
         ("  stored", summary["stored"]),
         ("  quarantined", summary["quarantined"]),
+        ("  dropped at the meter", summary["dropped_at_meter"]),
         ("  lost", summary["lost"]),
         ("energy mismatches", summary["energy_mismatches"]),
         ("IoT messages", requests["iot_messages"]),

@@ -2,7 +2,9 @@
 
 Conservation: every reading-equivalent published is stored or quarantined, except the
 extra copies a duplicated message carries, which the runtime merges by event time (its
-documented treatment): lost = published - duplicate copies - stored - quarantined = 0.
+documented treatment), and what a meter dropped from its full offline buffer (never
+published, so never the pipeline's to lose): lost = published - dropped at the meter -
+duplicate copies that arrived - stored - quarantined = 0.
 
 Energy: per apartment, the sum of its stored interval energies must equal the ground
 truth's expected energy (register rises between its first and last reading, minus what
@@ -16,12 +18,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from energy_runtime import contract, queries
 
 from devkit.runner.provision import Deployment
-from devkit.simulator.meters import DeviceTruth
+from devkit.simulator.meters import DeviceTruth, Message
 
 ENERGY_TOLERANCE_WH = 0.01
 
@@ -129,15 +132,55 @@ class Verdict:
     quarantined: int
     lost: int
     energy_mismatches: list[dict[str, Any]]
+    dropped_at_meter: int = 0
 
     @property
     def ok(self) -> bool:
         return self.lost == 0 and not self.energy_mismatches
 
 
-def verify(published: int, truth: dict[str, DeviceTruth], results: Results) -> Verdict:
-    duplicates = sum(t.duplicate_readings for t in truth.values())
-    lost = published - duplicates - results.stored - results.quarantined
+@dataclass(frozen=True)
+class MeterDrops:
+    """What the meters' full offline buffers dropped, as the verification counts it."""
+
+    readings: int = 0  # reading-equivalents of the dropped messages
+    duplicate_copies: int = 0  # extra copies that `truth` counts but that did not arrive
+    missing: dict[str, frozenset[int]] = field(default_factory=dict)  # event times, per device
+
+
+def meter_drops(dropped: list[Message], duplicated: set[tuple[str, bytes]]) -> MeterDrops:
+    """A dropped duplicate is an extra copy less; a dropped original whose duplicate
+    arrived is one too (the duplicate brought the readings); any other dropped original
+    is readings that never left the meter."""
+    dropped_copies = {(m.device_id, m.payload) for m in dropped if m.kind == "duplicate"}
+    copies = 0
+    missing: dict[str, set[int]] = {}
+    for message in dropped:
+        key = (message.device_id, message.payload)
+        if message.kind == "duplicate" or (key in duplicated and key not in dropped_copies):
+            copies += message.readings
+        elif message.last_ts:  # readings, not garbage
+            body = json.loads(message.payload)
+            for reading in body.get("readings", [body]):
+                missing.setdefault(message.device_id, set()).add(int(reading["ts"]))
+    return MeterDrops(
+        readings=sum(m.readings for m in dropped),
+        duplicate_copies=copies,
+        missing={device: frozenset(times) for device, times in missing.items()},
+    )
+
+
+def verify(
+    published: int,
+    truth: dict[str, DeviceTruth],
+    results: Results,
+    drops: MeterDrops | None = None,
+) -> Verdict:
+    drops = drops or MeterDrops()
+    for device, times in drops.missing.items():
+        truth[device].finish(missing=times)
+    duplicates = sum(t.duplicate_readings for t in truth.values()) - drops.duplicate_copies
+    lost = published - drops.readings - duplicates - results.stored - results.quarantined
     mismatches = []
     for device, expected in truth.items():
         stored = results.per_device.get(device, {}).get("energy_wh", 0.0)
@@ -152,7 +195,10 @@ def verify(published: int, truth: dict[str, DeviceTruth], results: Results) -> V
                     "late_readings": expected.late_readings,
                 }
             )
-    return Verdict(published, duplicates, results.stored, results.quarantined, lost, mismatches)
+    return Verdict(
+        published, duplicates, results.stored, results.quarantined, lost, mismatches,
+        dropped_at_meter=drops.readings,
+    )  # fmt: skip
 
 
 # What two runs of the same scenario must agree on, item by item: everything an interval
@@ -198,3 +244,28 @@ def differences(ours: dict[str, Any], reference: dict[str, Any]) -> list[dict[st
         if ours.get(key) != reference.get(key):
             found.append({"item": key, "this_run": ours.get(key), "reference": reference.get(key)})
     return found
+
+
+def alert_keys(alerts: list[dict[str, Any]], period_minutes: int) -> Counter[tuple[str, str, str]]:
+    """Alerts by what makes one alert: device, kind and period (its content may differ
+    with the interval of the period that raised it)."""
+    width = period_minutes * 60
+    keys: Counter[tuple[str, str, str]] = Counter()
+    for alert in alerts:
+        start = datetime.fromisoformat(str(alert.get("interval_start", ""))).timestamp()
+        period = datetime.fromtimestamp(start - start % width, UTC).isoformat()
+        keys[(str(alert.get("device_id")), str(alert.get("kind")), period)] += 1
+    return keys
+
+
+def alert_differences(
+    ours: list[dict[str, Any]], reference: list[dict[str, Any]], period_minutes: int
+) -> dict[str, list[list[str]]]:
+    """The reference's alerts this run did not send, the ones it sent besides, and the
+    ones it sent more than once."""
+    mine, theirs = alert_keys(ours, period_minutes), alert_keys(reference, period_minutes)
+    return {
+        "missing": [list(k) for k in sorted(set(theirs) - set(mine))],
+        "extra": [list(k) for k in sorted(set(mine) - set(theirs))],
+        "duplicated": [list(k) for k, n in sorted(mine.items()) if n > 1],
+    }

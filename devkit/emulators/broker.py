@@ -10,6 +10,11 @@ CONNECT outright (`iot:Connect` is allowed on `client/${iot:Connection.Thing.Thi
 only); mosquitto accepts it under the certificate's own name: no takeover either way, but
 a client sees a refusal on AWS and a connection here. The topic-rule bridge is the one
 client allowed to read every device topic.
+
+Sessions outlive the broker, as IoT Core's persistent sessions outlive a reconnect: with
+`persistence true` a stopped broker (SIGTERM) writes its sessions, subscriptions and the
+QoS 1 messages still queued for the bridge to disk, and reads them back when it starts
+again on the same port (`restart`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import getpass
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +40,7 @@ class Broker:
     port: int
     ca: Path
     process: subprocess.Popen[bytes]
+    config: Path
 
     @property
     def host(self) -> str:
@@ -41,6 +48,14 @@ class Broker:
 
     def stop(self) -> None:
         processes.stop(self.process)
+
+    def restart(self, *, down_s: float = 0.0) -> Broker:
+        """Stop (sessions saved), stay down for `down_s`, start on the same port again."""
+        self.stop()
+        time.sleep(down_s)
+        child = _spawn(self.config)
+        processes.wait_for_port(self.port, timeout=10, process=child)
+        return Broker(port=self.port, ca=self.ca, process=child, config=self.config)
 
 
 def mosquitto_binary() -> str:
@@ -70,7 +85,9 @@ def write_config(directory: Path, *, port: int, server: CertFiles) -> Path:
                 # Started by an unprivileged user it cannot switch; started by root it
                 # would drop to `mosquitto`, who cannot read the run directory's keys.
                 f"user {getpass.getuser()}",
-                "persistence false",
+                # Written when the broker stops and read when it starts (see the docstring).
+                "persistence true",
+                f"persistence_location {directory}/",
                 "log_dest stdout",
                 "log_type error",
                 "log_type warning",
@@ -97,6 +114,12 @@ def write_config(directory: Path, *, port: int, server: CertFiles) -> Path:
     return config
 
 
+def _spawn(config: Path) -> subprocess.Popen[bytes]:
+    return processes.spawn(
+        [mosquitto_binary(), "-c", str(config)], log=config.parent / "mosquitto.log"
+    )
+
+
 def start_broker(directory: Path, ca: CertificateAuthority, *, attempts: int = 5) -> Broker:
     """Start mosquitto on a free loopback port; retries if the port was taken meanwhile."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -105,15 +128,13 @@ def start_broker(directory: Path, ca: CertificateAuthority, *, attempts: int = 5
     for _ in range(attempts):
         port = processes.free_loopback_port()
         config = write_config(directory, port=port, server=server)
-        child = processes.spawn(
-            [mosquitto_binary(), "-c", str(config)], log=directory / "mosquitto.log"
-        )
+        child = _spawn(config)
         try:
             processes.wait_for_port(port, timeout=10, process=child)
         except (RuntimeError, TimeoutError) as error:
             last_error = error
             processes.stop(child)
             continue
-        return Broker(port=port, ca=ca.ca_path, process=child)
+        return Broker(port=port, ca=ca.ca_path, process=child, config=config)
     log = (directory / "mosquitto.log").read_text(errors="replace")[-2000:]
     raise RuntimeError(f"mosquitto did not start: {last_error}\n{log}")

@@ -99,6 +99,7 @@ class Bridge:
         self.put = 0
         self.put_requests = 0
         self.throttled_retries = 0
+        self.connects = 0
 
     def on_message(self, _client: object, _userdata: object, message: Any) -> None:
         self.queue.append((message.topic, message.payload, int(time.time() * 1000)))
@@ -134,8 +135,14 @@ class Bridge:
         client.on_message = self.on_message
         subscribed = threading.Event()
         client.on_subscribe = lambda *_a: subscribed.set()
-        connect(client, host, port)
-        client.subscribe(self.rule.topic_filter, qos=1)
+
+        def on_connect() -> None:
+            # The resumed session keeps the subscription; subscribing again is harmless
+            # and covers a broker that lost it.
+            self.connects += 1
+            client.subscribe(self.rule.topic_filter, qos=1)
+
+        connect(client, host, port, on_every_connect=on_connect)
         if not subscribed.wait(10):
             raise RuntimeError("the bridge could not subscribe")
         self.worker.write_status(subscribed=True, received=0, put=0)
@@ -160,6 +167,7 @@ class Bridge:
             backlog=len(self.queue),
             put_requests=self.put_requests,
             throttled_retries=self.throttled_retries,
+            reconnects=max(0, self.connects - 1),
         )
 
 

@@ -54,6 +54,10 @@ class Pipeline:
                 self.workers[name] = relaunch()
                 self.restarts[name] = self.restarts.get(name, 0) + 1
 
+    def restart_broker(self, down_s: float) -> None:
+        """A broker outage: stopped, down for `down_s`, started on the same port."""
+        self.broker = self.broker.restart(down_s=down_s)
+
     def start_supervisor(self) -> None:
         def loop() -> None:
             while not self._supervising.wait(0.2):

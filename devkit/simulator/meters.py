@@ -26,6 +26,7 @@ import json
 import random
 import threading
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -122,11 +123,15 @@ class DeviceTruth:
     expected_energy_wh: float = 0.0  # physical minus the documented meter-swap loss
     first_ts: int = 0
     last_ts: int = 0
-    _segments: list[list[int]] = field(default_factory=list, repr=False)  # mWh registers
+    # Per meter (a swap starts a new one): (event time, register in mWh) of each reading.
+    _segments: list[list[tuple[int, int]]] = field(default_factory=list, repr=False)
 
-    def finish(self) -> None:
+    def finish(self, missing: frozenset[int] = frozenset()) -> None:
+        """The energies, from every reading but the `missing` event times (readings that
+        never left the meter: `verify` calls this again for them)."""
         physical = expected = 0
-        for index, registers in enumerate(self._segments):
+        for index, segment in enumerate(self._segments):
+            registers = [register for ts, register in segment if ts not in missing]
             if not registers:
                 continue
             physical += registers[-1] - registers[0]
@@ -202,6 +207,7 @@ class Simulation:
             for i, device in enumerate(self.devices)
         }
         self.truth = {device: DeviceTruth() for device in self.devices}
+        self.duplicated: set[tuple[str, bytes]] = set()  # (device, payload) sent twice
 
     def messages(self) -> Iterator[Message]:
         sc, faults = self.scenario, self.scenario.faults
@@ -241,7 +247,7 @@ class Simulation:
                 seqs[device] += 1
                 reading = _reading(ts, registers[device], power, seqs[device], rng)
                 truth.readings += 1
-                truth._segments[-1].append(registers[device])
+                truth._segments[-1].append((ts, registers[device]))
                 truth.first_ts = truth.first_ts or ts
                 truth.last_ts = ts
                 batch = pending[device]
@@ -268,6 +274,7 @@ class Simulation:
                     yield message
                 if rng.random() < faults.duplicate_rate:
                     truth.duplicate_readings += len(batch)
+                    self.duplicated.add((device, payload))
                     yield Message(ts, device, payload, len(batch), ts, "duplicate")
                 if rng.random() < faults.garbage_rate:
                     kind = rng.choice(GARBAGE_KINDS)
@@ -280,7 +287,14 @@ class Simulation:
 
 
 class MqttPublisher:
-    """One TLS connection per device, each with its own certificate (QoS 1)."""
+    """One TLS connection per device, each with its own certificate (QoS 1).
+
+    A meter that has lost its connection keeps taking readings: its messages wait in an
+    offline buffer of at most `buffer_readings` readings (the oldest message goes when a
+    new one does not fit; `dropped` lists them) and are published, oldest first, as soon
+    as the meter is connected again. Messages already handed to the client when the
+    connection dropped are resent by the MQTT session itself (QoS 1).
+    """
 
     def __init__(
         self,
@@ -289,13 +303,21 @@ class MqttPublisher:
         credentials: Callable[[str], tuple[Path, Path, Path]],
         *,
         topic: Callable[[str], str] = lambda device: TOPIC_PREFIX + device,
+        buffer_readings: int = FLEET.offline_buffer_readings,
     ) -> None:
         self.host, self.port = host, port
         self.credentials = credentials
         self.topic = topic
+        self.buffer_readings = buffer_readings
         self.clients: dict[str, mqtt.Client] = {}
-        self.last: dict[str, mqtt.MQTTMessageInfo] = {}
+        self.sent: Counter[str] = Counter()
+        self.acknowledged: Counter[str] = Counter()  # PUBACKs, success or refusal
+        self.buffers: dict[str, deque[Message]] = {}
+        self.dropped: list[Message] = []
+        self.buffered = 0  # messages that waited in an offline buffer
+        self.buffered_peak_readings = 0
         self.refused = 0
+        self.reconnects = 0
         self._lock = threading.Lock()
 
     def connect(self, device: str) -> None:
@@ -306,33 +328,86 @@ class MqttPublisher:
         if client is None:
             cert, key, ca = self.credentials(device)
             client = tls_client(device, cert=cert, key=key, ca=ca)
+            connects = [0]
 
             def on_publish(_c: object, _u: object, _mid: int, reason: object, _p: object) -> None:
-                if getattr(reason, "is_failure", False):
-                    with self._lock:
+                with self._lock:
+                    self.acknowledged[device] += 1
+                    if getattr(reason, "is_failure", False):
                         self.refused += 1
 
+            def on_connect() -> None:
+                connects[0] += 1
+                if connects[0] > 1:
+                    with self._lock:
+                        self.reconnects += 1
+
             client.on_publish = on_publish
-            connect(client, self.host, self.port)
+            connect(client, self.host, self.port, on_every_connect=on_connect)
             self.clients[device] = client
+            self.buffers[device] = deque()
         return client
 
     def publish(self, message: Message) -> None:
         client = self._client(message.device_id)
+        buffer = self.buffers[message.device_id]
+        if not client.is_connected():
+            self._keep(buffer, message)
+            return
+        while buffer:
+            self._send(client, buffer.popleft())
+        self._send(client, message)
+
+    def _keep(self, buffer: deque[Message], message: Message) -> None:
+        buffer.append(message)
+        self.buffered += 1
+        held = sum(m.readings for m in buffer)
+        while buffer and held > self.buffer_readings:
+            oldest = buffer.popleft()
+            held -= oldest.readings
+            self.dropped.append(oldest)
+        self.buffered_peak_readings = max(self.buffered_peak_readings, held)
+
+    def _send(self, client: mqtt.Client, message: Message) -> None:
+        with self._lock:
+            self.sent[message.device_id] += 1
         info = client.publish(self.topic(message.device_id), message.payload, qos=1)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+        # NO_CONN: the connection dropped since is_connected(); the client queued the
+        # message and sends it on reconnect (QoS 1).
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             raise RuntimeError(
                 f"publish for {message.device_id} failed: {mqtt.error_string(info.rc)}"
             )
-        self.last[message.device_id] = info
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Publish what waits in the offline buffers once their meters are connected."""
+        deadline = time.monotonic() + timeout
+        while any(self.buffers.values()):
+            for device, buffer in self.buffers.items():
+                client = self.clients[device]
+                while buffer and client.is_connected():
+                    self._send(client, buffer.popleft())
+            if time.monotonic() > deadline:
+                waiting = sum(len(b) for b in self.buffers.values())
+                raise TimeoutError(f"{waiting} buffered messages: meters did not reconnect")
+            time.sleep(0.05)
 
     def close(self, timeout: float = 60.0) -> None:
+        """Publish what is buffered, wait for every PUBACK, disconnect."""
         deadline = time.monotonic() + timeout
-        for info in self.last.values():
-            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+        self.flush(timeout)
+        while time.monotonic() < deadline:
+            with self._lock:
+                if all(self.acknowledged[d] >= n for d, n in self.sent.items()):
+                    break
+            time.sleep(0.05)
         for client in self.clients.values():
             client.disconnect()
             client.loop_stop()
+
+    @property
+    def dropped_readings(self) -> int:
+        return sum(m.readings for m in self.dropped)
 
 
 @dataclass

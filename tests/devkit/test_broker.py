@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from devkit.emulators.broker import RULE_CLIENT_NAME, Broker, start_broker
 from devkit.emulators.mqtt import ConnectionRefused, connect, tls_client
 from devkit.emulators.pki import CertificateAuthority
+from devkit.runner.processes import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +201,31 @@ def test_certificate_from_another_ca_is_refused(
 def test_thing_names_that_are_not_one_topic_level_are_rejected(ca: CertificateAuthority) -> None:
     with pytest.raises(ValueError, match="topic level"):
         ca.issue_client("apt/+")
+
+
+def test_messages_queued_for_a_persistent_session_survive_a_broker_restart(
+    ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    broker = start_broker(tmp_path / "broker", ca)
+    try:
+        rule = Subscriber(ca, broker)
+        rule.client.disconnect()  # the session stays: it expires in an hour
+        rule.client.loop_stop()
+        files = ca.issue_client("apt-restart")
+        device = tls_client("apt-restart", cert=files.cert, key=files.key, ca=files.ca)
+        connect(device, broker.host, broker.port)
+        for n in range(3):
+            assert publish_and_get_reason(device, "energy/consumption/apt-restart", b"%d" % n) == (
+                "Success"
+            )
+        broker = broker.restart()
+        assert wait_until(device.is_connected, timeout=10), "the device did not reconnect by itself"
+        rule.client.reconnect()  # a reconnect resumes the session (clean start: first only)
+        rule.client.loop_start()
+        assert wait_until(lambda: len(rule.messages) >= 3, timeout=10)
+        assert [payload for _, payload in rule.messages] == [b"0", b"1", b"2"]
+        device.disconnect()
+        device.loop_stop()
+        rule.close()
+    finally:
+        broker.stop()

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 
 from devkit.faults import (
     ERRORS,
+    BrokerRestarts,
     FaultInjector,
     FaultLog,
     FaultRates,
@@ -115,3 +116,32 @@ def test_each_kind_at_least_once_dooms_the_first_invocations(tmp_path: Path) -> 
     assert injector._fatal is None  # then only the (tiny) rates
     lines = [json.loads(line) for line in log.path.read_text().splitlines()]
     assert [line["kind"] for line in lines] == ["crashes", "transient_errors", "timeouts"]
+
+
+@pytest.mark.parametrize(
+    ("per_day", "days", "each_once", "expected"),
+    [(1, 1.0, False, 1), (3, 2.0, False, 6), (0, 1.0, True, 0), (1, 0.05, True, 1)],
+)
+def test_broker_restarts_fall_in_the_middle_half_of_the_publishing(
+    per_day: float, days: float, each_once: bool, expected: int
+) -> None:
+    duration_s = int(days * 86_400)
+    rates = FaultRates(broker_restarts_per_day=per_day, each_at_least_once=each_once, seed=7)
+    times = rates.broker_restart_times(duration_s)
+    assert len(times) == expected
+    assert times == sorted(times)
+    assert all(0.25 * duration_s <= t <= 0.75 * duration_s for t in times)
+    assert FaultRates.from_json(rates.to_json()) == rates  # as the workers receive it
+
+
+def test_broker_restarts_are_logged_before_each_restart(tmp_path: Path) -> None:
+    rates = FaultRates(broker_restarts_per_day=2, broker_down_s=0.5, seed=1)
+    log = FaultLog(tmp_path / "faults.jsonl", worker="broker")
+    restarted: list[float] = []
+    thread = BrokerRestarts(rates, log, restarted.append, duration_s=86_400, speed=86_400 / 2)
+    thread.start()
+    thread.join(10)
+    assert restarted == [0.5, 0.5] and thread.error is None
+    entries = read_log(log.path)
+    assert counts_by_kind(entries) == {"broker_restarts": 2}
+    assert [e["simulated_s"] for e in entries] == [round(t) for t in thread.times]

@@ -13,7 +13,8 @@ from energy_runtime.aggregate import LOOKBACK
 from devkit.emulators.broker import RULE_CLIENT_NAME, start_broker
 from devkit.emulators.mqtt import connect, tls_client
 from devkit.emulators.pki import CertificateAuthority
-from devkit.simulator.meters import Faults, Scenario, Simulation, main
+from devkit.runner.processes import wait_until
+from devkit.simulator.meters import Faults, Message, MqttPublisher, Scenario, Simulation, main
 
 START = 1_794_700_800  # a Monday, 00:00 UTC
 
@@ -133,4 +134,54 @@ def test_the_command_line_publishes_to_a_broker_over_mutual_tls(
         subscriber.disconnect()
         subscriber.loop_stop()
     finally:
+        broker.stop()
+
+
+def test_a_disconnected_meter_buffers_its_readings_and_drops_the_oldest_beyond_the_buffer(
+    tmp_path: Path,
+) -> None:
+    ca = CertificateAuthority(tmp_path / "pki")
+    broker = start_broker(tmp_path / "broker", ca)
+    device = "apt-0001"
+    files = {name: ca.issue_client(name) for name in (device, RULE_CLIENT_NAME)}
+    received: list[bytes] = []
+    rule = tls_client("rule", cert=files[RULE_CLIENT_NAME].cert,
+                      key=files[RULE_CLIENT_NAME].key, ca=ca.ca_path)  # fmt: skip
+    rule.on_message = lambda _c, _u, m: received.append(m.payload)
+    subscribed = threading.Event()
+    rule.on_subscribe = lambda *_a: subscribed.set()
+    publisher = MqttPublisher(
+        broker.host, broker.port, lambda _d: (files[device].cert, files[device].key, ca.ca_path),
+        buffer_readings=3,
+    )  # fmt: skip
+
+    def message(n: int) -> Message:
+        return Message(n, device, b"%d" % n, 1, n, "readings")
+
+    try:
+        connect(rule, broker.host, broker.port)
+        rule.subscribe("energy/consumption/+", qos=1)
+        assert subscribed.wait(5)
+        publisher.connect(device)
+        publisher.publish(message(0))
+        broker.stop()
+        client = publisher.clients[device]
+        wait_until(lambda: not client.is_connected(), timeout=10)
+        for n in range(1, 8):  # readings taken while the broker is down
+            publisher.publish(message(n))
+        assert [m.payload for m in publisher.dropped] == [b"1", b"2", b"3", b"4"]
+        assert publisher.dropped_readings == 4
+        assert publisher.buffered_peak_readings == 3
+        broker = broker.restart()
+        assert wait_until(client.is_connected, timeout=10), "the meter did not reconnect by itself"
+        publisher.publish(message(8))  # after the buffered ones, which go first
+        publisher.close()  # waits for every PUBACK
+        assert publisher.reconnects == 1
+        wait_until(lambda: len(set(received)) >= 5, timeout=10)
+        # Nothing but the dropped ones is missing, in the order taken (the session may
+        # deliver the message in flight at the restart twice: QoS 1).
+        assert list(dict.fromkeys(received)) == [b"0", b"5", b"6", b"7", b"8"]
+    finally:
+        rule.disconnect()
+        rule.loop_stop()
         broker.stop()

@@ -234,3 +234,10 @@ def test_faults_lose_nothing_and_leave_the_table_as_without_them(
     assert dead["found"] >= 1 and dead["applied"] == dead["found"] and dead["still_failing"] == 0
     assert injected["dead_letters_replayed"] == dead["found"]
     assert result["dead_letters"] == 0
+    # The broker went down mid-run: meters and bridge reconnected to their persistent
+    # sessions, the meters published what they had buffered, and nothing was dropped.
+    assert injected["broker_restarts"] >= 1
+    assert faults["bridge_reconnects"] >= 1
+    meters = result["meters"]
+    assert meters["reconnects"] >= 3 and meters["buffered_messages"] >= 1, meters
+    assert result["dropped_at_meter"] == meters["dropped_readings"] == 0
