@@ -37,7 +37,6 @@ def day_start_ms(ts_ms: int) -> int:
     return ts_ms - ts_ms % MS_PER_DAY
 
 
-
 def day_of(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 
@@ -85,10 +84,21 @@ class IntervalSummary:
     power_sum_dw: int
     first_ts_ms: int
     last_ts_ms: int
+    # The first reading's share of energy_mwh: the rise since the reading before the
+    # interval, which after a gap holds energy used before the interval began.
+    lead_mwh: int = 0
 
     @property
     def energy_wh(self) -> float:
         return self.energy_mwh / 1000
+
+    @property
+    def own_energy_wh(self) -> float:
+        """The rise between the interval's own first and last readings: what alerts judge.
+        Readings that arrive later can only add to it (never take away, as a gap's energy
+        counted by the reading after it would), so an interval judged on part of its
+        readings is never judged higher than on all of them."""
+        return (self.energy_mwh - self.lead_mwh) / 1000
 
     @property
     def power_mean_w(self) -> float:
@@ -101,15 +111,17 @@ def summarize(
     if not points:
         raise ValueError("an interval summary needs at least one reading")
     powers = [p.power_dw for p in points]
+    energies = contributions(context, points, max_power_w)
     return IntervalSummary(
         start_ms=start_ms,
-        energy_mwh=sum(contributions(context, points, max_power_w)),
+        energy_mwh=sum(energies),
         reading_count=len(points),
         power_min_dw=min(powers),
         power_max_dw=max(powers),
         power_sum_dw=sum(powers),
         first_ts_ms=points[0].ts_ms,
         last_ts_ms=points[-1].ts_ms,
+        lead_mwh=energies[0],
     )
 
 

@@ -79,9 +79,10 @@ class Alert:
 
 
 def high_usage(device_id: str, summary: IntervalSummary, threshold_wh: float) -> Alert | None:
-    if summary.energy_wh <= threshold_wh:
+    used = summary.own_energy_wh
+    if used <= threshold_wh:
         return None
-    return Alert(device_id, HIGH_USAGE, summary, f"{summary.energy_wh} Wh > {threshold_wh} Wh")
+    return Alert(device_id, HIGH_USAGE, summary, f"{used} Wh > {threshold_wh} Wh")
 
 
 def anomaly(
@@ -91,12 +92,13 @@ def anomaly(
     factor: float,
     min_wh: float,
 ) -> Alert | None:
-    if len(baseline_wh) < BASELINE_MIN_INTERVALS or summary.energy_wh < min_wh:
+    used = summary.own_energy_wh
+    if len(baseline_wh) < BASELINE_MIN_INTERVALS or used < min_wh:
         return None
     mean = sum(baseline_wh) / len(baseline_wh)
-    if summary.energy_wh <= factor * mean:
+    if used <= factor * mean:
         return None
-    detail = f"{summary.energy_wh} Wh > {factor} x recent mean {mean:.1f} Wh"
+    detail = f"{used} Wh > {factor} x recent mean {mean:.1f} Wh"
     return Alert(device_id, ANOMALY, summary, detail)
 
 

@@ -441,8 +441,11 @@ def _claim_alerts(store: Store, config: ProcessorSettings, plan: Plan) -> list[a
             candidates.append(alert)
     # The plan's interval items are not written yet: the baseline sees them as planned.
     planned = {w.summary.start_ms: w.summary.energy_wh for w in plan.intervals}
-    for summary in plan.newly_closed:
-        if summary.energy_wh < config.anomaly_min_wh:
+    # Judged when it closes and again whenever late readings change it, each time on what
+    # it holds then: an interval that closed short of readings a fault held back is judged
+    # again once they arrive (at least once), and its marker keeps it to one alert.
+    for summary in [*plan.newly_closed, *plan.revised]:
+        if summary.own_energy_wh < config.anomaly_min_wh:
             continue
         recent = store.recent_energies(plan.device_id, summary.start_ms, alerts.BASELINE_INTERVALS)
         recent.update((start, wh) for start, wh in planned.items() if start < summary.start_ms)

@@ -73,6 +73,8 @@ class Plan:
     touched: list[tuple[IntervalSummary, int]] = field(default_factory=list)
     touched_days_ms: set[int] = field(default_factory=set)  # closed days to re-total
     newly_closed: list[IntervalSummary] = field(default_factory=list)
+    # Closed before, changed by late readings now: judged again, on what it now holds.
+    revised: list[IntervalSummary] = field(default_factory=list)
     # Readings beyond the interval's cap (MAX_READINGS_PER_INTERVAL): not stored.
     rate_limited: list[Point] = field(default_factory=list)
 
@@ -160,12 +162,15 @@ def plan_device(
         before = stored.get(start)
         plan.touched_days_ms.add(start - start % 86_400_000)
         is_old_open = hot is not None and start == hot.open_start_ms
-        if hot is None or start >= hot.open_start_ms:  # closed now, not a late revision
+        closing = hot is None or start >= hot.open_start_ms  # closed now, not a revision
+        if closing:
             plan.newly_closed.append(summary)
         if before and before.points == closed[start] and before.energy_mwh == summary.energy_mwh:
             if start in touched_starts:
                 plan.touched.append((summary, before.rev))
             continue
+        if not closing:
+            plan.revised.append(summary)
         base_rev = max(before.rev if before else 0, hot.open_rev if hot and is_old_open else 0)
         plan.intervals.append(
             IntervalWrite(summary, closed[start], base_rev + 1, before.rev if before else None)

@@ -42,6 +42,28 @@ def test_interval_energies_sum_to_the_register_delta(series: list[Point], minute
     assert total == series[-1].energy_mwh - series[0].energy_mwh
 
 
+@settings(max_examples=100)
+@given(monotone_series(), st.data())
+def test_an_interval_judged_on_part_of_its_readings_is_never_judged_higher(
+    series: list[Point], data: st.DataObject
+) -> None:
+    """What alerts judge (own_energy_wh) only grows as the rest of the readings arrive,
+    whichever arrive first: a gap's energy is the first reading's lead, not its own."""
+    minutes = 15
+    groups = split_by_interval(series, minutes)
+    starts = list(groups)
+    start = data.draw(st.sampled_from(starts))
+    before = [p for s in starts if s < start for p in groups[s]]
+    points = groups[start]
+    full = summarize(start, before[-LOOKBACK:], points, MAX_POWER_W)
+    assert full.own_energy_wh == (points[-1].energy_mwh - points[0].energy_mwh) / 1000
+    arrived = sorted(data.draw(st.sets(st.sampled_from(points), min_size=1)))
+    held_back = set(data.draw(st.sets(st.sampled_from(before)))) if before else set()
+    context = [p for p in before if p not in held_back][-LOOKBACK:]
+    partial = summarize(start, context, arrived, MAX_POWER_W)
+    assert partial.own_energy_wh <= full.own_energy_wh
+
+
 some_points = st.lists(
     st.builds(Point, st.integers(0, 50), st.integers(0, 5), st.integers(0, 5)), max_size=20
 )

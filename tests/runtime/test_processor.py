@@ -234,6 +234,49 @@ def test_anomaly_alerts_compare_with_the_devices_own_baseline(alert_queue: Cloud
     assert messages[0]["interval_start"] == queries.iso_utc((START + 9000) * 1000)
 
 
+def test_an_interval_closed_short_of_readings_is_judged_again_when_they_arrive(
+    alert_queue: Cloud,
+) -> None:
+    """A fault held the spike's readings back (a dead letter re-driven later): the interval
+    closed without them and was judged calm; their late arrival raises the alert."""
+    cloud = alert_queue
+    usual = [
+        {"ts": START + 10 * i, "energy_wh": 1000.0 + 1.0 * i, "power_w": 360.0}
+        for i in range(90 * 10)
+    ]
+    energy = usual[-1]["energy_wh"]
+    spike = []
+    for i in range(90):  # the 11th interval uses ten times the usual energy
+        energy += 10.0
+        spike.append({"ts": START + 9000 + 10 * i, "energy_wh": energy, "power_w": 3600.0})
+    after = {"ts": START + 9900, "energy_wh": energy + 1, "power_w": 360.0}
+    cloud.pipeline(records_of("m-1", [*usual, spike[0], after]))
+    assert _alert_messages(cloud) == []  # closed with one of its readings: calm
+    cloud.pipeline(records_of("m-1", spike[1:], seq=5000))
+    messages = _alert_messages(cloud)
+    assert [m["kind"] for m in messages] == ["anomaly"]
+    assert messages[0]["interval_start"] == queries.iso_utc((START + 9000) * 1000)
+
+
+def test_the_energy_of_a_gap_does_not_make_the_interval_after_it_high_usage(
+    alert_queue: Cloud,
+) -> None:
+    """Readings held back for an hour: the first reading after them counts the hour's rise
+    (conserved in the table), but the interval's own use is what is judged."""
+    cloud = alert_queue
+    cloud.processor = replace(cloud.processor, high_usage_threshold_wh=100.0)
+    readings = [  # 45 Wh per 15-minute interval, for two hours
+        {"ts": START + 10 * i, "energy_wh": 1000.0 + 0.5 * i, "power_w": 180.0}
+        for i in range(90 * 8)
+    ]
+    held_back = readings[90 : 90 * 5]  # the second to fifth intervals
+    cloud.pipeline(records_of("m-1", [r for r in readings if r not in held_back]))
+    after_gap = queries.device_intervals(cloud.table, "m-1")[1]
+    assert float(after_gap["energy_wh"]) > 100  # the gap's rise, counted after it
+    cloud.pipeline(records_of("m-1", held_back, seq=5000))
+    assert _alert_messages(cloud) == []
+
+
 def test_a_message_that_is_not_a_handoff_is_quarantined_not_retried(cloud: Cloud) -> None:
     good = cloud.pipeline(series("m-1", START, 12))
     assert cloud.run_processor([sqs_record("poison-1", "{}"), *good]) == {"batchItemFailures": []}
