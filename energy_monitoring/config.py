@@ -152,8 +152,10 @@ class DataSettings(_Settings):
     max_future_skew_s: int = from_contract(contract.MAX_FUTURE_SKEW_S)
     max_reading_age_days: int = from_contract(contract.MAX_READING_AGE_DAYS)
     high_usage_threshold_wh: float = from_contract(contract.HIGH_USAGE_THRESHOLD_WH)
-    anomaly_factor: float = from_contract(contract.ANOMALY_FACTOR)
-    anomaly_min_wh: float = from_contract(contract.ANOMALY_MIN_WH)
+    unusual_min_z: float = from_contract(contract.UNUSUAL_MIN_Z)
+    unusual_min_excess_wh: float = from_contract(contract.UNUSUAL_MIN_EXCESS_WH)
+    baseline_days: int = from_contract(contract.BASELINE_DAYS)
+    warmup_days: int = from_contract(contract.WARMUP_DAYS)
     alert_period_minutes: int = from_contract(contract.ALERT_PERIOD_MINUTES)
     max_readings_per_interval: int = from_contract(contract.MAX_READINGS_PER_INTERVAL)
 
@@ -548,6 +550,13 @@ def _check_cross_field(config: EnvironmentConfig, where: str) -> None:
             f"{where}.data.interval_ttl_days: must exceed data.max_reading_age_days "
             f"({data.max_reading_age_days}): a late reading must find its interval still "
             "stored (the processor refuses to start otherwise)"
+        )
+    weekend_days = contract.weekend_days_within(data.baseline_days)
+    if data.warmup_days > weekend_days:
+        raise ConfigError(
+            f"{where}.data.warmup_days: must be at most the {weekend_days} weekend days "
+            f"that data.baseline_days ({data.baseline_days}) holds, or weekend intervals "
+            "could never be judged (the processor refuses to start otherwise)"
         )
 
 

@@ -49,6 +49,12 @@ WILDCARD_RESOURCES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
         "replication role writes only under the prefixes it replicates",
     ),
     (
+        # The processor reads the place of the meter an alert names (energy_runtime.places).
+        re.compile(r":iot:([a-z0-9-]+|<AWS::Region>):(\d{12}|<AWS::AccountId>):thing/\*$"),
+        "an alert may name any meter: DescribeThing (read-only, the thing's attributes) "
+        "on this region's things; thing names are the meters' own, with no common prefix",
+    ),
+    (
         # The Athena results bucket, in the storage stack (the processed-data reader policy).
         re.compile(r"^<ArchiveAthenaResults[0-9A-F]{8}\.Arn>/\*$"),
         "Athena names each query's result object itself; a reader writes and reads query "

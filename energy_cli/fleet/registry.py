@@ -31,7 +31,7 @@ from energy_cli.fleet.certificates import IssuedCertificate, Issuer
 from energy_cli.fleet.roster import Meter
 
 RETIRE_ATTRIBUTE_PREFIX = "retire_after_"
-ATTRIBUTES = ("building", "apartment")
+ATTRIBUTES = contract.PLACE_ATTRIBUTES
 # DetachThingPrincipal propagates asynchronously: DeleteCertificate may refuse for a while.
 DELETE_CONFLICT_WAIT_S = 30.0
 BATCH_GET_KEYS = 100  # DynamoDB BatchGetItem's limit

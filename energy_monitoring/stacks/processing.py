@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
@@ -200,6 +201,13 @@ class ProcessingStack(cdk.Stack):
         for prefix in (contract.PROCESSED_PREFIX, contract.QUARANTINE_PREFIX):
             grant_prefix_writes(processor.role, bucket=self.archive, prefix=prefix, key=self.key)
         alert_topic.grant_publish(processor.role)
+        # An alert names the meter's building and apartment (energy_runtime.places).
+        processor.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iot:DescribeThing"],
+                resources=[self.format_arn(service="iot", resource="thing", resource_name="*")],
+            )
+        )
         processor.alias.add_event_source(
             sources.SqsEventSource(
                 queues.handoff,
@@ -218,7 +226,7 @@ class ProcessingStack(cdk.Stack):
         outputs = {
             "AlertTopicArn": (
                 resources.alert_topic.topic_arn,
-                "SNS topic of high-usage/anomaly alerts",
+                "SNS topic of high-usage/unusual-usage alerts",
             ),
             contract.Output.BATCHING_FUNCTION_NAME: (
                 resources.batching.function.function_name,

@@ -37,6 +37,10 @@ def day_start_ms(ts_ms: int) -> int:
     return ts_ms - ts_ms % MS_PER_DAY
 
 
+def is_weekend(ts_ms: int) -> bool:
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).weekday() >= 5
+
+
 def day_of(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 

@@ -48,6 +48,11 @@ def topic_root(prefix: str = "") -> str:
 # A topic template (a stack output) names the meter's level by this placeholder.
 THING_NAME_PLACEHOLDER: Final = "<thing-name>"
 
+# The thing attributes that place a meter (set by `energy-monitoring fleet register`), and
+# the SNS message attributes an alert carries, for subscription filter policies.
+PLACE_ATTRIBUTES: Final = ("building", "apartment")
+ALERT_MESSAGE_ATTRIBUTES: Final = ("building", "apartment", "kind", "severity", "device_id")
+
 
 # --- the stacks and their outputs ------------------------------------------------------
 # The command line finds an environment's stacks and reads their outputs by these names.
@@ -243,7 +248,7 @@ TABLE_NAME = Variable(
 )
 ALERT_TOPIC_ARN = Variable(
     name="ALERT_TOPIC_ARN", kind=str, functions=(PROCESSOR,),
-    description="SNS topic of high-usage and anomaly alerts",
+    description="SNS topic of high-usage and unusual-usage alerts",
 )  # fmt: skip
 INTERVAL_MINUTES = Variable(
     name="INTERVAL_MINUTES", kind=int, functions=BOTH, default=15,
@@ -272,16 +277,28 @@ HIGH_USAGE_THRESHOLD_WH = Variable(
     name="HIGH_USAGE_THRESHOLD_WH", kind=float, functions=(PROCESSOR,), default=2000.0,
     minimum=1, maximum=1_000_000, description="energy per interval that raises an alert",
 )  # fmt: skip
-ANOMALY_FACTOR = Variable(
-    name="ANOMALY_FACTOR", kind=float, functions=(PROCESSOR,), default=4.0, minimum=1.5,
+UNUSUAL_MIN_Z = Variable(
+    name="UNUSUAL_MIN_Z", kind=float, functions=(PROCESSOR,), default=4.0, minimum=1,
     maximum=100,
-    description="an interval is an anomaly above this multiple of the device's recent mean",
+    description="robust z-score (median and MAD of the same interval on earlier days) at "
+    "which an interval's use is unusual",
 )  # fmt: skip
-ANOMALY_MIN_WH = Variable(
-    name="ANOMALY_MIN_WH", kind=float, functions=(PROCESSOR,), default=400.0, minimum=1,
-    maximum=1_000_000,
-    description="energy per interval below which nothing is an anomaly (keeps quiet "
-    "apartments from paging on every kettle)",
+UNUSUAL_MIN_EXCESS_WH = Variable(
+    name="UNUSUAL_MIN_EXCESS_WH", kind=float, functions=(PROCESSOR,), default=300.0,
+    minimum=1, maximum=1_000_000,
+    description="energy above the device's usual for that interval below which nothing is "
+    "unusual (300 Wh: 1.2 kW more for 15 minutes; a kettle is about 100 Wh)",
+)  # fmt: skip
+BASELINE_DAYS = Variable(
+    name="BASELINE_DAYS", kind=int, functions=(PROCESSOR,), default=14, minimum=7,
+    maximum=60,
+    description="earlier days whose same interval makes a device's usual (those of the "
+    "same kind: weekdays for a weekday, weekend days for a weekend day)",
+)  # fmt: skip
+WARMUP_DAYS = Variable(
+    name="WARMUP_DAYS", kind=int, functions=(PROCESSOR,), default=3, minimum=1, maximum=16,
+    description="earlier days of the same kind a device needs before it can be unusual "
+    "(at most the weekend days BASELINE_DAYS holds)",
 )  # fmt: skip
 INTERVAL_TTL_DAYS = Variable(
     name="INTERVAL_TTL_DAYS", kind=int, functions=(PROCESSOR,), default=400, minimum=2,
@@ -309,9 +326,15 @@ VARIABLES: Final = (
     SERVICE_NAME, METRICS_NAMESPACE_VARIABLE, LOG_LEVEL, HANDOFF_QUEUE_URL, ARCHIVE_BUCKET,
     QUARANTINE_PREFIX_VARIABLE, PROCESSED_PREFIX_VARIABLE, TABLE_NAME, ALERT_TOPIC_ARN,
     INTERVAL_MINUTES, MAX_PAYLOAD_BYTES, MAX_POWER_W, MAX_FUTURE_SKEW_S, MAX_READING_AGE_DAYS,
-    HIGH_USAGE_THRESHOLD_WH, ANOMALY_FACTOR, ANOMALY_MIN_WH, INTERVAL_TTL_DAYS,
+    HIGH_USAGE_THRESHOLD_WH, UNUSUAL_MIN_Z, UNUSUAL_MIN_EXCESS_WH, BASELINE_DAYS,
+    WARMUP_DAYS, INTERVAL_TTL_DAYS,
     ALERT_PERIOD_MINUTES, MAX_READINGS_PER_INTERVAL,
 )  # fmt: skip
+
+
+def weekend_days_within(days: int) -> int:
+    """The fewest weekend days any `days` consecutive days hold (WARMUP_DAYS' limit)."""
+    return min(sum((first + k) % 7 >= 5 for k in range(days)) for first in range(7))
 
 
 def variables_of(function: str) -> tuple[Variable, ...]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from energy_runtime import alerts, aws, contract, processed_archive
+from energy_runtime import alerts, aws, contract, places, processed_archive
 from energy_runtime.aggregate import interval_start_ms, merge_points
 from energy_runtime.codec import Point, decode_points
 from energy_runtime.contract import QuarantineReason as Reason
@@ -439,27 +439,32 @@ def _claim_alerts(store: Store, config: ProcessorSettings, plan: Plan) -> list[a
         alert = alerts.high_usage(plan.device_id, summary, config.high_usage_threshold_wh)
         if alert:
             candidates.append(alert)
-    # The plan's interval items are not written yet: the baseline sees them as planned.
-    planned = {w.summary.start_ms: w.summary.energy_wh for w in plan.intervals}
     # Judged when it closes and again whenever late readings change it, each time on what
     # it holds then: an interval that closed short of readings a fault held back is judged
-    # again once they arrive (at least once), and its marker keeps it to one alert.
+    # again once they arrive (at least once), and its marker keeps it to one alert. Only
+    # an interval with the minimum excess in it is compared with earlier days (a read).
+    # The plan's interval items are not written yet: the baseline sees them as planned.
+    planned = {w.summary.start_ms: w.summary.energy_wh for w in plan.intervals}
     for summary in [*plan.newly_closed, *plan.revised]:
-        if summary.own_energy_wh < config.anomaly_min_wh:
+        if summary.own_energy_wh < config.unusual_min_excess_wh:
             continue
-        recent = store.recent_energies(plan.device_id, summary.start_ms, alerts.BASELINE_INTERVALS)
-        recent.update((start, wh) for start, wh in planned.items() if start < summary.start_ms)
-        newest = sorted(recent, reverse=True)[: alerts.BASELINE_INTERVALS]
-        baseline = [recent[start] for start in newest]
-        alert = alerts.anomaly(
-            plan.device_id, summary, baseline, config.anomaly_factor, config.anomaly_min_wh
-        )
+        earlier = alerts.same_interval_earlier_days(summary.start_ms, config.baseline_days)
+        energies = store.energies_at(plan.device_id, [s for s in earlier if s not in planned])
+        energies.update((s, planned[s]) for s in earlier if s in planned)
+        alert = alerts.unusual_usage(
+            plan.device_id, summary, alerts.Baseline.of(list(energies.values())),
+            min_z=config.unusual_min_z, min_excess_wh=config.unusual_min_excess_wh,
+            warmup_days=config.warmup_days,
+        )  # fmt: skip
         if alert:
             candidates.append(alert)
+    if not candidates:
+        return []
+    place = places.place_of(aws.client("iot"), plan.device_id)
     outbox: list[alerts.Marker] = []
     seen: set[tuple[str, int]] = set()
     for alert in candidates:
-        marker = alert.marker(config.alert_period_minutes)
+        marker = alert.marker(config.alert_period_minutes, place)
         if (marker.kind, marker.period_ms) in seen:
             continue  # one per device, kind and period: the first interval raises it
         seen.add((marker.kind, marker.period_ms))

@@ -106,8 +106,10 @@ class ProcessorSettings:
     alert_topic_arn: str
     high_usage_threshold_wh: float
     interval_ttl_days: int
-    anomaly_factor: float
-    anomaly_min_wh: float
+    unusual_min_z: float
+    unusual_min_excess_wh: float
+    baseline_days: int
+    warmup_days: int
     alert_period_minutes: int
     max_readings_per_interval: int
     rules: ReadingRules
@@ -136,6 +138,15 @@ def load_processor_settings(env: Mapping[str, str] | None = None) -> ProcessorSe
             f"{contract.MAX_READING_AGE_DAYS.name}={rules.max_age_s // 86_400}: a late "
             "reading must find its interval still stored"
         )
+    baseline_days = _int(env, contract.BASELINE_DAYS)
+    warmup_days = _int(env, contract.WARMUP_DAYS)
+    if warmup_days > contract.weekend_days_within(baseline_days):
+        raise SettingsError(
+            f"{contract.WARMUP_DAYS.name}={warmup_days} must be at most the "
+            f"{contract.weekend_days_within(baseline_days)} weekend days that "
+            f"{contract.BASELINE_DAYS.name}={baseline_days} hold: weekend intervals could "
+            "never be judged"
+        )
     return ProcessorSettings(
         table_name=_raw(env, contract.TABLE_NAME),
         archive_bucket=_raw(env, contract.ARCHIVE_BUCKET),
@@ -145,8 +156,10 @@ def load_processor_settings(env: Mapping[str, str] | None = None) -> ProcessorSe
         alert_topic_arn=_raw(env, contract.ALERT_TOPIC_ARN),
         high_usage_threshold_wh=_float(env, contract.HIGH_USAGE_THRESHOLD_WH),
         interval_ttl_days=ttl_days,
-        anomaly_factor=_float(env, contract.ANOMALY_FACTOR),
-        anomaly_min_wh=_float(env, contract.ANOMALY_MIN_WH),
+        unusual_min_z=_float(env, contract.UNUSUAL_MIN_Z),
+        unusual_min_excess_wh=_float(env, contract.UNUSUAL_MIN_EXCESS_WH),
+        baseline_days=baseline_days,
+        warmup_days=warmup_days,
         alert_period_minutes=_int(env, contract.ALERT_PERIOD_MINUTES),
         max_readings_per_interval=_int(env, contract.MAX_READINGS_PER_INTERVAL),
         rules=rules,

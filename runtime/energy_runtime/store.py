@@ -117,41 +117,43 @@ class Store:
         self.table = table_name
         self.ttl_days = ttl_days
 
+    def _batch_get(self, keys: list[dict[str, Any]], **options: Any) -> list[dict[str, Any]]:
+        """Every item of `keys` that exists (at most 100 keys), retrying unprocessed ones."""
+        items: list[dict[str, Any]] = []
+        request: dict[str, Any] = {self.table: {"Keys": keys, **options}}
+        attempt = 0
+        while request:
+            response = self.db.batch_get_item(RequestItems=request)
+            items.extend(response["Responses"].get(self.table, []))
+            request = response.get("UnprocessedKeys") or {}
+            if request:
+                attempt += 1
+                backoff(attempt)
+        return items
+
     def read_hot(self, device_ids: list[str]) -> dict[str, HotState]:
         found: dict[str, HotState] = {}
         for i in range(0, len(device_ids), 100):
-            keys = [
-                {PK: {"S": d}, SK: {"S": contract.LATEST_SK}} for d in device_ids[i : i + 100]
-            ]
-            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
-            attempt = 0
-            while request:
-                response = self.db.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self.table, []):
-                    found[item[PK]["S"]] = parse_hot(item)
-                request = response.get("UnprocessedKeys") or {}
-                if request:
-                    attempt += 1
-                    backoff(attempt)
+            keys = [{PK: {"S": d}, SK: {"S": contract.LATEST_SK}} for d in device_ids[i : i + 100]]
+            for item in self._batch_get(keys, ConsistentRead=True):
+                found[item[PK]["S"]] = parse_hot(item)
         return found
 
     def read_intervals(self, device_id: str, starts: list[int]) -> dict[int, StoredInterval]:
         if not starts:
             return {}
         keys = [{PK: {"S": device_id}, SK: {"S": contract.interval_sk(s)}} for s in starts]
-        found: dict[int, StoredInterval] = {}
-        request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
-        attempt = 0
-        while request:
-            response = self.db.batch_get_item(RequestItems=request)
-            for item in response["Responses"].get(self.table, []):
-                stored = parse_interval(item)
-                found[stored.start_ms] = stored
-            request = response.get("UnprocessedKeys") or {}
-            if request:
-                attempt += 1
-                backoff(attempt)
-        return found
+        stored = (parse_interval(item) for item in self._batch_get(keys, ConsistentRead=True))
+        return {interval.start_ms: interval for interval in stored}
+
+    def energies_at(self, device_id: str, starts: list[int]) -> dict[int, float]:
+        """Energy (Wh) of the stored intervals among `starts` (at most 100), by start:
+        eventually consistent (earlier days' intervals, long written)."""
+        if not starts:
+            return {}
+        keys = [{PK: {"S": device_id}, SK: {"S": contract.interval_sk(s)}} for s in starts]
+        items = self._batch_get(keys, ProjectionExpression="sk, energy_wh")
+        return {_interval_start_ms(i[SK]["S"]): float(i["energy_wh"]["N"]) for i in items}
 
     def _query(self, **kwargs: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -190,21 +192,6 @@ class Store:
         for item in reversed(before):
             context.extend(parse_interval(item).points)
         return stored, context[-LOOKBACK:]
-
-    def recent_energies(self, device_id: str, before_ms: int, count: int) -> dict[int, float]:
-        """Energy (Wh) of the `count` newest stored intervals before `before_ms`, by start."""
-        items = self._query(
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
-            ExpressionAttributeValues={
-                ":pk": {"S": device_id},
-                ":lo": {"S": contract.INTERVAL_SK_PREFIX},
-                ":hi": {"S": contract.interval_sk(before_ms - 1)},
-            },
-            ProjectionExpression="sk, energy_wh",
-            ScanIndexForward=False,
-            Limit=count,
-        )
-        return {_interval_start_ms(i[SK]["S"]): float(i["energy_wh"]["N"]) for i in items}
 
     def write(self, plan: Plan) -> int:
         """Apply a plan; returns the number of items written. Raises ConcurrentUpdate."""

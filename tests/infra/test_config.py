@@ -210,6 +210,13 @@ def test_interval_ttl_must_outlive_the_reading_age_limit() -> None:
     parse_environment("dev", dev_with(data__interval_ttl_days=31, data__max_reading_age_days=30))
 
 
+def test_the_warm_up_must_fit_the_weekend_days_of_the_baseline() -> None:
+    # 14 days hold 4 weekend days: a warm-up of 5 would never let a weekend be judged.
+    with pytest.raises(ConfigError, match=r"dev\.data\.warmup_days: must be at most the 4"):
+        parse_environment("dev", dev_with(data__warmup_days=5, data__baseline_days=14))
+    parse_environment("dev", dev_with(data__warmup_days=5, data__baseline_days=21))
+
+
 def test_the_functions_settings_take_the_contracts_defaults_and_limits() -> None:
     data = parse_environment("dev", {"alarms": {"ops_email": "a@b.co"}}).data
     for name in type(data).model_fields:

@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from energy_runtime import aws, contract, queries
+from energy_runtime import aws, contract, places, queries
 from energy_runtime.batching import process_kinesis_event
 from energy_runtime.processor import process_sqs_event
 from energy_runtime.settings import (
@@ -71,6 +71,22 @@ def series(
         for i in range(count)
     ]
     return records_of(device, readings, seq)
+
+
+def intervals_using(
+    intervals: list[tuple[int, float]], *, register_wh: float = 1000.0
+) -> list[dict[str, Any]]:
+    """A reading every 10 s through each 15-minute interval (its start, the Wh used in
+    it), in time order, and one at its end that closes it; the register holds still
+    between them, so nothing else is used."""
+    readings: dict[int, dict[str, Any]] = {}
+    for start, wh in sorted(intervals):
+        for i in range(91):  # the 91st reading, at the end, closes the interval
+            energy = round(register_wh + wh * i / 90, 3)
+            readings[start + 10 * i] = {"ts": start + 10 * i, "energy_wh": energy,
+                                        "power_w": round(wh * 4, 1)}  # fmt: skip
+        register_wh += wh
+    return [readings[ts] for ts in sorted(readings)]
 
 
 def records_of(
@@ -201,6 +217,7 @@ def cloud_context(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         aws.reset_clients()
+        places.forget()
         sqs = boto3.client("sqs", region_name=REGION)
         s3 = boto3.client("s3", region_name=REGION)
         sns = boto3.client("sns", region_name=REGION)
@@ -229,6 +246,7 @@ def cloud_context(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
             processor=load_processor_settings(env),
         )
         aws.reset_clients()
+        places.forget()
 
 
 def archive_rows(cloud: Cloud) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from energy_runtime import alerts, aws, processor
 from energy_runtime.aggregate import IntervalSummary
-from runtime_fixtures import REGION, T0, Cloud, kinesis_record
+from runtime_fixtures import REGION, T0, Cloud, intervals_using, kinesis_record
 
 START = T0 - T0 % 3600  # an hour boundary: alert periods are 60 minutes
 LATER_TOPIC = f"arn:aws:sns:{REGION}:123456789012:energy-alerts-later"
@@ -102,8 +102,22 @@ class Inbox:
             "Attributes"
         ]["QueueArn"]
 
-    def subscribe(self, topic_arn: str) -> None:
-        self.cloud.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=self.arn)
+    def subscribe(self, topic_arn: str, filter_policy: dict[str, list[str]] | None = None) -> None:
+        attributes = {"FilterPolicy": json.dumps(filter_policy)} if filter_policy else {}
+        self.cloud.sns.subscribe(
+            TopicArn=topic_arn, Protocol="sqs", Endpoint=self.arn, Attributes=attributes
+        )
+
+    def drain_notifications(self) -> list[dict[str, Any]]:
+        """The SNS envelopes themselves (subject, message attributes)."""
+        out: list[dict[str, Any]] = []
+        while got := self.cloud.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for m in got:
+                out.append(json.loads(m["Body"]))
+                self.cloud.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
+        return out
 
     def drain(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -138,13 +152,47 @@ def test_thresholds() -> None:
     assert alerts.high_usage("m", summary(100.0), 100.0) is None
     alert = alerts.high_usage("m", summary(100.5), 100.0)
     assert alert is not None and alert.period_ms(60) == START * 1000
-    assert alerts.anomaly("m", summary(500.0), [10.0] * 7, 4.0, 50.0) is None  # too little history
-    assert alerts.anomaly("m", summary(40.0), [1.0] * 8, 4.0, 50.0) is None  # below the floor
-    assert alerts.anomaly("m", summary(80.0), [20.0] * 8, 4.0, 50.0) is None  # not above 4x
-    assert alerts.anomaly("m", summary(81.0), [20.0] * 8, 4.0, 50.0) is not None
-    # The floor is the operator's: the same interval pages only above it.
-    assert alerts.anomaly("m", summary(399.0), [20.0] * 8, 4.0, 400.0) is None
-    assert alerts.anomaly("m", summary(401.0), [20.0] * 8, 4.0, 400.0) is not None
+
+
+def unusual(energy_wh: float, history: list[float], **settings: float) -> alerts.Alert | None:
+    options = {"min_z": 4.0, "min_excess_wh": 300.0, "warmup_days": 3, **settings}
+    return alerts.unusual_usage(
+        "m", summary(energy_wh), alerts.Baseline.of(history),
+        min_z=options["min_z"], min_excess_wh=options["min_excess_wh"],
+        warmup_days=int(options["warmup_days"]),
+    )  # fmt: skip
+
+
+def test_unusual_usage_needs_the_warm_up_the_excess_and_the_z_score() -> None:
+    usual = [100.0, 110.0, 90.0, 105.0, 95.0]  # median 100, MAD 5: spread 7.4, at least 10
+    assert unusual(500.0, usual[:2]) is None  # two earlier days: still warming up
+    assert unusual(399.0, usual) is None  # 299 Wh above the usual: below the excess
+    alert = unusual(401.0, usual)
+    assert alert is not None and alert.kind == alerts.UNUSUAL_USAGE
+    assert alert.expected_wh == 100.0 and alert.robust_z == pytest.approx(301 / 10)
+    # A device whose use at that time varies a lot needs more to be unusual.
+    varied = [100.0, 400.0, 700.0, 250.0, 550.0]  # median 400, MAD 150: spread 222 Wh
+    assert unusual(1200.0, varied) is None  # z 3.6
+    assert unusual(1300.0, varied) is not None  # z 4.05
+    # One odd day in the history (a party) moves the median and the spread by nothing.
+    assert alerts.Baseline.of([*usual, 5000.0]) == alerts.Baseline.of([*usual, 112.0])
+
+
+def test_the_baseline_is_the_same_interval_on_earlier_days_of_the_same_kind() -> None:
+    day = 86_400_000
+    wednesday = (1_795_000_000 - 1_795_000_000 % 900) * 1000  # 2026-11-18 11:00 UTC
+    saturday = wednesday + 3 * day
+    assert alerts.same_interval_earlier_days(wednesday, 7) == [
+        wednesday - back * day
+        for back in (1, 2, 5, 6, 7)  # Tue, Mon, Fri, Thu, Wed
+    ]
+    assert alerts.same_interval_earlier_days(saturday, 7) == [
+        saturday - 6 * day,
+        saturday - 7 * day,
+    ]
+    assert alerts.same_interval_earlier_days(saturday + day, 14) == [
+        saturday, saturday - 6 * day, saturday - 7 * day, saturday - 13 * day
+    ]  # fmt: skip
 
 
 def test_a_failed_publish_is_redelivered_and_reaches_sns_exactly_once(cloud: Cloud) -> None:
@@ -196,17 +244,15 @@ def _iso(epoch_s: int) -> str:
     return alerts.iso_utc(epoch_s * 1000)
 
 
-def test_an_anomaly_whose_publish_failed_is_raised_by_the_redelivery(cloud: Cloud) -> None:
+def test_an_unusual_use_whose_publish_failed_is_raised_by_the_redelivery(cloud: Cloud) -> None:
     cloud.processor = replace(cloud.processor, alert_topic_arn=LATER_TOPIC)
-    usual = readings_of(START, 90 * 10, step_wh=1.0, energy_wh=1000.0)  # 10 intervals, 90 Wh
+    earlier_weekdays = [START - back * 86_400 for back in (7, 6, 5, 2, 1)]  # START: a Wednesday
+    readings = intervals_using([*((day, 90.0) for day in earlier_weekdays), (START, 900.0)])
+    usual = [r for r in readings if r["ts"] < START]
     mapping = EventSourceMapping(cloud)
     assert cloud.run_batching(records_of("m-1", usual, seq=0)) == {"batchItemFailures": []}
     assert mapping.poll()[1] == set()  # nothing unusual: no publish, nothing fails
-    energy = usual[-1]["energy_wh"]
-    spike = []
-    for i in range(91):  # the 11th interval uses ten times the usual energy
-        energy += 10.0
-        spike.append({"ts": START + 9000 + 10 * i, "energy_wh": energy, "power_w": 3600.0})
+    spike = [r for r in readings if r["ts"] >= START]
     assert cloud.run_batching(records_of("m-1", spike, seq=1000)) == {"batchItemFailures": []}
     records, failed = mapping.poll()
     assert failed == {r["messageId"] for r in records}
@@ -214,7 +260,7 @@ def test_an_anomaly_whose_publish_failed_is_raised_by_the_redelivery(cloud: Clou
     inbox.subscribe(cloud.sns.create_topic(Name="energy-alerts-later")["TopicArn"])
     assert mapping.poll()[1] == set()
     [alert] = inbox.drain()
-    assert alert["kind"] == "anomaly" and alert["interval_start"] == _iso(START + 9000)
+    assert alert["kind"] == "unusual_usage" and alert["interval_start"] == _iso(START)
     assert mapping.poll() == ([], set())
     assert inbox.drain() == []
 
@@ -319,3 +365,33 @@ def test_an_alert_that_cannot_be_claimed_holds_back_the_aggregates_that_raise_it
     assert mapping.poll()[1] == set()
     assert [a["kind"] for a in inbox.drain()] == ["high_usage"]
     assert set(markers(cloud, "m-1").values()) == {"sent"}
+
+
+def test_an_alert_names_its_building_and_apartment_and_routes_by_them(cloud: Cloud) -> None:
+    """A building manager subscribes with a filter policy on `building`: they get their
+    building's alerts only, each saying where, what and how bad."""
+    cloud.processor = replace(cloud.processor, high_usage_threshold_wh=100.0)
+    iot = aws.client("iot")
+    iot.create_thing(thingName="m-north", attributePayload={
+        "attributes": {"building": "north", "apartment": "3.2"}})  # fmt: skip
+    iot.create_thing(thingName="m-south", attributePayload={
+        "attributes": {"building": "south", "apartment": "1.1"}})  # fmt: skip
+    topic = cloud.processor.alert_topic_arn
+    north, everything = Inbox(cloud, "north-manager"), Inbox(cloud, "operations")
+    north.subscribe(topic, {"building": ["north"]})
+    everything.subscribe(topic)
+    for device, seq in (("m-north", 0), ("m-south", 100), ("m-unregistered", 200)):
+        cloud.run_batching(records_of(device, readings_of(START, 91, step_wh=4.0), seq=seq))
+    assert EventSourceMapping(cloud).poll()[1] == set()
+    [only] = north.drain_notifications()
+    assert only["Subject"] == "Energy high usage: building north, apartment 3.2 (m-north)"
+    attributes = {k: v["Value"] for k, v in only["MessageAttributes"].items()}
+    assert attributes == {"building": "north", "apartment": "3.2", "kind": "high_usage",
+                          "severity": "warning", "device_id": "m-north"}  # fmt: skip
+    body = json.loads(only["Message"])
+    assert body["text"].startswith("building north, apartment 3.2 (m-north): high usage from")
+    seen = {json.loads(n["Message"])["device_id"]: n for n in everything.drain_notifications()}
+    assert set(seen) == {"m-north", "m-south", "m-unregistered"}
+    unplaced = seen["m-unregistered"]
+    assert "building" not in unplaced["MessageAttributes"]  # no thing: the meter alone
+    assert unplaced["Subject"] == "Energy high usage: meter m-unregistered"

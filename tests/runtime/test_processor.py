@@ -16,6 +16,7 @@ from runtime_fixtures import (
     Cloud,
     archive_rows,
     assert_archive_agrees_with_table,
+    intervals_using,
     records_of,
     series,
     sqs_record,
@@ -155,8 +156,11 @@ def test_parquet_rows_match_the_glue_columns_and_the_table(cloud: Cloud) -> None
         body = io.BytesIO(cloud.s3.get_object(Bucket=cloud.bucket, Key=key)["Body"].read())
         # A codec the managed SDK for pandas layer's pyarrow is built with (no zstd there).
         metadata = pq.ParquetFile(body).metadata
-        codecs = {metadata.row_group(g).column(c).compression
-                  for g in range(metadata.num_row_groups) for c in range(metadata.num_columns)}
+        codecs = {
+            metadata.row_group(g).column(c).compression
+            for g in range(metadata.num_row_groups)
+            for c in range(metadata.num_columns)
+        }
         assert codecs == {"SNAPPY"}
         table = pq.read_table(body)
         glue_types = {
@@ -217,21 +221,37 @@ def test_high_usage_alerts_once_per_device_and_period_whatever_the_replays(
     assert [(m["device_id"], m["kind"]) for m in messages] == [("m-1", "high_usage")]
 
 
-def test_anomaly_alerts_compare_with_the_devices_own_baseline(alert_queue: Cloud) -> None:
+EARLIER_WEEKDAYS = [7, 6, 5, 2, 1]  # START is a Wednesday: the weekdays before, not Sat/Sun
+DAY_S = 86_400
+
+
+def earlier(slot_s: int, wh: float, days: list[int] = EARLIER_WEEKDAYS) -> list[tuple[int, float]]:
+    return [(slot_s - back * DAY_S, wh) for back in days]
+
+
+def test_unusual_usage_compares_with_the_same_interval_on_earlier_days(
+    alert_queue: Cloud,
+) -> None:
+    """Ten times the device's usual 90 Wh at 11:00 is unusual; its daily 800 Wh peak at
+    12:00 (cooking, every day) is not, though it is far above the hours before it."""
     cloud = alert_queue
-    readings = [
-        {"ts": START + 10 * i, "energy_wh": 1000.0 + 1.0 * i, "power_w": 360.0}
-        for i in range(90 * 10)
-    ]
-    energy = readings[-1]["energy_wh"]
-    for i in range(90):  # the 11th interval uses ten times the usual energy
-        energy += 10.0
-        readings.append({"ts": START + 9000 + 10 * i, "energy_wh": energy, "power_w": 3600.0})
-    readings.append({"ts": START + 9900, "energy_wh": energy + 1, "power_w": 360.0})
-    cloud.pipeline(records_of("m-1", readings))
+    weekend = [(START - back * DAY_S, 900.0) for back in (3, 4)]  # not a weekday's normal
+    usual = earlier(START, 90.0) + earlier(START + 3600, 800.0) + weekend
+    today = [(START, 900.0), (START + 3600, 850.0)]
+    cloud.pipeline(records_of("m-1", intervals_using(usual + today)))
     messages = _alert_messages(cloud)
-    assert [m["kind"] for m in messages] == ["anomaly"]
-    assert messages[0]["interval_start"] == queries.iso_utc((START + 9000) * 1000)
+    assert [(m["kind"], m["interval_start"]) for m in messages] == [
+        ("unusual_usage", queries.iso_utc(START * 1000))
+    ]
+    assert messages[0]["expected_wh"] == pytest.approx(89.0, abs=1)
+    assert messages[0]["robust_z"] > 4
+
+
+def test_no_device_is_unusual_before_its_warm_up(alert_queue: Cloud) -> None:
+    cloud = alert_queue
+    two_days = earlier(START, 90.0, EARLIER_WEEKDAYS[-2:])  # the warm-up is three
+    cloud.pipeline(records_of("m-1", intervals_using([*two_days, (START, 900.0)])))
+    assert _alert_messages(cloud) == []
 
 
 def test_an_interval_closed_short_of_readings_is_judged_again_when_they_arrive(
@@ -240,22 +260,15 @@ def test_an_interval_closed_short_of_readings_is_judged_again_when_they_arrive(
     """A fault held the spike's readings back (a dead letter re-driven later): the interval
     closed without them and was judged calm; their late arrival raises the alert."""
     cloud = alert_queue
-    usual = [
-        {"ts": START + 10 * i, "energy_wh": 1000.0 + 1.0 * i, "power_w": 360.0}
-        for i in range(90 * 10)
-    ]
-    energy = usual[-1]["energy_wh"]
-    spike = []
-    for i in range(90):  # the 11th interval uses ten times the usual energy
-        energy += 10.0
-        spike.append({"ts": START + 9000 + 10 * i, "energy_wh": energy, "power_w": 3600.0})
-    after = {"ts": START + 9900, "energy_wh": energy + 1, "power_w": 360.0}
-    cloud.pipeline(records_of("m-1", [*usual, spike[0], after]))
+    readings = intervals_using([*earlier(START, 90.0), (START, 900.0)])
+    spike = [r for r in readings if START <= r["ts"] < START + 900]
+    held_back = spike[1:]
+    cloud.pipeline(records_of("m-1", [r for r in readings if r not in held_back]))
     assert _alert_messages(cloud) == []  # closed with one of its readings: calm
-    cloud.pipeline(records_of("m-1", spike[1:], seq=5000))
+    cloud.pipeline(records_of("m-1", held_back, seq=5000))
     messages = _alert_messages(cloud)
-    assert [m["kind"] for m in messages] == ["anomaly"]
-    assert messages[0]["interval_start"] == queries.iso_utc((START + 9000) * 1000)
+    assert [m["kind"] for m in messages] == ["unusual_usage"]
+    assert messages[0]["interval_start"] == queries.iso_utc(START * 1000)
 
 
 def test_the_energy_of_a_gap_does_not_make_the_interval_after_it_high_usage(

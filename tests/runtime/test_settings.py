@@ -82,8 +82,10 @@ def test_bad_batching_values_are_named(change: dict[str, str], named: str) -> No
         ({"HIGH_USAGE_THRESHOLD_WH": "-3"}, "HIGH_USAGE_THRESHOLD_WH"),
         ({"HIGH_USAGE_THRESHOLD_WH": "nan"}, "HIGH_USAGE_THRESHOLD_WH"),
         ({"HIGH_USAGE_THRESHOLD_WH": "inf"}, "HIGH_USAGE_THRESHOLD_WH"),
-        ({"ANOMALY_MIN_WH": "-1"}, "ANOMALY_MIN_WH"),
-        ({"ANOMALY_FACTOR": "lots"}, "ANOMALY_FACTOR"),
+        ({"UNUSUAL_MIN_EXCESS_WH": "-1"}, "UNUSUAL_MIN_EXCESS_WH"),
+        ({"UNUSUAL_MIN_Z": "lots"}, "UNUSUAL_MIN_Z"),
+        ({"BASELINE_DAYS": "3"}, "BASELINE_DAYS"),
+        ({"WARMUP_DAYS": "5"}, "WARMUP_DAYS"),  # 14 days hold 4 weekend days
         ({"INTERVAL_TTL_DAYS": "7"}, "INTERVAL_TTL_DAYS"),  # not beyond the reading age
         ({"PROCESSED_PREFIX": "processed"}, "PROCESSED_PREFIX"),
         ({"ALERT_PERIOD_MINUTES": "0"}, "ALERT_PERIOD_MINUTES"),
