@@ -143,10 +143,11 @@ def dead_letters(
         function_environment(environment, clients, contract.Output.PROCESSOR_FUNCTION_NAME)
     )
     arn, region = _queue_arn(sqs, url), clients.region
-    dynamodb, s3, sns = clients.client("dynamodb"), clients.client("s3"), clients.client("sns")
+    names = ("dynamodb", "s3", "sns", "iot")
+    dynamodb, s3, sns, iot = (clients.client(name) for name in names)
     for batch in _messages(sqs, url, outcome.found):
         event = {"Records": [_sqs_record(m, arn, region) for m in batch]}
-        result = process_sqs_event(event, config=config, dynamodb=dynamodb, s3=s3, sns=sns)
+        result = process_sqs_event(event, config=config, dynamodb=dynamodb, s3=s3, sns=sns, iot=iot)
         failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
         _delete(sqs, url, [m for m in batch if m["MessageId"] not in failed])
         outcome.replayed += len(batch)

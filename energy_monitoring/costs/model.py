@@ -20,7 +20,7 @@ How each count follows from the design (docs/cost.md has the reasoning and sourc
   unit: under 1 KB) if the device sent anything in that window (a window shorter than a
   meter's message period sees only some of them), one write per closed interval and per
   day, and two per alert (the marker, then sent); a consistent read of `LATEST` per
-  device written.
+  device written, and of the marker before its claim.
 - S3: per processor invocation one Parquet object per hour partition it touched; per
   Firehose buffer flush one object per hour partition; lifecycle transitions per object.
 - Firehose: every record rounded up to 5 KB, converted to Parquet, dynamically partitioned.
@@ -267,8 +267,8 @@ def counts(
         + 2 * alerts
     )
     # Strongly consistent reads of up to 4 KB: one unit per LATEST item; a day's total
-    # is read back once per day.
-    dynamodb_reads = device_writes + days * 2
+    # is read back once per day; an alert's marker is read before it is claimed.
+    dynamodb_reads = device_writes + days * 2 + alerts
     # Late messages spread over the invocations: the share of invocations that got one
     # writes one more object (Poisson: 1 - e^-late/invocations of them).
     late = messages * fleet.late_message_rate

@@ -22,6 +22,7 @@ import hashlib
 import json
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
@@ -163,14 +164,22 @@ def _plan_or_none(
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Alerting:
+    """Where alerts go (SNS) and how they learn where a meter is (its thing, or nothing)."""
+
+    sns: Any
+    locate: Callable[[str], dict[str, str]]
+
+
 def _apply_device(
-    store: Store, sns: Any, cfg: ProcessorSettings, plan: Plan, redelivered: bool
+    store: Store, alerting: Alerting, cfg: ProcessorSettings, plan: Plan, redelivered: bool
 ) -> Outcome:
     """Claim the plan's alerts, write its items, then publish what is pending."""
     try:
         # Claimed before the aggregates are written: a retry after that merges nothing new
         # and would not raise these alerts again, but it finds their pending markers.
-        outbox = _claim_alerts(store, cfg, plan)
+        outbox = _claim_alerts(store, cfg, plan, alerting.locate)
         written = store.write(plan)
     except ConcurrentUpdate:
         return Outcome("retry")
@@ -198,7 +207,7 @@ def _apply_device(
     for marker in outbox:
         extra = {"device_id": marker.device_id, "kind": marker.kind}
         try:
-            alerts.publish(sns, cfg.alert_topic_arn, marker)
+            alerts.publish(alerting.sns, cfg.alert_topic_arn, marker)
         except aws.transient_errors():
             # The marker stays pending; SQS redelivers the device's messages.
             logger.exception("alert publish failed (kept pending)", extra=extra)
@@ -226,9 +235,20 @@ class _Tally:
 
 
 def process_sqs_event(
-    event: dict[str, Any], *, config: ProcessorSettings, dynamodb: Any, s3: Any, sns: Any
+    event: dict[str, Any],
+    *,
+    config: ProcessorSettings,
+    dynamodb: Any,
+    s3: Any,
+    sns: Any,
+    iot: Any = None,
 ) -> dict[str, Any]:
+    """`iot`: where alerts find the meter's building and apartment (None: they name the
+    meter alone)."""
     records = event.get("Records", [])
+    alerting = Alerting(
+        sns, (lambda device: places.place_of(iot, device)) if iot is not None else _nowhere
+    )
     devices, poison = _collect(records)
     if poison:
         _quarantine_messages(s3, config, poison)
@@ -244,7 +264,7 @@ def process_sqs_event(
             plans = _plan_devices(pool, store, config, devices, pending, tally)
             if plans is None:
                 break
-            retry = _apply_devices(pool, store, sns, config, devices, plans, tally)
+            retry = _apply_devices(pool, store, alerting, config, devices, plans, tally)
             if retry and attempt == MAX_ATTEMPTS_PER_DEVICE - 1:
                 tally.failed.update(retry)  # still contended after every attempt
             pending = retry
@@ -375,7 +395,7 @@ def _refused_line(
 def _apply_devices(
     pool: ThreadPoolExecutor,
     store: Store,
-    sns: Any,
+    alerting: Alerting,
     config: ProcessorSettings,
     devices: dict[str, DeviceInput],
     plans: dict[str, Plan],
@@ -385,7 +405,7 @@ def _apply_devices(
     outcomes = pool.map(
         lambda plan: (
             plan.device_id,
-            _apply_device(store, sns, config, plan, devices[plan.device_id].redelivered),
+            _apply_device(store, alerting, config, plan, devices[plan.device_id].redelivered),
         ),
         plans.values(),
     )
@@ -432,11 +452,31 @@ def _report(
     )
 
 
-def _claim_alerts(store: Store, config: ProcessorSettings, plan: Plan) -> list[alerts.Marker]:
+def _nowhere(_device_id: str) -> dict[str, str]:
+    return {}
+
+
+def _claim_alerts(
+    store: Store,
+    config: ProcessorSettings,
+    plan: Plan,
+    locate: Callable[[str], dict[str, str]],
+) -> list[alerts.Marker]:
     """Evaluate the plan's alerts and claim their markers; returns the ones to publish."""
     candidates: list[alerts.Alert] = []
+    threshold = config.high_usage_threshold_wh
+    # The open interval before this plan, if above the threshold, claimed its period's
+    # alert then: a claim of it again (for it, or a later interval of the same period)
+    # would be a failed conditional put, a write unit each batch.
+    judged = plan.previous_open
+    width = config.alert_period_minutes * 60_000
+    claimed_period = (
+        judged.start_ms // width if judged and judged.own_energy_wh > threshold else None
+    )
     for summary, _rev in plan.changed:
-        alert = alerts.high_usage(plan.device_id, summary, config.high_usage_threshold_wh)
+        if summary.start_ms // width == claimed_period:
+            continue
+        alert = alerts.high_usage(plan.device_id, summary, threshold)
         if alert:
             candidates.append(alert)
     # Judged when it closes and again whenever late readings change it, each time on what
@@ -460,7 +500,7 @@ def _claim_alerts(store: Store, config: ProcessorSettings, plan: Plan) -> list[a
             candidates.append(alert)
     if not candidates:
         return []
-    place = places.place_of(aws.client("iot"), plan.device_id)
+    place = locate(plan.device_id)
     outbox: list[alerts.Marker] = []
     seen: set[tuple[str, int]] = set()
     for alert in candidates:
@@ -511,4 +551,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             dynamodb=aws.client("dynamodb"),
             s3=aws.client("s3"),
             sns=aws.client("sns"),
+            iot=aws.client("iot"),
         )

@@ -75,6 +75,9 @@ class Plan:
     newly_closed: list[IntervalSummary] = field(default_factory=list)
     # Closed before, changed by late readings now: judged again, on what it now holds.
     revised: list[IntervalSummary] = field(default_factory=list)
+    # The open interval as the hot item held it before this plan (None: no hot item, or
+    # no reading in it): what was already judged of it.
+    previous_open: IntervalSummary | None = None
     # Readings beyond the interval's cap (MAX_READINGS_PER_INTERVAL): not stored.
     rate_limited: list[Point] = field(default_factory=list)
 
@@ -128,6 +131,8 @@ def plan_device(
     interval, and any stored item of an interval being closed; `late_context` the
     LOOKBACK readings before the earliest late reading."""
     plan = Plan(device_id=device_id, expected_version=hot.version if hot else None)
+    if hot is not None and hot.open_points:
+        plan.previous_open = summarize(hot.open_start_ms, hot.tail, hot.open_points, max_power_w)
     late, current = split_late(hot, points)
     touched_starts: set[int] = set()
 

@@ -268,9 +268,14 @@ class Store:
     def claim_alert(self, marker: Marker) -> Marker | None:
         """Record the alert as pending unless its marker exists. Returns the marker to
         publish: this one if newly claimed, the stored one if an earlier attempt left it
-        pending; None if it was sent already."""
+        pending; None if it was sent already. Read first: a later interval of an alerted
+        period asks again, and a read costs a fifth of the failed conditional put."""
         from botocore.exceptions import ClientError
 
+        key = {PK: {"S": marker.device_id}, SK: {"S": _marker_sk(marker)}}
+        found = self.db.get_item(TableName=self.table, Key=key, ConsistentRead=True)
+        if "Item" in found:
+            return _claimed(found["Item"])
         try:
             self.db.put_item(
                 TableName=self.table,
@@ -281,14 +286,11 @@ class Store:
         except ClientError as error:
             if not _condition_failed(error):
                 raise
-            existing = error.response.get("Item")
+            existing = error.response.get("Item")  # claimed meanwhile by another attempt
             if existing is None:  # not returned: read it
-                key = {PK: {"S": marker.device_id}, SK: {"S": _marker_sk(marker)}}
                 existing = self.db.get_item(TableName=self.table, Key=key, ConsistentRead=True)
                 existing = existing.get("Item")
-            if existing is None or existing.get("state", {}).get("S") != alerts.PENDING:
-                return None  # sent (markers without a state predate pending: sent or lost)
-            return _parse_marker(existing)
+            return None if existing is None else _claimed(existing)
         return marker
 
     def pending_alerts(self, device_id: str) -> list[Marker]:
@@ -341,6 +343,12 @@ def _marker_item(marker: Marker, state: str) -> dict[str, Any]:
         "message": {"S": marker.message},
         TTL_ATTRIBUTE: _n(marker.period_ms // 1000 + alerts.MARKER_TTL_S),
     }
+
+
+def _claimed(item: dict[str, Any]) -> Marker | None:
+    """An existing marker: to publish if still pending, else nothing (markers without a
+    state predate pending: sent or lost)."""
+    return _parse_marker(item) if item.get("state", {}).get("S") == alerts.PENDING else None
 
 
 def _parse_marker(item: dict[str, Any]) -> Marker:

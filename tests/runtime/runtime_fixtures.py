@@ -143,6 +143,7 @@ class Cloud:
             dynamodb=self.dynamodb,
             s3=self.s3,
             sns=self.sns,
+            iot=aws.client("iot"),
         )
 
     def pipeline(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -73,7 +73,8 @@ class EventSourceMapping:
         ]
         if not records:
             return [], set()
-        clients = {"dynamodb": self.cloud.dynamodb, "s3": self.cloud.s3, "sns": self.cloud.sns}
+        clients = {"dynamodb": self.cloud.dynamodb, "s3": self.cloud.s3, "sns": self.cloud.sns,
+                   "iot": aws.client("iot")}  # fmt: skip
         response = processor.process_sqs_event(
             {"Records": records}, config=self.cloud.processor, **{**clients, **self.clients}
         )

@@ -221,6 +221,23 @@ def test_high_usage_alerts_once_per_device_and_period_whatever_the_replays(
     assert [(m["device_id"], m["kind"]) for m in messages] == [("m-1", "high_usage")]
 
 
+def test_an_interval_above_the_threshold_claims_its_alert_once_not_every_batch(
+    alert_queue: Cloud,
+) -> None:
+    """A failed conditional put costs a write unit: once the open interval is above the
+    threshold, later batches of it do not try to claim its alert again."""
+    cloud = alert_queue
+    cloud.processor = replace(cloud.processor, high_usage_threshold_wh=100.0)
+    writes = count_writes(cloud)
+    records = series("m-1", START, 90, step_wh=4.0)  # 356 Wh in one interval
+    for i in range(0, len(records), 3):  # five batches of 18 readings
+        cloud.pipeline(records[i : i + 3])
+    assert [m["kind"] for m in _alert_messages(cloud)] == ["high_usage"]
+    assert [sk for sk in writes if sk.startswith("ALERT#")] == [
+        f"ALERT#high_usage#{queries.iso_utc(START * 1000)}"
+    ] * 2  # claimed, then sent
+
+
 EARLIER_WEEKDAYS = [7, 6, 5, 2, 1]  # START is a Wednesday: the weekdays before, not Sat/Sun
 DAY_S = 86_400
 
