@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 FAULT_LOG = "faults.jsonl"
+FIXED = "stuck_devices_fixed"  # the fault log's one entry that is a repair, not a fault
 SERVICES = ("dynamodb", "sqs", "s3", "sns")
 
 # (HTTP status, error code or None for a bare 5xx / "reset" for a dropped connection)
@@ -81,10 +82,13 @@ class FaultRates:
     # Each kind at least once, early, in each trigger (a short run that must see them all):
     # the first invocation crashes, the next one times out, its first call fails.
     each_at_least_once: bool = False
-    # Devices whose table requests are refused between these two epoch times.
+    # Devices whose table requests are refused between these two epoch times, and after
+    # the second until this file exists if one is named (the fix, made once the refused
+    # messages have reached the dead-letter queue: `DeadLetterWatch`).
     stuck_devices: tuple[str, ...] = ()
     stuck_from: float = 0.0
     stuck_until: float = 0.0
+    stuck_fixed_file: str = ""
     broker_restarts_per_day: float = 0.0  # per simulated day
     broker_down_s: float = 2.0  # wall seconds the broker stays down
 
@@ -257,7 +261,11 @@ class FaultInjector:
     def _stuck(self, service: str, request: Any) -> str | None:
         """The stuck device a table request names, while the devices are stuck."""
         rates = self.rates
-        if service != "dynamodb" or not rates.stuck_from <= time.time() < rates.stuck_until:
+        if service != "dynamodb" or not rates.stuck_devices or time.time() < rates.stuck_from:
+            return None
+        if time.time() >= rates.stuck_until and (
+            not rates.stuck_fixed_file or os.path.exists(rates.stuck_fixed_file)
+        ):
             return None
         body = request.body if isinstance(request.body, bytes) else str(request.body).encode()
         return next((d for d in rates.stuck_devices if f'"{d}"'.encode() in body), None)
@@ -282,20 +290,23 @@ class FaultInjector:
             with self._lock:
                 self._calls += 1
                 fatal = self._fatal if self._fatal and self._fatal[1] == self._calls else None
-                inject = self.random.random() < self.rates.transient_per_call or (
-                    self._force_transient and self._calls == 1 and not fatal
-                )
+                # A forced one goes to the invocation's first call that survives, ahead of a
+                # stuck device's refusal (its retry is refused).
+                forced = self._force_transient and not fatal
+                inject = self.random.random() < self.rates.transient_per_call or forced
                 choice = self.random.choice(ERRORS.get(service, ((500, None),)))
             operation = request.headers.get("X-Amz-Target", b"")
             if fatal:
                 self._die(fatal[0], call=self._calls, service=service)
-            stuck = self._stuck(service, request)
+            stuck = None if forced else self._stuck(service, request)
             if stuck is not None:
                 self.log.record("refused_device_requests", function=self.function,
                                 service=service, device=stuck)  # fmt: skip
                 return error_response(service, 400, "AccessDeniedException")
             if not inject:
                 return None
+            with self._lock:
+                self._force_transient = False
             status, code = choice
             self.log.record("transient_errors", function=self.function, service=service,
                             status=status, code=code,
@@ -357,3 +368,25 @@ class BrokerRestarts(threading.Thread):
                 self.restart(self.rates.broker_down_s)
         except BaseException as error:  # the demo reports it instead of a silent thread
             self.error = error
+
+
+class DeadLetterWatch(threading.Thread):
+    """The operator's fix for the stuck devices: made once their window is over and the
+    dead-letter queue holds at least one message, or at `give_up_at` (an epoch time)."""
+
+    def __init__(
+        self, rates: FaultRates, log: FaultLog, depth: Callable[[], int], *, give_up_at: float
+    ) -> None:
+        super().__init__(daemon=True, name="dead-letter-watch")
+        self.rates, self.log, self.depth, self.give_up_at = rates, log, depth, give_up_at
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            if time.time() < self.rates.stuck_until:
+                continue
+            found = self.depth()
+            if found or time.time() >= self.give_up_at:
+                self.log.record(FIXED, dead_letters=found)
+                Path(self.rates.stuck_fixed_file).touch()
+                return

@@ -44,6 +44,7 @@ from devkit.simulator.meters import Faults, MqttPublisher, RunStats, Scenario, S
 
 LATENCY_SAMPLE_DEVICES = 5
 STUCK_MIN_S = 20.0
+STUCK_FIXED_FILE = "stuck-devices.fixed"  # written by the fix (faults.DeadLetterWatch)
 TABLE_FILE = "table.json"  # the interval and day items a run stored (for --reference)
 ALERTS_FILE = "alerts.json"  # the alerts a run sent (for --reference)
 
@@ -80,6 +81,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--reset-rate", type=float, default=0.05, help="meter swaps per apartment-day"
     )
     parser.add_argument("--garbage-rate", type=float, default=0.005)
+    parser.add_argument(
+        "--high-usage-threshold",
+        type=float,
+        default=None,
+        help="Wh per interval that raises a high-usage alert in this run (default: the "
+        "dev environment's data.high_usage_threshold_wh)",
+    )
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
     defaults = fault_injection.DEFAULT_RATES
     parser.add_argument(
@@ -159,7 +167,8 @@ def fault_rates(args: argparse.Namespace, scenario: Scenario) -> fault_injection
     """The faults this run injects: --faults' defaults, each overridable, or none. Stuck
     devices are refused from a quarter into the publishing for a quarter of it, at least
     20 s: a message's five receives (each an invocation, a second's wait and the trigger's
-    window) must all fall in it for the message to reach the dead-letter queue."""
+    window) must all fall in it for the message to reach the dead-letter queue; they stay
+    refused after it until one has (faults.DeadLetterWatch), at most three windows more."""
     defaults = fault_injection.DEFAULT_RATES if args.faults else fault_injection.FaultRates()
     stuck = args.fault_stuck_devices
     if stuck is None:
@@ -182,6 +191,7 @@ def fault_rates(args: argparse.Namespace, scenario: Scenario) -> fault_injection
         stuck_devices=tuple(scenario.device_ids()[:stuck]),
         stuck_from=stuck_from,
         stuck_until=stuck_from + max(STUCK_MIN_S, publish_s / 4),
+        stuck_fixed_file=str(args.out / "run" / STUCK_FIXED_FILE) if stuck else "",
     )  # fmt: skip
     return rates if rates.any else None
 
@@ -261,7 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     stage = local_pipeline.load_templates(run_dir)
     print("==> starting mosquitto, moto server, topic rule, triggers, raw archive", flush=True)
     rates = fault_rates(args, scenario)  # now: the stuck devices' window starts from here
-    pipeline = local_pipeline.start(run_dir, stage, time_scale=scenario.speed, faults=rates)
+    try:
+        pipeline = local_pipeline.start(
+            run_dir, stage, time_scale=scenario.speed, faults=rates, settings=_settings(args)
+        )
+    except ValueError as error:
+        print(f"==> {error}", file=sys.stderr, flush=True)
+        return 2
     try:
         return _run(args, Simulation(scenario), pipeline, started, rates)
     finally:
@@ -292,7 +308,10 @@ def _run(
     rates: fault_injection.FaultRates | None,
 ) -> int:
     scenario = simulation.scenario
+    watch = _watch_dead_letters(pipeline, rates)
     published = _publish(simulation, pipeline, started, args.meter_buffer, rates)
+    if watch is not None:  # the fix comes before the pipeline can drain
+        watch.join(max(0.0, watch.give_up_at - time.time()) + 5)
     published.drain_s = _drain(args, scenario, pipeline, published, started)
     drained_at = time.time()
     replayed = _replay_dead_letters(pipeline) if rates and rates.stuck_devices else None
@@ -317,6 +336,12 @@ def _run(
             summary["faults"]["injected_faults"]["dead_letters_replayed"] = replayed["applied"]
         # Readings a full offline buffer dropped make a different table, rightly.
         identical = summary["faults"]["fault_free_identical"] or verdict.dropped_at_meter > 0
+        alerts_found = summary["faults"]["alert_differences"]
+        if alerts_found is not None and alerts_found["missing_count"]:
+            # At least once: every alert the fault-free run sent must have been sent.
+            print(f"==> {alerts_found['missing_count']} alerts of the fault-free run were "
+                  "not sent", file=sys.stderr, flush=True)  # fmt: skip
+            identical = False
     _write_outputs(args.out, summary, results, published)
     if not identical:
         print("==> the table differs from the fault-free run's", file=sys.stderr, flush=True)
@@ -344,10 +369,11 @@ def _fault_report(
     kinds = ("crashes", "timeouts", "transient_errors", "broker_restarts")
     injected = dict.fromkeys(kinds, 0)
     injected.update(fault_injection.counts_by_kind(log))
+    fixed = injected.pop(fault_injection.FIXED, 0)
     expected = json.loads((reference / TABLE_FILE).read_text())
     different = differences(content, expected)
     stats = {name: pipeline.status(name).get("stats", {}) for name in ("batching", "processor")}
-    last_fault = max((entry["at"] for entry in log), default=None)
+    last_fault = max((e["at"] for e in log if e["kind"] != fault_injection.FIXED), default=None)
     fault_free = json.loads((reference / "summary.json").read_text())
     return {
         "rates": None if rates is None else json.loads(rates.to_json()),
@@ -355,6 +381,7 @@ def _fault_report(
         "transient_errors_by_service": dict(
             sorted(Counter(e["service"] for e in log if e["kind"] == "transient_errors").items())
         ),
+        "stuck_devices_fixed": bool(fixed),
         "restarts": dict(pipeline.restarts),
         "bridge_reconnects": pipeline.status("bridge").get("reconnects", 0),
         "redelivered": {name: s.get("redelivered", 0) for name, s in stats.items()},
@@ -409,6 +436,31 @@ def _progress_printer(
     return progress
 
 
+def _watch_dead_letters(
+    pipeline: local_pipeline.Pipeline, rates: fault_injection.FaultRates | None
+) -> fault_injection.DeadLetterWatch | None:
+    """Fix the stuck devices once their messages reach the hand-off dead-letter queue."""
+    if rates is None or not rates.stuck_devices:
+        return None
+    deployment = pipeline.deployment
+    sqs = deployment.client("sqs")
+    url = deployment.handoff_dead_letter_url
+
+    def depth() -> int:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])
+
+    window = rates.stuck_until - rates.stuck_from
+    watch = fault_injection.DeadLetterWatch(
+        rates, fault_injection.FaultLog(pipeline.fault_log, worker="operator"), depth,
+        give_up_at=rates.stuck_until + 3 * window,
+    )  # fmt: skip
+    watch.start()
+    return watch
+
+
 def _replay_dead_letters(pipeline: local_pipeline.Pipeline) -> dict[str, Any]:
     """After the fix (the stuck devices' window is over): re-drive the dead-letter queue
     with `energy-monitoring replay --dead-letters`, as an operator would."""
@@ -433,6 +485,15 @@ def _replay_dead_letters(pipeline: local_pipeline.Pipeline) -> dict[str, Any]:
     outcome: dict[str, Any] = json.loads(done.stdout)
     print(f"    {outcome['found']} dead letters, {outcome['applied']} applied", flush=True)
     return outcome
+
+
+def _settings(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    """The processor settings this run sets itself (the pipeline checks them)."""
+    if args.high_usage_threshold is None:
+        return {}
+    return {
+        contract.PROCESSOR: {contract.HIGH_USAGE_THRESHOLD_WH.name: repr(args.high_usage_threshold)}
+    }
 
 
 def _scenario(args: argparse.Namespace) -> Scenario:

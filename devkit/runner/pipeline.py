@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from energy_runtime import contract
+from energy_runtime.settings import SettingsError, load_batching_settings, load_processor_settings
+
 from devkit.emulators import aws_api
 from devkit.emulators.broker import RULE_CLIENT_NAME, Broker, start_broker
 from devkit.emulators.pki import CertificateAuthority
@@ -101,14 +104,29 @@ def start(
     handlers: dict[str, str] | None = None,
     with_archive: bool = True,
     faults: FaultRates | None = None,
+    settings: dict[str, dict[str, str]] | None = None,
 ) -> Pipeline:
-    """Everything up and subscribed; the caller owns stop() (also registered at exit)."""
+    """Everything up and subscribed; the caller owns stop() (also registered at exit).
+    `settings`: environment variables per function that replace the templates' (a demo
+    run's own thresholds), checked as the functions check them."""
     run_dir.mkdir(parents=True, exist_ok=True)
     ca = CertificateAuthority(run_dir / "pki")
     broker = start_broker(run_dir / "broker", ca)
     moto_cert = ca.issue_server("moto")
     moto, endpoint = aws_api.start(run_dir, cert=moto_cert.cert, key=moto_cert.key)
     deployment = provision(stage, Deployment(endpoint=endpoint, ca_bundle=str(ca.ca_path)))
+    for function, variables in (settings or {}).items():
+        deployment.functions[function].environment.update(variables)
+        check = {
+            contract.PROCESSOR: load_processor_settings,
+            contract.BATCHING: load_batching_settings,
+        }
+        try:
+            check[function](deployment.functions[function].environment)
+        except SettingsError as error:
+            processes.stop(moto)
+            broker.stop()
+            raise ValueError(f"{function} setting: {error}") from None
     deployment_file = run_dir / DEPLOYMENT_FILE
     deployment.save(deployment_file)
     pipeline = Pipeline(run_dir, ca, broker, moto, deployment)

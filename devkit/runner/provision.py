@@ -97,6 +97,15 @@ class Deployment:
     # Stack outputs resolved to the local names, as `cdk deploy --outputs-file` writes them.
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
 
+    @property
+    def handoff_dead_letter_url(self) -> str:
+        """The hand-off queue's dead-letter queue (stacks/processing.py names it)."""
+        found = [url for logical, url in self.queues.items()
+                 if logical.startswith("HandoffDeadLetters")]  # fmt: skip
+        if len(found) != 1:
+            raise LookupError(f"expected one HandoffDeadLetters queue, found {len(found)}")
+        return found[0]
+
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))
 

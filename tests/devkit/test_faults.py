@@ -4,6 +4,7 @@ errors (and retries), and its crash and timeout decisions happen where the demo 
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,7 @@ def test_every_injected_error_is_one_botocore_retries(
 def test_transient_errors_are_logged_and_then_the_call_goes_through(tmp_path: Path) -> None:
     log = FaultLog(tmp_path / "faults.jsonl", worker="processor")
     injector = FaultInjector(FaultRates(transient_per_call=0.5), log, function="processor")
+    injector.random = random.Random(11)  # a process start's own stream, fixed for the test
     aws = injector.attach(client("dynamodb", attempts=10))
     # Behind the injector the "service" answers, with an error botocore does not retry:
     # each call ends in that answer, however many injected errors came before it.

@@ -23,6 +23,8 @@ SCENARIO = [
     "--apartments", "3", "--days", "0.06", "--speed", "300",
     "--duplicate-rate", "0.05", "--garbage-rate", "0.05", "--late-rate", "0.02",
     "--reset-rate", "8",
+    # Low enough for a few of this night's intervals: alerts to compare under faults.
+    "--high-usage-threshold", "55",
 ]  # fmt: skip
 
 
@@ -241,3 +243,7 @@ def test_faults_lose_nothing_and_leave_the_table_as_without_them(
     meters = result["meters"]
     assert meters["reconnects"] >= 3 and meters["buffered_messages"] >= 1, meters
     assert result["dropped_at_meter"] == meters["dropped_readings"] == 0
+    # Alerts at least once, none twice: every alert of the fault-free run was sent again.
+    alerts = faults["alert_differences"]
+    assert faults["fault_free_alerts"] >= 1
+    assert alerts["missing_count"] == alerts["duplicated_count"] == 0, alerts
