@@ -525,8 +525,11 @@ def _publish(
     scenario = simulation.scenario
     ca = pipeline.ca
     pki = ca.directory
-    for device in simulation.devices:
+    iot = pipeline.deployment.client("iot")
+    for device, place in scenario.places().items():
         ca.issue_client(device)
+        # As `energy-monitoring fleet register` leaves it: the thing, placed.
+        iot.create_thing(thingName=device, attributePayload={"attributes": place})
     publisher = MqttPublisher(
         pipeline.broker.host,
         pipeline.broker.port,

@@ -79,6 +79,7 @@ class Scenario:
     seed: int = 7
     faults: Faults = field(default_factory=Faults)
     things: tuple[str, ...] = ()  # real thing names instead of apt-0001...; one per apartment
+    apartments_per_building: int = 10
 
     def __post_init__(self) -> None:
         checks = {
@@ -87,6 +88,7 @@ class Scenario:
             "interval_s": self.interval_s >= 1,
             "readings_per_message": self.readings_per_message >= 1,
             "speed": self.speed > 0,
+            "apartments_per_building": self.apartments_per_building >= 1,
         }
         for name, ok in checks.items():
             if not ok:
@@ -108,6 +110,15 @@ class Scenario:
         if self.things:
             return list(self.things)
         return [f"apt-{i:04d}" for i in range(1, self.apartments + 1)]
+
+    def places(self) -> dict[str, dict[str, str]]:
+        """Each meter's thing attributes (`contract.PLACE_ATTRIBUTES`), as the installer's
+        roster gives them: apartments numbered within buildings of a fixed size."""
+        per = self.apartments_per_building
+        return {
+            device: {"building": f"b-{index // per + 1:02d}", "apartment": str(index % per + 1)}
+            for index, device in enumerate(self.device_ids())
+        }
 
 
 @dataclass

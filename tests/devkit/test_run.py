@@ -72,6 +72,17 @@ def test_the_demo_verifies_itself(demo_run: tuple[int, Path, str]) -> None:
     assert "verified: nothing lost" in log
 
 
+def test_alerts_name_the_building_and_apartment_of_their_meter(
+    demo_run: tuple[int, Path, str],
+) -> None:
+    _, out, _ = demo_run
+    sent = json.loads((out / "alerts.json").read_text())
+    assert sent, "the test scenario's threshold raises a few alerts"
+    for alert in sent:  # 3 apartments: all in the first building
+        assert alert["building"] == "b-01" and alert["apartment"] == alert["device_id"][-1]
+        assert alert["text"].startswith(f"building b-01, apartment {alert['apartment']} (")
+
+
 def test_every_service_was_really_used(demo_run: tuple[int, Path, str]) -> None:
     _, out, _ = demo_run
     result = summary(out)
