@@ -203,6 +203,7 @@ class FaultInjector:
         self._force_transient = False
         self._fatal: tuple[str, int] | None = None  # ("crash"|"timeout", at which call)
         self._watchdog: threading.Timer | None = None
+        self._fix_seen = False
 
     # -- invocations ---------------------------------------------------------------------
 
@@ -263,12 +264,18 @@ class FaultInjector:
         rates = self.rates
         if service != "dynamodb" or not rates.stuck_devices or time.time() < rates.stuck_from:
             return None
-        if time.time() >= rates.stuck_until and (
-            not rates.stuck_fixed_file or os.path.exists(rates.stuck_fixed_file)
-        ):
+        if time.time() >= rates.stuck_until and self._fixed():
             return None
         body = request.body if isinstance(request.body, bytes) else str(request.body).encode()
         return next((d for d in rates.stuck_devices if f'"{d}"'.encode() in body), None)
+
+    def _fixed(self) -> bool:
+        """Whether the stuck devices were fixed (no fix file: as soon as their window ends);
+        a fix stays made, so the file is looked for only until it is there."""
+        if not self._fix_seen:
+            fix = self.rates.stuck_fixed_file
+            self._fix_seen = not fix or os.path.exists(fix)
+        return self._fix_seen
 
     def _die(self, how: str, *, call: int | None, service: str | None = None) -> None:
         if how == "crash":

@@ -90,7 +90,8 @@ def _queue_arn(sqs: Any, url: str) -> str:
     return str(attributes["Attributes"]["QueueArn"])
 
 
-def _waiting(sqs: Any, url: str) -> int:
+def messages_waiting(sqs: Any, url: str) -> int:
+    """Messages visible in the queue (SQS's approximate count)."""
     attributes = sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
     )
@@ -136,7 +137,7 @@ def dead_letters(
 
     sqs = clients.client("sqs")
     url = environment.output(contract.Output.HANDOFF_DEAD_LETTER_QUEUE_URL)
-    outcome = Outcome("dead-letters", found=_waiting(sqs, url), dry_run=dry_run)
+    outcome = Outcome("dead-letters", found=messages_waiting(sqs, url), dry_run=dry_run)
     if dry_run or not outcome.found:
         return outcome
     config = load_processor_settings(
@@ -246,7 +247,7 @@ def stream_failures(
 
     sqs, kinesis, s3 = clients.client("sqs"), clients.client("kinesis"), clients.client("s3")
     url = environment.output(contract.Output.STREAM_FAILURE_QUEUE_URL)
-    outcome = Outcome("stream-failures", found=_waiting(sqs, url), dry_run=dry_run)
+    outcome = Outcome("stream-failures", found=messages_waiting(sqs, url), dry_run=dry_run)
     if not outcome.found:
         return outcome
     config = None

@@ -322,7 +322,7 @@ def _run(
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / TABLE_FILE).write_text(json.dumps(content))
     (args.out / ALERTS_FILE).write_text(json.dumps(results.alerts))
-    identical = True
+    identical, missing_alerts = True, 0
     if args.reference is not None:
         summary["faults"] = _fault_report(
             args.reference, pipeline, rates, content, drained_at, results.alerts
@@ -336,15 +336,15 @@ def _run(
             summary["faults"]["injected_faults"]["dead_letters_replayed"] = replayed["applied"]
         # Readings a full offline buffer dropped make a different table, rightly.
         identical = summary["faults"]["fault_free_identical"] or verdict.dropped_at_meter > 0
-        alerts_found = summary["faults"]["alert_differences"]
-        if alerts_found is not None and alerts_found["missing_count"]:
-            # At least once: every alert the fault-free run sent must have been sent.
-            print(f"==> {alerts_found['missing_count']} alerts of the fault-free run were "
-                  "not sent", file=sys.stderr, flush=True)  # fmt: skip
-            identical = False
+        # At least once: every alert the fault-free run sent must have been sent.
+        missing_alerts = (summary["faults"]["alert_differences"] or {}).get("missing_count", 0)
     _write_outputs(args.out, summary, results, published)
     if not identical:
         print("==> the table differs from the fault-free run's", file=sys.stderr, flush=True)
+    if missing_alerts:
+        print(f"==> {missing_alerts} alerts of the fault-free run were not sent",
+              file=sys.stderr, flush=True)  # fmt: skip
+    if not identical or missing_alerts:
         return 1
     if not verdict.ok:
         print("==> VERIFICATION FAILED", file=sys.stderr, flush=True)
@@ -408,13 +408,14 @@ def _alert_differences(
     ones, and any sent twice (None: the reference run kept no alerts file)."""
     if not (reference / ALERTS_FILE).exists():
         return None
-    period = int(
-        pipeline.deployment.functions[contract.PROCESSOR].environment[
-            contract.ALERT_PERIOD_MINUTES.name
-        ]
-    )
+    period = _processor_setting(pipeline, contract.ALERT_PERIOD_MINUTES)
     found = alert_differences(alerts, json.loads((reference / ALERTS_FILE).read_text()), period)
     return {**{f"{name}_count": len(keys) for name, keys in found.items()}, **found}
+
+
+def _processor_setting(pipeline: local_pipeline.Pipeline, variable: contract.Variable) -> int:
+    """A whole-number setting of the processor as this run deployed it."""
+    return int(pipeline.deployment.functions[contract.PROCESSOR].environment[variable.name])
 
 
 def _progress_printer(
@@ -442,19 +443,14 @@ def _watch_dead_letters(
     """Fix the stuck devices once their messages reach the hand-off dead-letter queue."""
     if rates is None or not rates.stuck_devices:
         return None
+    from energy_cli.recovery import messages_waiting
+
     deployment = pipeline.deployment
-    sqs = deployment.client("sqs")
-    url = deployment.handoff_dead_letter_url
-
-    def depth() -> int:
-        attributes = sqs.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"])
-
+    sqs, url = deployment.client("sqs"), deployment.handoff_dead_letter_url
     window = rates.stuck_until - rates.stuck_from
     watch = fault_injection.DeadLetterWatch(
-        rates, fault_injection.FaultLog(pipeline.fault_log, worker="operator"), depth,
+        rates, fault_injection.FaultLog(pipeline.fault_log, worker="operator"),
+        lambda: messages_waiting(sqs, url),
         give_up_at=rates.stuck_until + 3 * window,
     )  # fmt: skip
     watch.start()
@@ -631,11 +627,7 @@ def _summary(
         "energy_mismatches": len(verdict.energy_mismatches),
         "energy_mismatch_details": verdict.energy_mismatches[:20],
         "energy_tolerance_wh": ENERGY_TOLERANCE_WH,
-        "interval_minutes": int(
-            pipeline.deployment.functions[contract.PROCESSOR].environment[
-                contract.INTERVAL_MINUTES.name
-            ]
-        ),
+        "interval_minutes": _processor_setting(pipeline, contract.INTERVAL_MINUTES),
         "duration_s": round(duration, 1),
         "publish_s": round(published.publish_s, 1),
         "drain_s": round(published.drain_s, 1),

@@ -25,6 +25,7 @@ from energy_runtime import contract, queries
 
 from devkit.runner.provision import Deployment
 from devkit.simulator.meters import DeviceTruth, Message
+from energy_cli.recovery import messages_waiting
 
 ENERGY_TOLERANCE_WH = 0.01
 
@@ -113,10 +114,7 @@ def collect(deployment: Deployment, devices: list[str]) -> Results:
                 ],
             )
     for logical, url in deployment.queues.items():
-        attributes = sqs.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
-        )
-        depth = int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+        depth = messages_waiting(sqs, url)
         if url == deployment.mappings["batching"].on_failure_url:
             results.on_failure_messages += depth
         elif "Dead" in logical or "DLQ" in logical.upper():

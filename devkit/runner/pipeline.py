@@ -26,6 +26,11 @@ from devkit.runner.worker import read_status
 
 REPO = Path(__file__).resolve().parents[2]
 STAGE = "energy-dev"
+# How each function checks its settings when it starts (a run's own settings are checked so).
+SETTINGS_CHECKS: dict[str, Callable[[dict[str, str]], object]] = {
+    contract.PROCESSOR: load_processor_settings,
+    contract.BATCHING: load_batching_settings,
+}
 # The run's record of what was provisioned (names, the functions' settings): the workers
 # and `energy-monitoring` commands against `local up` read it.
 DEPLOYMENT_FILE = "deployment.json"
@@ -117,12 +122,8 @@ def start(
     deployment = provision(stage, Deployment(endpoint=endpoint, ca_bundle=str(ca.ca_path)))
     for function, variables in (settings or {}).items():
         deployment.functions[function].environment.update(variables)
-        check = {
-            contract.PROCESSOR: load_processor_settings,
-            contract.BATCHING: load_batching_settings,
-        }
         try:
-            check[function](deployment.functions[function].environment)
+            SETTINGS_CHECKS[function](deployment.functions[function].environment)
         except SettingsError as error:
             processes.stop(moto)
             broker.stop()

@@ -38,6 +38,7 @@ from energy_runtime.aggregate import LOOKBACK
 from devkit.emulators.broker import TOPIC_PREFIX
 from devkit.emulators.mqtt import connect, tls_client
 from devkit.emulators.pki import CertificateAuthority
+from devkit.runner.processes import wait_until
 from devkit.settings import dev_config
 from devkit.simulator.profiles import DAY_S, ApartmentProfile
 
@@ -407,14 +408,14 @@ class MqttPublisher:
         """Publish what is buffered, wait for every PUBACK, disconnect."""
         deadline = time.monotonic() + timeout
         self.flush(timeout)
-        while time.monotonic() < deadline:
-            with self._lock:
-                if all(self.acknowledged[d] >= n for d, n in self.sent.items()):
-                    break
-            time.sleep(0.05)
+        wait_until(self._all_acknowledged, timeout=max(0.0, deadline - time.monotonic()))
         for client in self.clients.values():
             client.disconnect()
             client.loop_stop()
+
+    def _all_acknowledged(self) -> bool:
+        with self._lock:
+            return all(self.acknowledged[d] >= n for d, n in self.sent.items())
 
     @property
     def dropped_readings(self) -> int:

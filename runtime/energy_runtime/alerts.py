@@ -83,6 +83,12 @@ def same_interval_earlier_days(start_ms: int, days: int) -> list[int]:
     return [start for start in earlier if is_weekend(start) == weekend]
 
 
+def period_start_ms(start_ms: int, period_minutes: int) -> int:
+    """The alert period an interval falls in: at most one alert per device and kind."""
+    width = period_minutes * 60_000
+    return start_ms - start_ms % width
+
+
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
@@ -99,8 +105,7 @@ class Alert:
     robust_z: float | None = None
 
     def period_ms(self, period_minutes: int) -> int:
-        width = period_minutes * 60_000
-        return self.summary.start_ms - self.summary.start_ms % width
+        return period_start_ms(self.summary.start_ms, period_minutes)
 
     def message(self, place: Mapping[str, str]) -> str:
         """The alert as people and filters read it; fields are only ever added (an older

@@ -468,13 +468,14 @@ def _claim_alerts(
     # The open interval before this plan, if above the threshold, claimed its period's
     # alert then: a claim of it again (for it, or a later interval of the same period)
     # would be a failed conditional put, a write unit each batch.
-    judged = plan.previous_open
-    width = config.alert_period_minutes * 60_000
+    judged, minutes = plan.previous_open, config.alert_period_minutes
     claimed_period = (
-        judged.start_ms // width if judged and judged.own_energy_wh > threshold else None
+        alerts.period_start_ms(judged.start_ms, minutes)
+        if judged and judged.own_energy_wh > threshold
+        else None
     )
     for summary, _rev in plan.changed:
-        if summary.start_ms // width == claimed_period:
+        if alerts.period_start_ms(summary.start_ms, minutes) == claimed_period:
             continue
         alert = alerts.high_usage(plan.device_id, summary, threshold)
         if alert:

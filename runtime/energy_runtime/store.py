@@ -142,7 +142,7 @@ class Store:
     def read_intervals(self, device_id: str, starts: list[int]) -> dict[int, StoredInterval]:
         if not starts:
             return {}
-        keys = [{PK: {"S": device_id}, SK: {"S": contract.interval_sk(s)}} for s in starts]
+        keys = _interval_keys(device_id, starts)
         stored = (parse_interval(item) for item in self._batch_get(keys, ConsistentRead=True))
         return {interval.start_ms: interval for interval in stored}
 
@@ -151,8 +151,9 @@ class Store:
         eventually consistent (earlier days' intervals, long written)."""
         if not starts:
             return {}
-        keys = [{PK: {"S": device_id}, SK: {"S": contract.interval_sk(s)}} for s in starts]
-        items = self._batch_get(keys, ProjectionExpression="sk, energy_wh")
+        items = self._batch_get(
+            _interval_keys(device_id, starts), ProjectionExpression="sk, energy_wh"
+        )
         return {_interval_start_ms(i[SK]["S"]): float(i["energy_wh"]["N"]) for i in items}
 
     def _query(self, **kwargs: Any) -> list[dict[str, Any]]:
@@ -343,6 +344,10 @@ def _marker_item(marker: Marker, state: str) -> dict[str, Any]:
         "message": {"S": marker.message},
         TTL_ATTRIBUTE: _n(marker.period_ms // 1000 + alerts.MARKER_TTL_S),
     }
+
+
+def _interval_keys(device_id: str, starts: list[int]) -> list[dict[str, Any]]:
+    return [{PK: {"S": device_id}, SK: {"S": contract.interval_sk(s)}} for s in starts]
 
 
 def _claimed(item: dict[str, Any]) -> Marker | None:
