@@ -154,10 +154,24 @@ class DataSettings(_Settings):
     high_usage_threshold_wh: float = from_contract(contract.HIGH_USAGE_THRESHOLD_WH)
     unusual_min_z: float = from_contract(contract.UNUSUAL_MIN_Z)
     unusual_min_excess_wh: float = from_contract(contract.UNUSUAL_MIN_EXCESS_WH)
+    unusual_sustain_intervals: int = from_contract(contract.UNUSUAL_SUSTAIN_INTERVALS)
     baseline_days: int = from_contract(contract.BASELINE_DAYS)
     warmup_days: int = from_contract(contract.WARMUP_DAYS)
     alert_period_minutes: int = from_contract(contract.ALERT_PERIOD_MINUTES)
+    silent_after_minutes: int = from_contract(contract.SILENT_AFTER_MINUTES)
     max_readings_per_interval: int = from_contract(contract.MAX_READINGS_PER_INTERVAL)
+
+
+class ScheduleSettings(_Settings):
+    """What runs on a clock rather than on data."""
+
+    silence_sweep_minutes: int = setting(
+        5,
+        ge=1,
+        le=60,
+        doc="how often a schedule invokes the processor to look for silent meters (a silent "
+        "meter is alerted within data.silent_after_minutes plus about this)",
+    )
 
 
 class RetentionSettings(_Settings):
@@ -343,6 +357,7 @@ class EnvironmentConfig(_Settings):
     batching: StreamTriggerSettings = Field(default_factory=StreamTriggerSettings)
     functions: FunctionSettings = Field(default_factory=FunctionSettings)
     data: DataSettings = Field(default_factory=DataSettings)
+    schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
@@ -550,6 +565,15 @@ def _check_cross_field(config: EnvironmentConfig, where: str) -> None:
             f"{where}.data.interval_ttl_days: must exceed data.max_reading_age_days "
             f"({data.max_reading_age_days}): a late reading must find its interval still "
             "stored (the processor refuses to start otherwise)"
+        )
+    publish_minutes = config.fleet.readings_per_message * config.fleet.reading_interval_seconds / 60
+    sweep_minutes = config.schedules.silence_sweep_minutes
+    if data.silent_after_minutes < 2 * publish_minutes + sweep_minutes:
+        raise ConfigError(
+            f"{where}.data.silent_after_minutes: {data.silent_after_minutes} is too short: a "
+            f"healthy meter publishes every {publish_minutes:g} minutes (fleet settings), so "
+            f"it must be at least twice that plus schedules.silence_sweep_minutes "
+            f"({sweep_minutes}), or meters that report would be called silent"
         )
     weekend_days = contract.weekend_days_within(data.baseline_days)
     if data.warmup_days > weekend_days:

@@ -55,6 +55,7 @@ class EnergyStage(cdk.Stage):
             config=config,
             storage=self.storage.resources,
             stream=self.ingest.resources.stream,
+            meter_group_name=self.ingest.resources.thing_group_name,
             **common,
         )
         self.observability = ObservabilityStack(

@@ -183,6 +183,7 @@ class Cloud:
                 contract.PROCESSOR,
                 **{contract.ARCHIVE_BUCKET.name: "archive", contract.TABLE_NAME.name: "energy",
                    contract.ALERT_TOPIC_ARN.name: topic,
+                   contract.METER_GROUP_NAME.name: "meters",
                    # Alerts are not what this measures: none is raised.
                    contract.HIGH_USAGE_THRESHOLD_WH.name: "100000"},
             ),

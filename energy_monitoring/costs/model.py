@@ -21,6 +21,8 @@ How each count follows from the design (docs/cost.md has the reasoning and sourc
   meter's message period sees only some of them), one write per closed interval and per
   day, and two per alert (the marker, then sent); a consistent read of `LATEST` per
   device written, and of the marker before its claim.
+- The silence sweep: one processor invocation per schedule period, an eventually
+  consistent read of every meter's `LATEST` item (half a read unit: under 4 KB).
 - S3: per processor invocation one Parquet object per hour partition it touched; per
   Firehose buffer flush one object per hour partition; lifecycle transitions per object.
 - Firehose: every record rounded up to 5 KB, converted to Parquet, dynamically partitioned.
@@ -65,6 +67,9 @@ BATCHING_S_PER_READING = 1 / 54_000
 BATCHING_S_PER_INVOCATION = 0.05
 PROCESSOR_S_PER_DEVICE = 0.008
 PROCESSOR_S_PER_INVOCATION = 0.15
+# The silence sweep: a BatchGetItem of 100 meters' LATEST items in tens of milliseconds.
+SWEEP_S_PER_METER = 0.0005
+SWEEP_READ_UNITS_PER_METER = 0.5  # eventually consistent, under 4 KB
 # Lambda's SQS poller: five long polls of 20 s while the queue is empty (AWS's documented
 # starting number), each ReceiveMessage a request.
 SQS_POLLERS = 5
@@ -144,6 +149,7 @@ class Design:
     batching_memory_mb: int
     processor_memory_mb: int
     handoff_window_s: int
+    silence_sweep_s: int = 300
     audit_trail: bool = False
     audit_data_events: bool = False
     replica_region: str | None = None
@@ -175,6 +181,7 @@ class Design:
             batching_memory_mb=config.functions.batching_memory_mb,
             processor_memory_mb=config.functions.processor_memory_mb,
             handoff_window_s=config.batching.handoff_window_seconds,
+            silence_sweep_s=config.schedules.silence_sweep_minutes * 60,
             audit_trail=config.audit.cloudtrail,
             audit_data_events=config.audit.data_events,
             replica_region=config.dr.replica_region,
@@ -213,6 +220,8 @@ class Counts:
     s3_processed_puts: float
     s3_raw_puts: float
     sns_publishes: float
+    sweep_invocations: float  # the silence sweep's schedule
+    sweep_read_units: float
     processed_rows: float  # a row per device and processor invocation (its open interval)
 
     def as_json(self) -> dict[str, float]:
@@ -290,6 +299,9 @@ def counts(
         s3_processed_puts=processed_puts,
         s3_raw_puts=raw_puts * _hour_partitions(design.firehose_buffer_s),
         sns_publishes=alerts,
+        sweep_invocations=seconds / design.silence_sweep_s,
+        sweep_read_units=seconds / design.silence_sweep_s * fleet.apartments
+        * SWEEP_READ_UNITS_PER_METER,
         processed_rows=device_writes,
     )
 
@@ -328,15 +340,17 @@ def monthly_lines(fleet: Fleet, design: Design) -> list[Line]:
     batching_s = (
         c.batching_invocations * BATCHING_S_PER_INVOCATION + readings * BATCHING_S_PER_READING
     )
-    processor_s = c.processor_invocations * PROCESSOR_S_PER_INVOCATION + (
-        c.dynamodb_read_units * PROCESSOR_S_PER_DEVICE
+    processor_s = (
+        (c.processor_invocations + c.sweep_invocations) * PROCESSOR_S_PER_INVOCATION
+        + c.dynamodb_read_units * PROCESSOR_S_PER_DEVICE
+        + c.sweep_invocations * fleet.apartments * SWEEP_S_PER_METER
     )
     gb_seconds = (
         batching_s * design.batching_memory_mb + processor_s * design.processor_memory_mb
     ) / 1024
-    invocations = c.batching_invocations + c.processor_invocations
+    invocations = c.batching_invocations + c.processor_invocations + c.sweep_invocations
     lines += [
-        Line("Lambda", "requests", invocations / 1e6, "batching and processor"),
+        Line("Lambda", "requests", invocations / 1e6, "batching, processor, silence sweep"),
         Line("Lambda", f"gb_seconds_{design.architecture}", gb_seconds),
     ]
     handoff_bytes = readings * 40 / max(c.batching_invocations, 1)  # aggregates, not readings
@@ -355,6 +369,12 @@ def monthly_lines(fleet: Fleet, design: Design) -> list[Line]:
     lines += [
         Line("DynamoDB", "write_request_units", c.dynamodb_write_units / 1e6),
         Line("DynamoDB", "read_request_units", c.dynamodb_read_units / 1e6),
+        Line(
+            "DynamoDB",
+            "read_request_units",
+            c.sweep_read_units / 1e6,
+            "the silence sweep: every meter's LATEST item each period",
+        ),
         Line("DynamoDB", "storage_gb_month", table_gb, "100 B index overhead per item"),
     ]
     raw_gb_month = readings * RAW_PARQUET_BYTES_PER_READING / GB

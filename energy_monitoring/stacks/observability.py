@@ -537,6 +537,10 @@ class ObservabilityStack(cdk.Stack):
                     runtime_metric(contract.AGGREGATES_WRITTEN, PROCESSOR),
                     runtime_metric(contract.ALERTS_SENT, PROCESSOR),
                 ],
+                # Found by the silence sweep (energy_runtime.silence), each sweep.
+                right=[
+                    runtime_metric(contract.METERS_SILENT, PROCESSOR).with_(statistic="Maximum")
+                ],
                 width=12,
             ),
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_lambda as lambda_
@@ -30,6 +32,7 @@ PROCESSOR_TABLE_ACTIONS = (
     "dynamodb:GetItem",
     "dynamodb:Query",
     "dynamodb:PutItem",
+    "dynamodb:UpdateItem",  # the silence sweep's mark on a hot item (energy_runtime.silence)
 )
 # A customer-managed table key is used on the caller's behalf: what DynamoDB documents.
 TABLE_KEY_ACTIONS = (
@@ -67,6 +70,7 @@ class ProcessingStack(cdk.Stack):
         config: EnvironmentConfig,
         storage: StorageResources,
         stream: kinesis.IStream,
+        meter_group_name: str,
         termination_protection: bool,
     ) -> None:
         super().__init__(
@@ -88,7 +92,8 @@ class ProcessingStack(cdk.Stack):
         )
         queues = self._queues()
         batching = self._batching_function(stream, queues)
-        processor = self._processor_function(storage, queues, alert_topic)
+        processor = self._processor_function(storage, queues, alert_topic, meter_group_name)
+        self._silence_sweep(processor)
         self.resources = ProcessingResources(
             batching=batching,
             processor=processor,
@@ -180,7 +185,11 @@ class ProcessingStack(cdk.Stack):
         return batching
 
     def _processor_function(
-        self, storage: StorageResources, queues: _Queues, alert_topic: sns.ITopic
+        self,
+        storage: StorageResources,
+        queues: _Queues,
+        alert_topic: sns.ITopic,
+        meter_group_name: str,
     ) -> EnergyFunction:
         settings = self.config.batching
         processor = self._function(
@@ -193,6 +202,7 @@ class ProcessingStack(cdk.Stack):
                 contract.ARCHIVE_BUCKET: self.archive.bucket_name,
                 contract.TABLE_NAME: storage.table.table_name,
                 contract.ALERT_TOPIC_ARN: alert_topic.topic_arn,
+                contract.METER_GROUP_NAME: meter_group_name,
             },
         )
         storage.table.grant(processor.role, *PROCESSOR_TABLE_ACTIONS)
@@ -208,6 +218,17 @@ class ProcessingStack(cdk.Stack):
                 resources=[self.format_arn(service="iot", resource="thing", resource_name="*")],
             )
         )
+        # The silence sweep lists the meters: the members of this environment's group.
+        processor.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iot:ListThingsInThingGroup"],
+                resources=[
+                    self.format_arn(
+                        service="iot", resource="thinggroup", resource_name=meter_group_name
+                    )
+                ],
+            )
+        )
         processor.alias.add_event_source(
             sources.SqsEventSource(
                 queues.handoff,
@@ -220,6 +241,27 @@ class ProcessingStack(cdk.Stack):
             )
         )
         return processor
+
+    def _silence_sweep(self, processor: EnergyFunction) -> None:
+        """A meter that stops sending raises nothing in the data path: a schedule invokes
+        the processor to look for silent meters (energy_runtime.silence)."""
+        events.Rule(
+            self,
+            "SilenceSweep",
+            description="Invokes the processor to alert on meters that stopped reporting",
+            schedule=events.Schedule.rate(
+                cdk.Duration.minutes(self.config.schedules.silence_sweep_minutes)
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    processor.alias,
+                    event=events.RuleTargetInput.from_object(dict(contract.SILENCE_SWEEP_EVENT)),
+                    # A sweep that fails is superseded by the next one: no retries, no pile-up.
+                    retry_attempts=0,
+                    max_event_age=cdk.Duration.minutes(self.config.schedules.silence_sweep_minutes),
+                )
+            ],
+        )
 
     def _outputs(self) -> None:
         resources = self.resources

@@ -51,7 +51,12 @@ THING_NAME_PLACEHOLDER: Final = "<thing-name>"
 # The thing attributes that place a meter (set by `energy-monitoring fleet register`), and
 # the SNS message attributes an alert carries, for subscription filter policies.
 PLACE_ATTRIBUTES: Final = ("building", "apartment")
-ALERT_MESSAGE_ATTRIBUTES: Final = ("building", "apartment", "kind", "severity", "device_id")
+ALERT_MESSAGE_ATTRIBUTES: Final = (
+    "building", "apartment", "kind", "severity", "status", "device_id",
+)  # fmt: skip
+# The input the silence sweep's schedule invokes the processor with (stacks/processing.py):
+# the handler tells it from an SQS event by this, and the local pipeline sends it too.
+SILENCE_SWEEP_EVENT: Final = {"sweep": "silent_meters"}
 
 
 # --- the stacks and their outputs ------------------------------------------------------
@@ -289,6 +294,12 @@ UNUSUAL_MIN_EXCESS_WH = Variable(
     description="energy above the device's usual for that interval below which nothing is "
     "unusual (300 Wh: 1.2 kW more for 15 minutes; a kettle is about 100 Wh)",
 )  # fmt: skip
+UNUSUAL_SUSTAIN_INTERVALS = Variable(
+    name="UNUSUAL_SUSTAIN_INTERVALS", kind=int, functions=(PROCESSOR,), default=8, minimum=1,
+    maximum=96,
+    description="consecutive unusual intervals before unusual usage alerts, once per such "
+    "run (8 at 15 minutes: two hours; a meal, a wash or a kettle is shorter)",
+)  # fmt: skip
 BASELINE_DAYS = Variable(
     name="BASELINE_DAYS", kind=int, functions=(PROCESSOR,), default=14, minimum=7,
     maximum=60,
@@ -305,6 +316,17 @@ INTERVAL_TTL_DAYS = Variable(
     maximum=3650,
     description="TTL of interval items in DynamoDB (must exceed MAX_READING_AGE_DAYS: a "
     "late reading must find its interval still stored)",
+)  # fmt: skip
+METER_GROUP_NAME = Variable(
+    name="METER_GROUP_NAME", kind=str, functions=(PROCESSOR,),
+    description="the IoT thing group of the environment's meters: the silence sweep lists "
+    "its members",
+)  # fmt: skip
+SILENT_AFTER_MINUTES = Variable(
+    name="SILENT_AFTER_MINUTES", kind=int, functions=(PROCESSOR,), default=15, minimum=5,
+    maximum=1440,
+    description="a meter whose newest reading is this much older than the fleet's is "
+    "silent (the fleet's: the 90th percentile of the meters' newest readings)",
 )  # fmt: skip
 ALERT_PERIOD_MINUTES = Variable(
     name="ALERT_PERIOD_MINUTES", kind=int, functions=(PROCESSOR,), default=60, minimum=1,
@@ -326,8 +348,9 @@ VARIABLES: Final = (
     SERVICE_NAME, METRICS_NAMESPACE_VARIABLE, LOG_LEVEL, HANDOFF_QUEUE_URL, ARCHIVE_BUCKET,
     QUARANTINE_PREFIX_VARIABLE, PROCESSED_PREFIX_VARIABLE, TABLE_NAME, ALERT_TOPIC_ARN,
     INTERVAL_MINUTES, MAX_PAYLOAD_BYTES, MAX_POWER_W, MAX_FUTURE_SKEW_S, MAX_READING_AGE_DAYS,
-    HIGH_USAGE_THRESHOLD_WH, UNUSUAL_MIN_Z, UNUSUAL_MIN_EXCESS_WH, BASELINE_DAYS,
-    WARMUP_DAYS, INTERVAL_TTL_DAYS,
+    HIGH_USAGE_THRESHOLD_WH, UNUSUAL_MIN_Z, UNUSUAL_MIN_EXCESS_WH, UNUSUAL_SUSTAIN_INTERVALS,
+    BASELINE_DAYS,
+    WARMUP_DAYS, INTERVAL_TTL_DAYS, METER_GROUP_NAME, SILENT_AFTER_MINUTES,
     ALERT_PERIOD_MINUTES, MAX_READINGS_PER_INTERVAL,
 )  # fmt: skip
 
@@ -374,6 +397,7 @@ READINGS_QUARANTINED: Final = "ReadingsQuarantined"
 QUARANTINED_BY_REASON: Final = "QuarantinedByReason"  # with the `reason` dimension
 AGGREGATES_WRITTEN: Final = "AggregatesWritten"
 ALERTS_SENT: Final = "AlertsSent"
+METERS_SILENT: Final = "MetersSilent"  # per silence sweep: meters found silent
 # (metric, function) pairs the handlers emit, each with the one `service` dimension.
 EMITTED_METRICS: Final = (
     (READINGS_RECEIVED, BATCHING),
@@ -382,6 +406,7 @@ EMITTED_METRICS: Final = (
     (READINGS_QUARANTINED, PROCESSOR),  # hand-off messages it could not read
     (AGGREGATES_WRITTEN, PROCESSOR),
     (ALERTS_SENT, PROCESSOR),
+    (METERS_SILENT, PROCESSOR),
 )
 
 

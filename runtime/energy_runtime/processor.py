@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from energy_runtime import alerts, aws, contract, places, processed_archive
+from energy_runtime import alerts, aws, contract, places, processed_archive, silence
 from energy_runtime.aggregate import interval_start_ms, merge_points
 from energy_runtime.codec import Point, decode_points
 from energy_runtime.contract import QuarantineReason as Reason
@@ -194,11 +194,11 @@ def _apply_device(
     try:
         if redelivered or replay:
             # An earlier attempt may have claimed alerts it could not publish.
-            claimed = {(m.kind, m.period_ms) for m in outbox}
+            claimed = {(m.kind, m.period_ms, m.status) for m in outbox}
             outbox += [
                 m
                 for m in store.pending_alerts(plan.device_id)
-                if (m.kind, m.period_ms) not in claimed
+                if (m.kind, m.period_ms, m.status) not in claimed
             ]
     except aws.transient_errors():
         logger.exception("reading pending alerts failed", extra={"device_id": plan.device_id})
@@ -486,29 +486,36 @@ def _claim_alerts(
     # an interval with the minimum excess in it is compared with earlier days (a read).
     # The plan's interval items are not written yet: the baseline sees them as planned.
     planned = {w.summary.start_ms: w.summary.energy_wh for w in plan.intervals}
+
+    def energies_at(starts: list[int]) -> dict[int, float]:
+        found = store.energies_at(plan.device_id, [s for s in starts if s not in planned])
+        found.update((s, planned[s]) for s in starts if s in planned)
+        return found
+
+    rules = alerts.UnusualRules(
+        min_z=config.unusual_min_z, min_excess_wh=config.unusual_min_excess_wh,
+        warmup_days=config.warmup_days, baseline_days=config.baseline_days,
+        sustain_intervals=config.unusual_sustain_intervals,
+        interval_minutes=config.interval_minutes,
+    )  # fmt: skip
     for summary in [*plan.newly_closed, *plan.revised]:
         if summary.own_energy_wh < config.unusual_min_excess_wh:
             continue
-        earlier = alerts.same_interval_earlier_days(summary.start_ms, config.baseline_days)
-        energies = store.energies_at(plan.device_id, [s for s in earlier if s not in planned])
-        energies.update((s, planned[s]) for s in earlier if s in planned)
-        alert = alerts.unusual_usage(
-            plan.device_id, summary, alerts.Baseline.of(list(energies.values())),
-            min_z=config.unusual_min_z, min_excess_wh=config.unusual_min_excess_wh,
-            warmup_days=config.warmup_days,
-        )  # fmt: skip
+        alert = alerts.sustained_unusual_usage(plan.device_id, summary, energies_at, rules)
         if alert:
             candidates.append(alert)
+    if plan.silence_ended is not None:
+        candidates.append(alerts.silence_resolved(plan.device_id, *plan.silence_ended))
     if not candidates:
         return []
     place = locate(plan.device_id)
     outbox: list[alerts.Marker] = []
-    seen: set[tuple[str, int]] = set()
+    seen: set[tuple[str, int, str]] = set()
     for alert in candidates:
         marker = alert.marker(config.alert_period_minutes, place)
-        if (marker.kind, marker.period_ms) in seen:
+        if (marker.kind, marker.period_ms, marker.status) in seen:
             continue  # one per device, kind and period: the first interval raises it
-        seen.add((marker.kind, marker.period_ms))
+        seen.add((marker.kind, marker.period_ms, marker.status))
         claimed = store.claim_alert(marker)
         if claimed is not None:
             outbox.append(claimed)
@@ -537,8 +544,32 @@ def _quarantine_messages(s3: Any, config: ProcessorSettings, records: list[dict[
     logger.error("quarantined messages that are not hand-offs", extra={"count": len(records)})
 
 
+def sweep_silent_meters(
+    *, config: ProcessorSettings, dynamodb: Any, sns: Any, iot: Any
+) -> dict[str, Any]:
+    """The scheduled silence sweep (energy_runtime.silence); raises if a meter's alert
+    could not be sent, so the failure shows in the function's errors (the next sweep
+    tries it again)."""
+    report = silence.sweep(config=config, dynamodb=dynamodb, sns=sns, iot=iot, telemetry=telemetry)
+    if report.failed:
+        raise RuntimeError(f"silent meter alerts failed for {len(report.failed)} meters")
+    return {
+        "meters": report.meters,
+        "reporting": report.reporting,
+        "silent": report.silent,
+        "alerts_sent": report.alerts_sent,
+    }
+
+
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if event == contract.SILENCE_SWEEP_EVENT:
+        return sweep_silent_meters(
+            config=settings(),
+            dynamodb=aws.client("dynamodb"),
+            sns=aws.client("sns"),
+            iot=aws.client("iot"),
+        )
     records = event.get("Records") or [{}]
     logger.set_correlation_id(records[0].get("messageId"))
     if context is not None:

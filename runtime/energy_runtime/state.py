@@ -50,6 +50,9 @@ class HotState:
     open_energy_mwh: int
     open_rev: int
     tail: list[Point]  # the last LOOKBACK readings before the open interval
+    # Set by the silence sweep (energy_runtime.silence) when it alerts: the newest reading's
+    # time then. A newer reading ends the silence, and the plan resolves the alert.
+    silent_since_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -80,6 +83,8 @@ class Plan:
     previous_open: IntervalSummary | None = None
     # Readings beyond the interval's cap (MAX_READINGS_PER_INTERVAL): not stored.
     rate_limited: list[Point] = field(default_factory=list)
+    # (silent since, the first newer reading's time): a silence alerted by the sweep ended.
+    silence_ended: tuple[int, int] | None = None
 
 
 def split_late(hot: HotState | None, points: list[Point]) -> tuple[list[Point], list[Point]]:
@@ -186,6 +191,11 @@ def plan_device(
 
     open_summary = summarize(open_start, tail, open_points, max_power_w)
     new_latest = max(latest, hot.latest) if hot else latest
+    silent_since = hot.silent_since_ms if hot is not None else None
+    if silent_since is not None and new_latest.ts_ms > silent_since:
+        back = min((p.ts_ms for p in points if p.ts_ms > silent_since), default=new_latest.ts_ms)
+        plan.silence_ended = (silent_since, back)
+        silent_since = None
     if hot is not None and open_start == hot.open_start_ms:
         same_open = (
             hot.open_points == open_points and hot.open_energy_mwh == open_summary.energy_mwh
@@ -206,8 +216,15 @@ def plan_device(
         open_energy_mwh=open_summary.energy_mwh,
         open_rev=open_rev,
         tail=tail,
+        silent_since_ms=silent_since,
     )
-    unchanged = hot is not None and same_open and hot.tail == tail and hot.latest == new_latest
+    unchanged = (
+        hot is not None
+        and same_open
+        and hot.tail == tail
+        and hot.latest == new_latest
+        and hot.silent_since_ms == silent_since
+    )
     plan.hot = None if unchanged else new_hot
     # Days still open (the open interval's day or later) are totalled by the queries.
     open_day = open_start - open_start % 86_400_000

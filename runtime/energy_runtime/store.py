@@ -20,6 +20,8 @@ from energy_runtime.contract import SORT_KEY as SK
 from energy_runtime.contract import TTL_ATTRIBUTE, iso_utc
 from energy_runtime.state import HotState, IntervalWrite, Latest, Plan, StoredInterval
 
+SILENT_SINCE = "silent_since_ms"  # on the hot item, while the sweep holds the meter silent
+
 
 class ConcurrentUpdate(Exception):
     """Another invocation changed the device's items first; re-read and merge again."""
@@ -55,6 +57,8 @@ def hot_item(device_id: str, hot: HotState) -> dict[str, Any]:
     }
     for name, value in latest.optional:
         item[name] = _n(value)
+    if hot.silent_since_ms is not None:
+        item[SILENT_SINCE] = _n(hot.silent_since_ms)
     return item
 
 
@@ -74,6 +78,7 @@ def parse_hot(item: dict[str, Any]) -> HotState:
         open_energy_mwh=int(item["open_energy_mwh"]["N"]),
         open_rev=int(item["open_rev"]["N"]),
         tail=decode_points(bytes(item["tail_points"]["B"])) if item["tail_points"]["B"] else [],
+        silent_since_ms=int(item[SILENT_SINCE]["N"]) if SILENT_SINCE in item else None,
     )
 
 
@@ -118,26 +123,57 @@ class Store:
         self.ttl_days = ttl_days
 
     def _batch_get(self, keys: list[dict[str, Any]], **options: Any) -> list[dict[str, Any]]:
-        """Every item of `keys` that exists (at most 100 keys), retrying unprocessed ones."""
+        """Every item of `keys` that exists, 100 keys a request (BatchGetItem's limit: a
+        meter's offline buffer can close more intervals than that at once), retrying
+        unprocessed ones."""
         items: list[dict[str, Any]] = []
-        request: dict[str, Any] = {self.table: {"Keys": keys, **options}}
-        attempt = 0
-        while request:
-            response = self.db.batch_get_item(RequestItems=request)
-            items.extend(response["Responses"].get(self.table, []))
-            request = response.get("UnprocessedKeys") or {}
-            if request:
-                attempt += 1
-                backoff(attempt)
+        for first in range(0, len(keys), 100):
+            request: dict[str, Any] = {self.table: {"Keys": keys[first : first + 100], **options}}
+            attempt = 0
+            while request:
+                response = self.db.batch_get_item(RequestItems=request)
+                items.extend(response["Responses"].get(self.table, []))
+                request = response.get("UnprocessedKeys") or {}
+                if request:
+                    attempt += 1
+                    backoff(attempt)
         return items
 
     def read_hot(self, device_ids: list[str]) -> dict[str, HotState]:
-        found: dict[str, HotState] = {}
-        for i in range(0, len(device_ids), 100):
-            keys = [{PK: {"S": d}, SK: {"S": contract.LATEST_SK}} for d in device_ids[i : i + 100]]
-            for item in self._batch_get(keys, ConsistentRead=True):
-                found[item[PK]["S"]] = parse_hot(item)
+        items = self._batch_get(_hot_keys(device_ids), ConsistentRead=True)
+        return {item[PK]["S"]: parse_hot(item) for item in items}
+
+    def newest_readings(self, device_ids: list[str]) -> dict[str, tuple[int, int | None]]:
+        """Each device's newest reading time and the silence the sweep marked (or None),
+        for the devices that have a hot item: eventually consistent (the sweep's view)."""
+        projection = f"{PK}, ts_ms, {SILENT_SINCE}"
+        found: dict[str, tuple[int, int | None]] = {}
+        for item in self._batch_get(_hot_keys(device_ids), ProjectionExpression=projection):
+            since = item.get(SILENT_SINCE)
+            found[item[PK]["S"]] = (int(item["ts_ms"]["N"]), int(since["N"]) if since else None)
         return found
+
+    def mark_silent(self, device_id: str, newest_ms: int) -> bool:
+        """Record on the hot item that the device is silent since its reading of
+        `newest_ms`, if that is still its newest. The version rises, so a processor that
+        read the item before this merges again and sees the mark. False if a newer reading
+        is in (no longer silent) or the mark is there already."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.db.update_item(
+                TableName=self.table,
+                Key={PK: {"S": device_id}, SK: {"S": contract.LATEST_SK}},
+                UpdateExpression="SET #since = :ts, version = version + :one",
+                ConditionExpression="ts_ms = :ts AND attribute_not_exists(#since)",
+                ExpressionAttributeNames={"#since": SILENT_SINCE},
+                ExpressionAttributeValues={":ts": _n(newest_ms), ":one": _n(1)},
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise
+        return True
 
     def read_intervals(self, device_id: str, starts: list[int]) -> dict[int, StoredInterval]:
         if not starts:
@@ -147,13 +183,10 @@ class Store:
         return {interval.start_ms: interval for interval in stored}
 
     def energies_at(self, device_id: str, starts: list[int]) -> dict[int, float]:
-        """Energy (Wh) of the stored intervals among `starts` (at most 100), by start:
-        eventually consistent (earlier days' intervals, long written)."""
-        if not starts:
-            return {}
-        items = self._batch_get(
-            _interval_keys(device_id, starts), ProjectionExpression="sk, energy_wh"
-        )
+        """Energy (Wh) of the stored intervals among `starts`, by start: eventually
+        consistent (earlier intervals, written before)."""
+        keys = _interval_keys(device_id, sorted(set(starts)))
+        items = self._batch_get(keys, ProjectionExpression="sk, energy_wh")
         return {_interval_start_ms(i[SK]["S"]): float(i["energy_wh"]["N"]) for i in items}
 
     def _query(self, **kwargs: Any) -> list[dict[str, Any]]:
@@ -330,7 +363,8 @@ def _condition_failed(error: Any) -> bool:
 
 
 def _marker_sk(marker: Marker) -> str:
-    return contract.alert_sk(marker.kind, iso_utc(marker.period_ms))
+    sk = contract.alert_sk(marker.kind, iso_utc(marker.period_ms))
+    return sk if marker.status == alerts.ALERTING else f"{sk}#{marker.status}"
 
 
 def _marker_item(marker: Marker, state: str) -> dict[str, Any]:
@@ -342,8 +376,13 @@ def _marker_item(marker: Marker, state: str) -> dict[str, Any]:
         "period_ms": _n(marker.period_ms),
         "subject": {"S": marker.subject},
         "message": {"S": marker.message},
+        "status": {"S": marker.status},
         TTL_ATTRIBUTE: _n(marker.period_ms // 1000 + alerts.MARKER_TTL_S),
     }
+
+
+def _hot_keys(device_ids: list[str]) -> list[dict[str, Any]]:
+    return [{PK: {"S": d}, SK: {"S": contract.LATEST_SK}} for d in device_ids]
 
 
 def _interval_keys(device_id: str, starts: list[int]) -> list[dict[str, Any]]:
@@ -363,4 +402,5 @@ def _parse_marker(item: dict[str, Any]) -> Marker:
         period_ms=int(item["period_ms"]["N"]),
         subject=item["subject"]["S"],
         message=item["message"]["S"],
+        status=item.get("status", {}).get("S", alerts.ALERTING),
     )

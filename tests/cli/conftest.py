@@ -205,6 +205,7 @@ def pipeline(aws: Server, tmp_path: Path) -> Pipeline:
         "ARCHIVE_BUCKET": bucket,
         "TABLE_NAME": table,
         "ALERT_TOPIC_ARN": topic,
+        "METER_GROUP_NAME": f"meters-{suffix}",
     }
     role = aws.client("iam").create_role(
         RoleName=f"functions-{suffix}",

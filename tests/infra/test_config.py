@@ -217,6 +217,17 @@ def test_the_warm_up_must_fit_the_weekend_days_of_the_baseline() -> None:
     parse_environment("dev", dev_with(data__warmup_days=5, data__baseline_days=21))
 
 
+def test_a_meter_is_not_silent_before_it_could_have_published_twice() -> None:
+    # 30 readings of 10 s: a message every 5 minutes; a sweep every 5 minutes.
+    with pytest.raises(ConfigError, match=r"dev\.data\.silent_after_minutes: 14 is too short"):
+        parse_environment("dev", dev_with(data__silent_after_minutes=14))
+    parse_environment("dev", dev_with(data__silent_after_minutes=15))
+    with pytest.raises(ConfigError, match=r"dev\.data\.silent_after_minutes: 15 is too short"):
+        parse_environment(
+            "dev", dev_with(data__silent_after_minutes=15, schedules__silence_sweep_minutes=6)
+        )
+
+
 def test_the_functions_settings_take_the_contracts_defaults_and_limits() -> None:
     data = parse_environment("dev", {"alarms": {"ops_email": "a@b.co"}}).data
     for name in type(data).model_fields:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -74,6 +75,32 @@ def test_contract_defaults_reach_the_mappings(synthesized: SynthesizedApp) -> No
 def test_triggers_invoke_the_live_aliases(synthesized: SynthesizedApp, environment: str) -> None:
     for mapping in mappings(synthesized, environment).values():
         assert mapping["FunctionName"]["Fn::Join"][1][-1] == ":live"
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_a_schedule_invokes_the_processor_to_sweep_for_silent_meters(
+    synthesized: SynthesizedApp, environment: str, environments: dict[str, Any]
+) -> None:
+    minutes = environments[environment].schedules.silence_sweep_minutes
+    (rule,) = synthesized.resources(environment, "Processing", "AWS::Events::Rule").values()
+    props = rule["Properties"]
+    assert props["ScheduleExpression"] == f"rate({minutes} minutes)"
+    assert props["State"] == "ENABLED"
+    (target,) = props["Targets"]
+    # The live alias (the canary shifts the sweep too), with the event the handler expects.
+    aliases = synthesized.resources(environment, "Processing", "AWS::Lambda::Alias")
+    assert aliases[target["Arn"]["Ref"]]["Properties"]["Name"] == "live"
+    assert json.loads(target["Input"]) == contract.SILENCE_SWEEP_EVENT
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": minutes * 60,
+                                     "MaximumRetryAttempts": 0}  # fmt: skip
+    # EventBridge may invoke the alias, from this rule only.
+    permissions = synthesized.resources(environment, "Processing", "AWS::Lambda::Permission")
+    (allowed,) = [p["Properties"] for p in permissions.values()
+                  if p["Properties"]["Principal"] == "events.amazonaws.com"]  # fmt: skip
+    assert allowed["FunctionName"] == target["Arn"]
+    assert allowed["SourceArn"]["Fn::GetAtt"][0] in synthesized.resources(
+        environment, "Processing", "AWS::Events::Rule"
+    )
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
@@ -170,7 +197,12 @@ def test_processor_role_is_least_privilege(synthesized: SynthesizedApp) -> None:
         "dynamodb:GetItem",
         "dynamodb:Query",
         "dynamodb:PutItem",
+        "dynamodb:UpdateItem",  # the silence sweep's mark
     }
+    # The silence sweep lists one group's members; places are read thing by thing.
+    iot = {s["Action"]: s["Resource"] for s in statements if str(s["Action"]).startswith("iot:")}
+    assert set(iot) == {"iot:DescribeThing", "iot:ListThingsInThingGroup"}
+    assert "thinggroup/energy-dev-meters" in json.dumps(iot["iot:ListThingsInThingGroup"])
     assert {"sns:Publish", "s3:PutObject", "kms:Decrypt", "kms:GenerateDataKey*"} <= actions
     assert not any(a.startswith(("kinesis:Put", "s3:Delete", "s3:Get")) for a in actions)
     puts = [s for s in statements if s["Action"] == "s3:PutObject"]

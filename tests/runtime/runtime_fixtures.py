@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from energy_runtime import aws, contract, places, queries
+from energy_runtime import aws, contract, places, queries, silence
 from energy_runtime.batching import process_kinesis_event
 from energy_runtime.processor import process_sqs_event
 from energy_runtime.settings import (
@@ -166,6 +166,44 @@ class Cloud:
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
 
+class Inbox:
+    """An SQS queue subscribed to an alert topic: what SNS delivered."""
+
+    def __init__(self, cloud: Cloud, name: str = "alerts-inbox") -> None:
+        self.cloud = cloud
+        self.url = cloud.sqs.create_queue(QueueName=name)["QueueUrl"]
+        self.arn = cloud.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+
+    def subscribe(self, topic_arn: str, filter_policy: dict[str, list[str]] | None = None) -> None:
+        attributes = {"FilterPolicy": json.dumps(filter_policy)} if filter_policy else {}
+        self.cloud.sns.subscribe(
+            TopicArn=topic_arn, Protocol="sqs", Endpoint=self.arn, Attributes=attributes
+        )
+
+    def drain_notifications(self) -> list[dict[str, Any]]:
+        """The SNS envelopes themselves (subject, message attributes)."""
+        out: list[dict[str, Any]] = []
+        while got := self.cloud.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for m in got:
+                out.append(json.loads(m["Body"]))
+                self.cloud.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
+        return out
+
+    def drain(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while got := self.cloud.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for m in got:
+                out.append(json.loads(json.loads(m["Body"])["Message"]))
+                self.cloud.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
+        return out
+
+
 def sqs_record(message_id: str, body: str) -> dict[str, Any]:
     """One record of a Lambda SQS event."""
     return {
@@ -219,6 +257,7 @@ def cloud_context(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
     with mock_aws():
         aws.reset_clients()
         places.forget()
+        silence.forget()
         sqs = boto3.client("sqs", region_name=REGION)
         s3 = boto3.client("s3", region_name=REGION)
         sns = boto3.client("sns", region_name=REGION)
@@ -233,7 +272,10 @@ def cloud_context(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
             ARCHIVE_BUCKET=bucket,
             TABLE_NAME="energy",
             ALERT_TOPIC_ARN=topic_arn,
+            METER_GROUP_NAME="energy-meters",
             HIGH_USAGE_THRESHOLD_WH="1000",
+            # One unusual interval is enough here; test_processor.py tests sustained runs.
+            UNUSUAL_SUSTAIN_INTERVALS="1",
         )
         yield Cloud(
             sqs=sqs,
@@ -248,6 +290,7 @@ def cloud_context(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
         )
         aws.reset_clients()
         places.forget()
+        silence.forget()
 
 
 def archive_rows(cloud: Cloud) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from energy_runtime import alerts, aws, processor
 from energy_runtime.aggregate import IntervalSummary
-from runtime_fixtures import REGION, T0, Cloud, intervals_using, kinesis_record
+from runtime_fixtures import REGION, T0, Cloud, Inbox, intervals_using, kinesis_record
 
 START = T0 - T0 % 3600  # an hour boundary: alert periods are 60 minutes
 LATER_TOPIC = f"arn:aws:sns:{REGION}:123456789012:energy-alerts-later"
@@ -91,44 +91,6 @@ class EventSourceMapping:
                     QueueUrl=self.cloud.queue_url, ReceiptHandle=m["ReceiptHandle"]
                 )
         return records, failed
-
-
-class Inbox:
-    """An SQS queue subscribed to an alert topic: what SNS delivered."""
-
-    def __init__(self, cloud: Cloud, name: str = "alerts-inbox") -> None:
-        self.cloud = cloud
-        self.url = cloud.sqs.create_queue(QueueName=name)["QueueUrl"]
-        self.arn = cloud.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-
-    def subscribe(self, topic_arn: str, filter_policy: dict[str, list[str]] | None = None) -> None:
-        attributes = {"FilterPolicy": json.dumps(filter_policy)} if filter_policy else {}
-        self.cloud.sns.subscribe(
-            TopicArn=topic_arn, Protocol="sqs", Endpoint=self.arn, Attributes=attributes
-        )
-
-    def drain_notifications(self) -> list[dict[str, Any]]:
-        """The SNS envelopes themselves (subject, message attributes)."""
-        out: list[dict[str, Any]] = []
-        while got := self.cloud.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get(
-            "Messages", []
-        ):
-            for m in got:
-                out.append(json.loads(m["Body"]))
-                self.cloud.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
-        return out
-
-    def drain(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        while got := self.cloud.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get(
-            "Messages", []
-        ):
-            for m in got:
-                out.append(json.loads(json.loads(m["Body"])["Message"]))
-                self.cloud.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
-        return out
 
 
 def markers(cloud: Cloud, device: str) -> dict[str, str]:
@@ -388,7 +350,8 @@ def test_an_alert_names_its_building_and_apartment_and_routes_by_them(cloud: Clo
     assert only["Subject"] == "Energy high usage: building north, apartment 3.2 (m-north)"
     attributes = {k: v["Value"] for k, v in only["MessageAttributes"].items()}
     assert attributes == {"building": "north", "apartment": "3.2", "kind": "high_usage",
-                          "severity": "warning", "device_id": "m-north"}  # fmt: skip
+                          "severity": "warning", "status": "alert",
+                          "device_id": "m-north"}  # fmt: skip
     body = json.loads(only["Message"])
     assert body["text"].startswith("building north, apartment 3.2 (m-north): high usage from")
     seen = {json.loads(n["Message"])["device_id"]: n for n in everything.drain_notifications()}
@@ -396,3 +359,51 @@ def test_an_alert_names_its_building_and_apartment_and_routes_by_them(cloud: Clo
     unplaced = seen["m-unregistered"]
     assert "building" not in unplaced["MessageAttributes"]  # no thing: the meter alone
     assert unplaced["Subject"] == "Energy high usage: meter m-unregistered"
+
+
+def _summary(start_ms: int, own_wh: float) -> IntervalSummary:
+    return IntervalSummary(start_ms=start_ms, energy_mwh=round(own_wh * 1000), reading_count=90,
+                           power_min_dw=0, power_max_dw=0, power_sum_dw=0,
+                           first_ts_ms=start_ms, last_ts_ms=start_ms + 890_000)  # fmt: skip
+
+
+def lookup(stored: dict[int, float]) -> alerts.EnergiesAt:
+    """The stored energies as the processor reads them: only the keys asked for."""
+    return lambda keys: {k: stored[k] for k in keys if k in stored}
+
+
+RULES = alerts.UnusualRules(min_z=4, min_excess_wh=300, warmup_days=3, baseline_days=14,
+                            sustain_intervals=3, interval_minutes=15)  # fmt: skip
+QUARTER = 900_000
+DAY_MS = 86_400_000
+
+
+def test_a_run_alerts_once_when_it_reaches_the_sustained_length() -> None:
+    saturday = 1_795_392_000_000 + 2 * 3_600_000  # 2026-11-21T02:00Z, a Saturday
+    stored: dict[int, float] = {}
+    for back in range(1, 15):  # fourteen calm nights before, weekdays and weekends
+        for k in range(8):
+            stored[saturday - back * DAY_MS + k * QUARTER] = 40.0
+    heater = [saturday + k * QUARTER for k in range(5)]
+    judged = []
+    for n, start in enumerate(heater):
+        alert = alerts.sustained_unusual_usage("m", _summary(start, 500.0), lookup(stored), RULES)
+        judged.append(alert)
+        stored[start] = 500.0
+        assert (alert is not None) == (n == 2), n  # the third: once, however long it lasts
+    first = judged[2]
+    assert first is not None and first.start_ms == heater[0]  # it names the run's start
+    assert first.energy_wh == 1500.0 and first.expected_wh == 120.0
+
+
+def test_a_new_meter_s_first_weekend_is_judged_against_its_weekdays() -> None:
+    saturday = 1_795_392_000_000 + 2 * 3_600_000
+    weekdays = {saturday - back * DAY_MS: 40.0 for back in (1, 2, 3, 4, 5)}  # Fri..Mon
+    rules = replace(RULES, sustain_intervals=1)
+
+    def judge(stored: dict[int, float]) -> alerts.Alert | None:
+        return alerts.sustained_unusual_usage("m", _summary(saturday, 500.0), lookup(stored), rules)
+
+    assert judge(weekdays) is not None  # no weekend stored yet: every earlier day
+    weekends = {saturday - back * DAY_MS: 520.0 for back in (6, 7, 13)}  # three: warmed up
+    assert judge({**weekdays, **weekends}) is None  # its weekends are like this

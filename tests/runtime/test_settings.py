@@ -14,6 +14,7 @@ PROCESSOR = contract.default_environment(
     TABLE_NAME="energy",
     ARCHIVE_BUCKET="archive",
     ALERT_TOPIC_ARN="arn:aws:sns:eu-west-1:123456789012:alerts",
+    METER_GROUP_NAME="energy-dev-meters",
     HIGH_USAGE_THRESHOLD_WH="1500",
 )
 LOADERS = {contract.BATCHING: (load_batching_settings, BATCHING),
