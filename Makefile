@@ -25,7 +25,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := mosquitto chromium jq
 
-.PHONY: help setup test demo bench fuzz synth diff deploy destroy lint snapshots clean
+.PHONY: help setup test demo bench bench-alerts fuzz synth diff deploy destroy lint snapshots clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ demo: setup ## Run the whole pipeline locally on the default scenario
 
 bench: setup ## Benchmark the handlers (writes out/bench/results.json)
 	@$(PY) -m tools.bench $(ARGS)
+
+bench-alerts: setup ## Judge the alerts against labelled incidents (writes out/bench/alerts.json)
+	@$(PY) -m tools.bench_alerts $(ARGS)
 
 fuzz: setup ## Hostile input through the handlers on moto, fresh examples: make fuzz FUZZ_EXAMPLES=2000
 	@FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) HYPOTHESIS_PROFILE=explore \

@@ -10,6 +10,7 @@ writes out/demo/summary.json and out/demo/dashboard.html. Exit status 0 only if 
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import shutil
@@ -40,6 +41,7 @@ from devkit.demo.verify import (
 )
 from devkit.runner import pipeline as local_pipeline
 from devkit.settings import dev_config
+from devkit.simulator.incidents import IncidentRates, RaisedAlert, judge
 from devkit.simulator.meters import Faults, MqttPublisher, RunStats, Scenario, Simulation, run
 
 LATENCY_SAMPLE_DEVICES = 5
@@ -47,6 +49,8 @@ STUCK_MIN_S = 20.0
 STUCK_FIXED_FILE = "stuck-devices.fixed"  # written by the fix (faults.DeadLetterWatch)
 TABLE_FILE = "table.json"  # the interval and day items a run stored (for --reference)
 ALERTS_FILE = "alerts.json"  # the alerts a run sent (for --reference)
+# A silence in a few meters of every default run, so that its alerts can be judged.
+DEMO_INCIDENTS = IncidentRates(silences=0.1, silence_minutes=60)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -141,6 +145,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=fleet.offline_buffer_readings,
         help="readings a meter keeps while disconnected; beyond them the oldest are "
         "dropped at the meter (fleet.offline_buffer_readings)",
+    )
+    parser.add_argument(
+        "--silences",
+        type=float,
+        default=DEMO_INCIDENTS.silences,
+        help="labelled incidents: meters silent for --silence-minutes, per apartment-day "
+        "(judged in the summary's alerts_quality)",
+    )
+    parser.add_argument("--silence-minutes", type=int, default=DEMO_INCIDENTS.silence_minutes)
+    parser.add_argument(
+        "--heater-nights",
+        type=float,
+        default=0.0,
+        help="labelled incidents: a heater left on from 23:00, per apartment-day (needs "
+        "the warm-up of days before: data.warmup_days)",
+    )
+    parser.add_argument(
+        "--vacations", type=float, default=0.0, help="labelled weeks away, per apartment-day"
     )
     parser.add_argument(
         "--fault-each-once",
@@ -273,8 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     rates = fault_rates(args, scenario)  # now: the stuck devices' window starts from here
     try:
         pipeline = local_pipeline.start(
-            run_dir, stage, time_scale=scenario.speed, faults=rates, settings=_settings(args)
-        )
+            run_dir, stage, time_scale=scenario.speed, faults=rates, settings=_settings(args),
+            schedules=False,  # once the meters are registered (_publish)
+        )  # fmt: skip
     except ValueError as error:
         print(f"==> {error}", file=sys.stderr, flush=True)
         return 2
@@ -506,6 +529,12 @@ def _scenario(args: argparse.Namespace) -> Scenario:
             reset_rate=args.reset_rate,
             garbage_rate=args.garbage_rate,
         ),
+        incidents=IncidentRates(
+            silences=args.silences,
+            silence_minutes=args.silence_minutes,
+            heater_nights=args.heater_nights,
+            vacations=args.vacations,
+        ),
     )
 
 
@@ -522,10 +551,15 @@ def _publish(
     ca = pipeline.ca
     pki = ca.directory
     iot = pipeline.deployment.client("iot")
+    group = pipeline.deployment.functions[contract.PROCESSOR].environment[
+        contract.METER_GROUP_NAME.name
+    ]
     for device, place in scenario.places().items():
         ca.issue_client(device)
-        # As `energy-monitoring fleet register` leaves it: the thing, placed.
+        # As `energy-monitoring fleet register` leaves it: the thing, placed, in the group.
         iot.create_thing(thingName=device, attributePayload={"attributes": place})
+        iot.add_thing_to_thing_group(thingGroupName=group, thingName=device)
+    pipeline.start_schedules()  # the silence sweep, now that there are meters to list
     publisher = MqttPublisher(
         pipeline.broker.host,
         pipeline.broker.port,
@@ -601,6 +635,31 @@ def _drain(
     return drain_s
 
 
+def _alerts_quality(
+    scenario: Scenario, published: _Published, results: Results
+) -> dict[str, Any]:
+    """The alerts judged against the simulator's labelled incidents; when each alert was
+    sent comes from the alert tap's SentTimestamp, in the scenario's simulated time."""
+    log = sorted((wall, ts) for _device, ts, wall in published.stats.publish_log)
+    walls = [wall for wall, _ts in log]
+
+    def simulated(sent_ms: int | None) -> float | None:
+        if sent_ms is None or not log:
+            return None
+        at = max(0, bisect.bisect_right(walls, sent_ms / 1000) - 1)
+        wall, ts = log[at]
+        return ts + (sent_ms / 1000 - wall) * scenario.speed
+
+    raised = [
+        RaisedAlert.of(alert, simulated(sent))
+        for alert, sent in zip(results.alerts, results.alert_sent_ms, strict=True)
+    ]
+    incidents = published.simulation.incidents
+    report = judge(incidents, [a for a in raised if a is not None],
+                   apartment_days=scenario.apartments * scenario.days)  # fmt: skip
+    return {**report, "incidents": [i.public() for i in incidents]}
+
+
 def _summary(
     scenario: Scenario,
     pipeline: local_pipeline.Pipeline,
@@ -666,6 +725,7 @@ def _summary(
         "on_failure_messages": results.on_failure_messages,
         "dead_letters": results.dead_letters,
         "alerts": len(results.alerts),
+        "alerts_quality": _alerts_quality(scenario, published, results),
         "latency_s": {
             "samples": len(sampler.samples),
             "p50": round(_percentile(sampler.samples, 0.5), 2),

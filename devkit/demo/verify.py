@@ -38,6 +38,7 @@ class Results:
     per_device: dict[str, dict[str, Any]] = field(default_factory=dict)
     intervals: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    alert_sent_ms: list[int | None] = field(default_factory=list)  # when SNS delivered each
     raw_archive_rows: int = 0
     raw_archive_objects: int = 0
     processed_objects: int = 0
@@ -96,7 +97,9 @@ def collect(deployment: Deployment, devices: list[str]) -> Results:
     if deployment.alert_tap_url:
         while True:
             messages = sqs.receive_message(
-                QueueUrl=deployment.alert_tap_url, MaxNumberOfMessages=10
+                QueueUrl=deployment.alert_tap_url,
+                MaxNumberOfMessages=10,
+                AttributeNames=["SentTimestamp"],
             ).get("Messages", [])
             if not messages:
                 break
@@ -106,6 +109,8 @@ def collect(deployment: Deployment, devices: list[str]) -> Results:
                 except json.JSONDecodeError:
                     body = {"message": message["Body"]}
                 results.alerts.append(body if isinstance(body, dict) else {"message": body})
+                sent = message.get("Attributes", {}).get("SentTimestamp")
+                results.alert_sent_ms.append(int(sent) if sent else None)
             sqs.delete_message_batch(
                 QueueUrl=deployment.alert_tap_url,
                 Entries=[
@@ -252,7 +257,10 @@ def alert_keys(alerts: list[dict[str, Any]], period_minutes: int) -> Counter[tup
     for alert in alerts:
         start = datetime.fromisoformat(str(alert.get("interval_start", ""))).timestamp()
         period = datetime.fromtimestamp(start - start % width, UTC).isoformat()
-        keys[(str(alert.get("device_id")), str(alert.get("kind")), period)] += 1
+        kind = str(alert.get("kind"))
+        if alert.get("status", "alert") != "alert":  # a resolution is a message of its own
+            kind = f"{kind}/{alert['status']}"
+        keys[(str(alert.get("device_id")), kind, period)] += 1
     return keys
 
 

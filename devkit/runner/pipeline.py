@@ -48,6 +48,8 @@ class Pipeline:
     restartable: dict[str, Callable[[], subprocess.Popen[bytes]]] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)
     _supervising: threading.Event = field(default_factory=threading.Event)
+    # Starts a worker (name, module, arguments, environment): what start() launched with.
+    launch: Callable[[str, str, list[str], dict[str, str]], None] | None = None
 
     @property
     def fault_log(self) -> Path:
@@ -65,6 +67,34 @@ class Pipeline:
     def restart_broker(self, down_s: float) -> None:
         """A broker outage: stopped, down for `down_s`, started on the same port."""
         self.broker = self.broker.restart(down_s=down_s)
+
+    def start_schedules(self) -> None:
+        """The templates' EventBridge schedules (the silence sweep), one worker per function
+        they invoke; start() starts them unless told to wait (until meters exist)."""
+        assert self.launch is not None
+        for function in sorted({schedule.function for schedule in self.deployment.schedules}):
+            self.launch(
+                f"{function}-schedule",
+                "devkit.emulators.schedules",
+                ["--function", function],
+                self.deployment.functions[function].environment,
+            )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        """Until every worker has written its status; a worker that exits stops all."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, child in self.workers.items():
+                if child.poll() is not None:
+                    log = (self.run_dir / f"{name}.log").read_text(errors="replace")[-3000:]
+                    self.stop()
+                    raise RuntimeError(f"{name} exited with {child.returncode}:\n{log}")
+            if all(self.status(name) for name in self.workers):
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"the pipeline's workers did not report ready within {timeout:.0f} s")
 
     def start_supervisor(self) -> None:
         def loop() -> None:
@@ -110,10 +140,12 @@ def start(
     with_archive: bool = True,
     faults: FaultRates | None = None,
     settings: dict[str, dict[str, str]] | None = None,
+    schedules: bool = True,
 ) -> Pipeline:
     """Everything up and subscribed; the caller owns stop() (also registered at exit).
     `settings`: environment variables per function that replace the templates' (a demo
-    run's own thresholds), checked as the functions check them."""
+    run's own thresholds), checked as the functions check them. `schedules`: False to
+    start them later (`Pipeline.start_schedules`), once there are meters to look at."""
     run_dir.mkdir(parents=True, exist_ok=True)
     ca = CertificateAuthority(run_dir / "pki")
     broker = start_broker(run_dir / "broker", ca)
@@ -171,6 +203,7 @@ def start(
             ["--function", function, *override, *injected],
             deployment.functions[function].environment,
         )
+    pipeline.launch = launch
     if with_archive:
         launch("archive", "devkit.emulators.firehose", [], {})
     launch(
@@ -188,20 +221,12 @@ def start(
         ],
         {},
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        for name, child in pipeline.workers.items():
-            if child.poll() is not None:
-                log = (run_dir / f"{name}.log").read_text(errors="replace")[-3000:]
-                pipeline.stop()
-                raise RuntimeError(f"{name} exited with {child.returncode}:\n{log}")
-        if all(pipeline.status(name) for name in pipeline.workers):
-            if pipeline.restartable:
-                pipeline.start_supervisor()
-            return pipeline
-        time.sleep(0.1)
-    pipeline.stop()
-    raise TimeoutError("the pipeline's workers did not report ready within 60 s")
+    pipeline._wait_ready()
+    if schedules:
+        pipeline.start_schedules()
+    if pipeline.restartable:
+        pipeline.start_supervisor()
+    return pipeline
 
 
 def wait_drained(pipeline: Pipeline, *, messages: int, timeout: float, report: Any = None) -> float:

@@ -73,6 +73,15 @@ class MappingSpec:
 
 
 @dataclass
+class ScheduleSpec:
+    """An EventBridge schedule that invokes one of the functions with a fixed input."""
+
+    function: str  # "batching" or "processor"
+    rate_s: int  # simulated seconds between invocations
+    input: dict[str, Any]
+
+
+@dataclass
 class Deployment:
     """Everything the local processes need, resolved to local names (JSON round-trips)."""
 
@@ -85,6 +94,7 @@ class Deployment:
     archive_bucket: str = ""
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
     mappings: dict[str, MappingSpec] = field(default_factory=dict)
+    schedules: list[ScheduleSpec] = field(default_factory=list)
     rule_sql: str = ""
     rule_partition_key: str = ""
     rule_topic_filter: str = ""
@@ -114,6 +124,7 @@ class Deployment:
         raw = json.loads(path.read_text())
         raw["functions"] = {k: FunctionSpec(**v) for k, v in raw["functions"].items()}
         raw["mappings"] = {k: MappingSpec(**v) for k, v in raw["mappings"].items()}
+        raw["schedules"] = [ScheduleSpec(**v) for v in raw.get("schedules", [])]
         return cls(**raw)
 
     def client_env(self) -> dict[str, str]:
@@ -364,6 +375,7 @@ def provision(stage: Stage, deployment: Deployment) -> Deployment:
             prov.resolve.resource(stack, logical)
     functions = _read_functions(stage, prov.resolve, deployment)
     _read_event_sources(stage, prov.resolve, deployment, functions)
+    _read_schedules(stage, deployment, functions)
     _read_names(deployment)
     _read_topic_rule(stage, deployment)
     _read_firehose(stage, prov.resolve, deployment)
@@ -461,6 +473,31 @@ def _read_event_sources(
         )
         if is_kinesis:
             deployment.stream_name, deployment.stream_arn = source.ref, source_arn
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_RATE_UNIT_S = {"minute": 60, "hour": 3600, "day": 86_400}
+
+
+def _read_schedules(
+    stage: Stage, deployment: Deployment, functions: dict[str, tuple[Stack, str]]
+) -> None:
+    """Each scheduled rule's targets among the handlers, with their inputs."""
+    for stack, logical, resource in stage.of_type("AWS::Events::Rule"):
+        props = resource["Properties"]
+        expression = props.get("ScheduleExpression")
+        if not expression or props.get("State", "ENABLED") != "ENABLED":
+            continue
+        rate = _RATE.match(expression)
+        if rate is None:
+            raise LookupError(f"{stack.name}/{logical}: cannot run {expression!r} locally")
+        rate_s = int(rate.group(1)) * _RATE_UNIT_S[rate.group(2).rstrip("s")]
+        for target in props.get("Targets", []):
+            function = functions.get(_function_of(stage, stack, target["Arn"]))
+            if function is not None:
+                deployment.schedules.append(
+                    ScheduleSpec(function[1], rate_s, json.loads(target.get("Input", "{}")))
+                )
 
 
 def _read_names(deployment: Deployment) -> None:

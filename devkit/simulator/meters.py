@@ -13,6 +13,11 @@ must make of them (see `GroundTruth`):
 - garbage: an extra message that is malformed (not JSON, a missing field, a wrong type,
   a negative register); each garbage message holds exactly one reading's worth of input.
 
+Labelled incidents (`devkit.simulator.incidents`) change what an apartment uses (a heater
+left on for a night, a week away) or what its meter sends (silent for an hour: it keeps
+reading and sends everything when it can again); `Simulation.incidents` lists them, with
+the alert each must raise.
+
 The same code publishes to AWS IoT Core (`--endpoint`, `--cert`, `--key`, `--ca`,
 `--thing`) for one real device.
 """
@@ -40,7 +45,8 @@ from devkit.emulators.mqtt import connect, tls_client
 from devkit.emulators.pki import CertificateAuthority
 from devkit.runner.processes import wait_until
 from devkit.settings import dev_config
-from devkit.simulator.profiles import DAY_S, ApartmentProfile
+from devkit.simulator import incidents as labelled
+from devkit.simulator.profiles import DAY_S, ApartmentProfile, Event
 
 GARBAGE_KINDS = ("not-json", "missing-field", "wrong-type", "negative-register")
 
@@ -81,6 +87,7 @@ class Scenario:
     faults: Faults = field(default_factory=Faults)
     things: tuple[str, ...] = ()  # real thing names instead of apt-0001...; one per apartment
     apartments_per_building: int = 10
+    incidents: labelled.IncidentRates = field(default_factory=labelled.IncidentRates)
 
     def __post_init__(self) -> None:
         checks = {
@@ -220,6 +227,31 @@ class Simulation:
         }
         self.truth = {device: DeviceTruth() for device in self.devices}
         self.duplicated: set[tuple[str, bytes]] = set()  # (device, payload) sent twice
+        self.incidents = labelled.plan(
+            scenario.incidents,
+            self.devices,
+            start_s=self.start,
+            duration_s=scenario.duration_s,
+            seed=scenario.seed,
+        )
+        self.silences: dict[str, list[tuple[int, int]]] = {}
+        for incident in self.incidents:
+            start, end = incident.start_s - self.start, incident.end_s - self.start
+            profile = self.profiles[incident.device_id]
+            if incident.kind == labelled.HEATER_NIGHT:
+                profile.events.append(Event(start, end, incident.power_w))
+            elif incident.kind == labelled.VACATION:
+                profile.away.append((start, end))
+            elif incident.kind == labelled.METER_SILENT:
+                spans = self.silences.setdefault(incident.device_id, [])
+                spans.append((incident.start_s, incident.end_s))
+
+    def _silent_until(self, device: str, ts: int) -> int | None:
+        """When the meter can send again, if it cannot at `ts`."""
+        for start, end in self.silences.get(device, ()):
+            if start <= ts < end:
+                return end
+        return None
 
     def messages(self) -> Iterator[Message]:
         sc, faults = self.scenario, self.scenario.faults
@@ -270,6 +302,12 @@ class Simulation:
                 body = batch[0] if len(batch) == 1 else {"readings": batch}
                 payload = json.dumps(body, separators=(",", ":")).encode()
                 message = Message(ts, device, payload, len(batch), ts, "readings")
+                silent_until = self._silent_until(device, ts)
+                if silent_until is not None:  # kept, and sent when it can send again
+                    order += 1
+                    kept = Message(silent_until, device, payload, len(batch), ts, "silenced")
+                    heapq.heappush(held, (kept.publish_at, order, kept))
+                    continue
                 near_swap = truth.resets and len(truth._segments[-1]) <= LOOKBACK + len(batch)
                 if (
                     late_window[0] < t_rel < late_window[1]

@@ -34,6 +34,8 @@ class ApartmentProfile:
     occupancy_w: float = 0.0
     heavy_user: bool = False
     events: list[Event] = field(default_factory=list)
+    # (start, end) in seconds since scenario start: nobody home (base load and fridge only).
+    away: list[tuple[int, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         rng = random.Random(self.seed)
@@ -81,6 +83,8 @@ class ApartmentProfile:
 
     def power_w(self, t_s: float) -> float:
         fridge = 110.0 if ((t_s + self.fridge_phase) % 2700) < 900 else 0.0
+        if any(start <= t_s < end for start, end in self.away):
+            return self.base_w + fridge
         power = self.base_w + fridge + self.occupancy_w * self.occupancy(t_s)
         for event in self.events:
             if event.start_s <= t_s < event.end_s:

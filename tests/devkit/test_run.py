@@ -28,8 +28,10 @@ SCENARIO = [
 ]  # fmt: skip
 
 
-def run_demo(out: Path, *more: str) -> tuple[int, Path, str]:
-    command = [sys.executable, "-m", "devkit.demo.run", *SCENARIO, "--out", str(out), *more]
+def run_demo(
+    out: Path, *more: str, scenario: list[str] = SCENARIO
+) -> tuple[int, Path, str]:
+    command = [sys.executable, "-m", "devkit.demo.run", *scenario, "--out", str(out), *more]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "runtime")])}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     return done.returncode, out, done.stdout + done.stderr
@@ -50,6 +52,37 @@ def fault_run(
         tmp_path_factory.mktemp("faults"), "--faults", "--fault-each-once",
         "--reference", str(demo_run[1]),
     )  # fmt: skip
+
+
+SILENCES = [
+    "--apartments", "10", "--days", "0.06", "--speed", "300", "--duplicate-rate", "0",
+    "--garbage-rate", "0", "--late-rate", "0", "--reset-rate", "0",
+    # Three of the ten go quiet for 25 minutes (apt-0001, -0003, -0009: seed 7).
+    "--silences", "0.2", "--silence-minutes", "25",
+]  # fmt: skip
+
+
+def test_the_schedule_s_sweep_alerts_silent_meters_and_their_readings_resolve_it(
+    tmp_path: Path,
+) -> None:
+    """The local pipeline runs the template's EventBridge schedule: each meter's silence is
+    alerted (by the sweep), once, within 30 minutes, and resolved when it sends again."""
+    code, out, log = run_demo(tmp_path / "silences", scenario=SILENCES)
+    assert code == 0, log[-3000:]
+    result = summary(out)
+    assert result["lost"] == 0 and result["energy_mismatches"] == 0
+    quality = result["alerts_quality"]
+    assert quality["incidents_by_kind"] == {"meter_silent": 3}
+    silenced = sorted(i["device_id"] for i in quality["incidents"])
+    silent = quality["kinds"]["meter_silent"]
+    assert (silent["alerts"], silent["precision"], silent["recall"]) == (3, 1.0, 1.0)
+    assert silent["median_minutes_to_alert"] <= 30
+    sent = json.loads((out / "alerts.json").read_text())
+    assert sorted((a["device_id"], a["status"]) for a in sent) == sorted(
+        (device, status) for device in silenced for status in ("alert", "resolved")
+    )  # fmt: skip
+    sweeps = json.loads((out / "run" / "processor-schedule.status.json").read_text())
+    assert sweeps["stats"]["invocations"] > 10 and sweeps["stats"]["errors"] == 0
 
 
 def summary(out: Path) -> dict[str, Any]:

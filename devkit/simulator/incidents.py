@@ -1,0 +1,205 @@
+"""Labelled incidents the simulator injects into apartments, and the alert each should raise.
+
+An incident has a device, a kind and a time span; `EXPECTED_ALERT` says which alert kind
+must follow it (None: it must raise nothing, like a week away that leaves only the fridge
+running). They are drawn per apartment and day from the scenario's seed, never two at once
+in one apartment, and only after `after_days` (the detector needs earlier days to learn
+what is normal), so a run's ground truth is reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from devkit.simulator.profiles import DAY_S
+
+HEATER_NIGHT = "heater_night"  # a 2 kW heater left on from 23:00 to 06:00
+VACATION = "vacation"  # a week away: base load and fridge only
+METER_SILENT = "meter_silent"  # the meter cannot reach the broker; it buffers and resends
+EXPECTED_ALERT: dict[str, str | None] = {
+    HEATER_NIGHT: "unusual_usage",
+    VACATION: None,
+    METER_SILENT: "meter_silent",
+}
+HEATER_START_H, HEATER_END_H = 23, 30  # 23:00 to 06:00 the next day
+VACATION_DAYS = 7
+SETTLE_S = 10 * 60  # no incident starts sooner in a day, or ends later in the scenario
+
+
+@dataclass(frozen=True)
+class Incident:
+    device_id: str
+    kind: str
+    start_s: int  # epoch seconds
+    end_s: int
+    power_w: float = 0.0  # what it adds (a heater), if anything
+
+    @property
+    def expects(self) -> str | None:
+        return EXPECTED_ALERT[self.kind]
+
+    def public(self) -> dict[str, object]:
+        return {"device_id": self.device_id, "kind": self.kind, "start_s": self.start_s,
+                "end_s": self.end_s, "expects": self.expects}  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class IncidentRates:
+    heater_nights: float = 0.0  # per apartment and day
+    vacations: float = 0.0  # weeks away begun, per apartment and day
+    silences: float = 0.0  # per apartment and day
+    silence_minutes: int = 60
+    heater_w: float = 2000.0
+    after_days: int = 0  # none before the end of this day of the scenario
+
+    def __post_init__(self) -> None:
+        for name in ("heater_nights", "vacations", "silences"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(f"incident rate {name} must be within 0..1 per day, got {value}")
+        if not 1 <= self.silence_minutes <= 24 * 60:
+            raise ValueError(f"silence_minutes must be within 1..1440, got {self.silence_minutes}")
+        if self.after_days < 0:
+            raise ValueError(f"after_days must be >= 0, got {self.after_days}")
+
+    @property
+    def any(self) -> bool:
+        return bool(self.heater_nights or self.vacations or self.silences)
+
+
+def plan(
+    rates: IncidentRates, devices: list[str], *, start_s: int, duration_s: int, seed: int
+) -> list[Incident]:
+    """Every incident of a scenario, in start order; each ends inside it, with room after
+    for what it should raise."""
+    incidents: list[Incident] = []
+    if not rates.any:
+        return incidents
+    days = -(-duration_s // DAY_S)
+    end_s = start_s + duration_s - SETTLE_S
+    for index, device in enumerate(devices):
+        rng = random.Random(seed * 1_000_003 + index)
+        busy_until = start_s + rates.after_days * DAY_S
+        for day in range(rates.after_days, days):
+            day0 = start_s + day * DAY_S
+            drawn = []
+            if rng.random() < rates.vacations and day + VACATION_DAYS <= days:
+                drawn.append(Incident(device, VACATION, day0, day0 + VACATION_DAYS * DAY_S))
+            if rng.random() < rates.heater_nights and day + 1 < days:
+                drawn.append(Incident(device, HEATER_NIGHT, day0 + HEATER_START_H * 3600,
+                                      day0 + HEATER_END_H * 3600, rates.heater_w))  # fmt: skip
+            latest = min(day0 + DAY_S, end_s) - rates.silence_minutes * 60
+            if rng.random() < rates.silences and latest > day0 + SETTLE_S:
+                begin = rng.randint(day0 + SETTLE_S, latest) // 60 * 60
+                drawn.append(Incident(device, METER_SILENT, begin,
+                                      begin + rates.silence_minutes * 60))  # fmt: skip
+            for incident in drawn:
+                if incident.start_s >= busy_until and incident.end_s <= end_s + SETTLE_S:
+                    incidents.append(incident)
+                    busy_until = incident.end_s + DAY_S  # one at a time, and a day apart
+    return sorted(incidents, key=lambda i: (i.start_s, i.device_id))
+
+
+# --- judging alerts against them ----------------------------------------------------------
+
+# Alerts of a configured rule (a threshold), true by definition when it is crossed: they are
+# reported, not judged against incidents.
+RULE_KINDS = ("high_usage",)
+# How far before an incident an alert may name its start and still be its: the interval the
+# incident began in, or the last reading a silent meter sent before it went quiet.
+MATCH_SLACK_S = 15 * 60
+
+
+@dataclass(frozen=True)
+class RaisedAlert:
+    device_id: str
+    kind: str
+    start_s: int  # the interval (or silence) it names
+    raised_s: float | None = None  # simulated time it was sent, if known
+
+    @classmethod
+    def of(cls, message: dict[str, object], raised_s: float | None = None) -> RaisedAlert | None:
+        """From an alert message as SNS carried it; None for a resolution or not an alert."""
+        from datetime import datetime
+
+        if message.get("status", "alert") != "alert" or "interval_start" not in message:
+            return None
+        start = datetime.fromisoformat(str(message["interval_start"]).replace("Z", "+00:00"))
+        return cls(str(message["device_id"]), str(message["kind"]), int(start.timestamp()),
+                   raised_s)  # fmt: skip
+
+
+def _matches(alert: RaisedAlert, incident: Incident) -> bool:
+    return (
+        alert.device_id == incident.device_id
+        and alert.kind == incident.expects
+        and incident.start_s - MATCH_SLACK_S <= alert.start_s < incident.end_s
+    )
+
+
+def judge(
+    incidents: list[Incident], alerts: list[RaisedAlert], *, apartment_days: float
+) -> dict[str, object]:
+    """Per alert kind: precision (alerts that belong to an incident that expects them),
+    recall (incidents that got their alert) and the median minutes from an incident's start
+    to its first alert; and the false alerts (of any judged kind, per 100 apartment-days)."""
+    judged = [a for a in alerts if a.kind not in RULE_KINDS]
+    kinds = sorted({i.expects for i in incidents if i.expects} | {a.kind for a in judged})
+    report: dict[str, dict[str, object]] = {}
+    false_alerts = 0
+    for kind in kinds:
+        raised = [a for a in judged if a.kind == kind]
+        expected = [i for i in incidents if i.expects == kind]
+        true = [a for a in raised if any(_matches(a, i) for i in expected)]
+        false_alerts += len(raised) - len(true)
+        delays = []
+        detected = 0
+        for incident in expected:
+            times = [a.raised_s for a in raised if _matches(a, incident)]
+            if times:
+                detected += 1
+                known = [t for t in times if t is not None]
+                if known:
+                    delays.append((min(known) - incident.start_s) / 60)
+        report[kind] = {
+            "alerts": len(raised),
+            "true_alerts": len(true),
+            "incidents": len(expected),
+            "detected": detected,
+            "precision": round(len(true) / len(raised), 4) if raised else None,
+            "recall": round(detected / len(expected), 4) if expected else None,
+            "median_minutes_to_alert": round(_median(delays), 1) if delays else None,
+        }
+    quiet = [i for i in incidents if i.expects is None]
+    false = [a for a in judged if not any(_matches(a, i) for i in incidents)]
+    return {
+        "apartment_days": round(apartment_days, 2),
+        "kinds": report,
+        "false_alerts": false_alerts,
+        "false_alerts_per_100_apartment_days": round(100 * false_alerts / apartment_days, 3)
+        if apartment_days
+        else None,
+        # Incidents that must raise nothing (a week away) and what was raised during them.
+        "quiet_incidents": len(quiet),
+        "alerts_during_quiet_incidents": sum(
+            1
+            for i in quiet
+            for a in judged
+            if a.device_id == i.device_id and i.start_s <= a.start_s < i.end_s
+        ),
+        "rule_alerts": {k: sum(a.kind == k for a in alerts) for k in RULE_KINDS},
+        # What the false alerts named (the first 50): where to look when tuning.
+        "false_alert_list": [
+            {"device_id": a.device_id, "kind": a.kind, "start_s": a.start_s} for a in false[:50]
+        ],
+        "incidents_by_kind": {
+            k: sum(i.kind == k for i in incidents) for k in sorted({i.kind for i in incidents})
+        },
+    }
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2

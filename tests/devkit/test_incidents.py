@@ -1,0 +1,122 @@
+"""Labelled incidents: what the simulator injects, and how alerts are judged against them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from devkit.simulator import incidents as labelled
+from devkit.simulator.incidents import Incident, IncidentRates, RaisedAlert, judge
+from devkit.simulator.meters import Faults, Scenario, Simulation
+
+START = 1_794_700_800  # a Monday, 00:00 UTC
+NO_FAULTS = Faults(duplicate_rate=0, late_rate=0, reset_rate=0, garbage_rate=0)
+DAY = 86_400
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1), st.integers(0, 5), st.integers(0, 10**6))
+def test_incidents_are_reproducible_one_at_a_time_and_after_the_warm_up(
+    heater: float, vacation: float, silence: float, after: int, seed: int
+) -> None:
+    rates = IncidentRates(heater_nights=heater, vacations=vacation, silences=silence,
+                          after_days=after)  # fmt: skip
+    devices = ["a", "b", "c"]
+    planned = labelled.plan(rates, devices, start_s=START, duration_s=14 * DAY, seed=seed)
+    assert planned == labelled.plan(rates, devices, start_s=START, duration_s=14 * DAY, seed=seed)
+    for device in devices:
+        own = [i for i in planned if i.device_id == device]
+        for before, after_ in itertools.pairwise(own):
+            assert after_.start_s >= before.end_s  # never two at once
+    assert all(i.start_s >= START + after * DAY for i in planned)
+    assert all(i.end_s <= START + 14 * DAY for i in planned)
+
+
+def test_rates_out_of_range_are_named() -> None:
+    with pytest.raises(ValueError, match="heater_nights"):
+        IncidentRates(heater_nights=1.5)
+    with pytest.raises(ValueError, match="silence_minutes"):
+        IncidentRates(silence_minutes=0)
+
+
+def test_a_heater_night_a_week_away_and_a_silent_hour_happen_as_labelled() -> None:
+    rates = IncidentRates(heater_nights=0.5, vacations=0.2, silences=0.5, after_days=1)
+    scenario = Scenario(apartments=6, days=9, interval_s=60, readings_per_message=5,
+                        start_epoch_s=START, seed=3, faults=NO_FAULTS, incidents=rates)  # fmt: skip
+    simulation = Simulation(scenario)
+    kinds = {i.kind for i in simulation.incidents}
+    assert kinds == {labelled.HEATER_NIGHT, labelled.VACATION, labelled.METER_SILENT}
+    messages = list(simulation.messages())
+    for incident in simulation.incidents:
+        profile = simulation.profiles[incident.device_id]
+        middle = (incident.start_s + incident.end_s) // 2 - START
+        if incident.kind == labelled.HEATER_NIGHT:
+            assert incident.start_s % DAY == 23 * 3600
+            assert any(e.power_w == 2000.0 and e.start_s <= middle < e.end_s
+                       for e in profile.events)  # fmt: skip
+        elif incident.kind == labelled.VACATION:
+            # Nobody home: the base load and the fridge, nothing else.
+            assert profile.power_w(middle) <= profile.base_w + 110.0
+        else:
+            # Nothing is sent while it is silent; what it read then comes when it can send.
+            sent_during = [m for m in messages if m.device_id == incident.device_id
+                           and incident.start_s <= m.publish_at < incident.end_s]  # fmt: skip
+            assert sent_during == []
+            kept = [m for m in messages if m.device_id == incident.device_id
+                    and m.kind == "silenced" and m.publish_at == incident.end_s]  # fmt: skip
+            assert kept
+            assert all(incident.start_s <= m.last_ts < incident.end_s for m in kept)
+    # Every reading still reaches the pipeline once: the truth is unchanged by silences.
+    sent = sum(m.readings for m in messages)
+    assert sent == sum(t.readings for t in simulation.truth.values())
+    per_device: dict[str, list[int]] = {}
+    for message in messages:
+        body = json.loads(message.payload)
+        per_device.setdefault(message.device_id, []).extend(
+            r["ts"] for r in body.get("readings", [body]))  # fmt: skip
+    assert all(len(stamps) == len(set(stamps)) for stamps in per_device.values())
+
+
+def at(day: int, hour: float) -> int:
+    return START + day * DAY + int(hour * 3600)
+
+
+def test_alerts_are_judged_per_kind_against_the_incidents() -> None:
+    incidents = [
+        Incident("a", labelled.HEATER_NIGHT, at(3, 23), at(4, 6), 2000.0),
+        Incident("b", labelled.HEATER_NIGHT, at(5, 23), at(6, 6), 2000.0),  # missed
+        Incident("c", labelled.METER_SILENT, at(4, 10), at(4, 11)),
+        Incident("d", labelled.VACATION, at(3, 0), at(10, 0)),
+    ]
+    alerts = [
+        RaisedAlert("a", "unusual_usage", at(3, 23.25), at(3, 23.6)),  # 21 minutes after
+        RaisedAlert("a", "unusual_usage", at(4, 1), at(4, 1.3)),  # the same night again
+        RaisedAlert("c", "meter_silent", at(4, 9.95), at(4, 10.4)),  # its last reading
+        RaisedAlert("e", "unusual_usage", at(4, 19), at(4, 19.3)),  # a meal: false
+        RaisedAlert("d", "unusual_usage", at(5, 3), at(5, 3.3)),  # away: false
+        RaisedAlert("a", "high_usage", at(3, 23.25), at(3, 23.6)),  # a rule: not judged
+    ]
+    report = judge(incidents, alerts, apartment_days=50)
+    unusual = report["kinds"]["unusual_usage"]
+    assert (unusual["alerts"], unusual["true_alerts"], unusual["precision"]) == (4, 2, 0.5)
+    assert (unusual["incidents"], unusual["detected"], unusual["recall"]) == (2, 1, 0.5)
+    assert unusual["median_minutes_to_alert"] == 36.0
+    silent = report["kinds"]["meter_silent"]
+    assert (silent["precision"], silent["recall"], silent["median_minutes_to_alert"]) == (
+        1.0, 1.0, 24.0)  # fmt: skip
+    assert report["false_alerts"] == 2
+    assert report["false_alerts_per_100_apartment_days"] == 4.0
+    assert report["alerts_during_quiet_incidents"] == 1
+    assert report["rule_alerts"] == {"high_usage": 1}
+
+
+def test_a_raised_alert_is_read_from_the_message_sns_carried() -> None:
+    message = {"device_id": "a", "kind": "meter_silent", "status": "alert",
+               "interval_start": "2026-11-16T10:05:00Z"}  # fmt: skip
+    alert = RaisedAlert.of(message, 123.0)
+    assert alert == RaisedAlert("a", "meter_silent", 1_794_823_500, 123.0)
+    assert RaisedAlert.of({**message, "status": "resolved"}) is None
