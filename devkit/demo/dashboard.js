@@ -23,8 +23,21 @@ function lineChart(id, series, w, h, opts) {
   const Y = v => h - pad / 1.5 - (h - pad) * v / y1;
   let d = '';
   series.forEach((p, i) => { d += (i ? 'L' : 'M') + X(xs[i]).toFixed(1) + ' ' + Y(ys[i]).toFixed(1); });
+  // Spans (a labelled incident) behind the curve, marks (an alert) on top of it.
+  const inside = t => t >= x0 && t <= x1;
+  for (const [t0, t1, color, label] of opts.spans || []) {
+    if (t1 < x0 || t0 > x1) continue;
+    const a = X(Math.max(t0, x0)), b = X(Math.min(t1, x1));
+    el('rect', {x: a, y: 0, width: Math.max(1, b - a), height: h, fill: color, opacity: 0.25}, s, undefined);
+    if (label) el('title', {}, s.lastChild, label);
+  }
   if (opts.area) el('path', {d: d + `L${X(x1)} ${Y(0)}L${X(x0)} ${Y(0)}Z`, fill: opts.fill, stroke: 'none'}, s);
   el('path', {d, fill: 'none', stroke: opts.stroke, 'stroke-width': opts.width || 1.5}, s);
+  for (const [t, color, label] of opts.marks || []) {
+    if (!inside(t)) continue;
+    const m = el('line', {x1: X(t), y1: 0, x2: X(t), y2: h, stroke: color, 'stroke-width': 2, class: 'mark'}, s);
+    el('title', {}, m, label);
+  }
   if (opts.axes) {
     el('line', {x1: pad, y1: Y(0), x2: w - 8, y2: Y(0), stroke: '#999'}, s);
     el('text', {x: 4, y: Y(y1) + 4, 'font-size': 11}, s, y1.toFixed(1) + ' ' + opts.unit);
@@ -65,7 +78,12 @@ for (const name of names) {
   cell.innerHTML = `<div class="name">${name}${heavy} <small>${D.totals_kwh[name]} kWh</small></div>`;
   grid.appendChild(cell);
   const series = D.apartments[name].map(([t, wh]) => [t, wh * perHour / 1000]);
-  if (series.length) lineChart(cell.id, series, 220, 70, {stroke: '#2471a3', fill: '#d6eaf8', area: true, pad: 4, width: 1});
+  const marks = D.alerts.filter(a => a.device_id === name && a.interval_start).map(a =>
+    [Date.parse(a.interval_start), a.status === 'resolved' ? '#1e8449' : '#c0392b',
+     `${a.kind} ${a.status || 'alert'} ${a.interval_start}` + (a.expected_wh != null ? `, expected ${a.expected_wh} Wh` : '')]);
+  const spans = D.incidents.filter(i => i.device_id === name).map(i =>
+    [i.start_s * 1000, i.end_s * 1000, i.expects ? '#f5cba7' : '#d5dbdb', `${i.kind} (expects ${i.expects || 'nothing'})`]);
+  if (series.length) lineChart(cell.id, series, 220, 70, {stroke: '#2471a3', fill: '#d6eaf8', area: true, pad: 4, width: 1, marks, spans});
 }
 done('apartments');
 // Top consumers

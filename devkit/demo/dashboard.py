@@ -16,9 +16,12 @@ from string import Template
 from typing import Any
 
 from devkit.demo.verify import Results
+from devkit.simulator import incidents
+from devkit.simulator.incidents import RaisedAlert
 from devkit.simulator.meters import Simulation
 
 _CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
+ALERT_COLUMNS = ("device_id", "kind", "status", "interval_start", "energy_wh", "expected_wh")
 CHARTS = ("building", "apartments", "top", "reasons", "latency", "requests", "alerts", "cost")
 
 
@@ -36,14 +39,16 @@ def _data(
     }
     alerts = []
     for alert in results.alerts[:200]:
-        alerts.append(
-            {
-                k: alert.get(k)
-                for k in ("device_id", "kind", "interval_start", "energy_wh", "message")
-                if k in alert
-            }
-            or alert
-        )
+        shown = {k: alert.get(k, "") for k in ALERT_COLUMNS}
+        raised = RaisedAlert.of(alert) if "interval_start" in alert else None
+        incident = incidents.matching(raised, simulation.incidents) if raised else None
+        # The labelled incident it is the expected alert of; a configured rule's alerts
+        # and resolutions are not judged.
+        if alert.get("kind") in incidents.RULE_KINDS or raised is None:
+            shown["incident"] = "(not judged)"
+        else:
+            shown["incident"] = incident.kind if incident else "none: a false alert"
+        alerts.append(shown)
     requests = summary["requests"]
     return {
         "interval_minutes": interval_minutes,
@@ -54,6 +59,7 @@ def _data(
         },
         "heavy": [d for d, p in simulation.profiles.items() if p.heavy_user],
         "alerts": alerts,
+        "incidents": [i.public() for i in simulation.incidents],
         "reasons": summary["quarantined_by_reason"],
         "latency": [round(x, 3) for x in latency],
         "kpis": {

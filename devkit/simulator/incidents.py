@@ -138,6 +138,11 @@ def _matches(alert: RaisedAlert, incident: Incident) -> bool:
     )
 
 
+def matching(alert: RaisedAlert, incidents: list[Incident]) -> Incident | None:
+    """The incident the alert is the expected alert of, if any."""
+    return next((i for i in incidents if _matches(alert, i)), None)
+
+
 def judge(
     incidents: list[Incident], alerts: list[RaisedAlert], *, apartment_days: float
 ) -> dict[str, object]:

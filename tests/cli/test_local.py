@@ -122,7 +122,8 @@ def test_commands_run_against_local_up_and_down_leaves_nothing(
     assert apartments.json()["things"] == ["apt-0001", "apt-0002"]
 
     state = json.loads((directory / "local.json").read_text())
-    assert len(state["children"]) == 6  # broker, moto, 2 triggers, archive, topic rule
+    # broker, moto, 2 triggers, the schedule (the silence sweep), archive, topic rule
+    assert len(state["children"]) == 7
     down = cli("local", "down", "--dir", directory)
     assert down.code == 0, down.err
     assert up.wait(timeout=30) == 0

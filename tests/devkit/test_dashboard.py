@@ -13,6 +13,7 @@ from energy_runtime.contract import iso_utc
 
 from devkit.demo.dashboard import CHARTS, write_dashboard
 from devkit.demo.verify import Results
+from devkit.simulator.incidents import IncidentRates
 from devkit.simulator.meters import Faults, Scenario, Simulation
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -25,6 +26,7 @@ def scenario_output() -> tuple[dict[str, Any], Results, Simulation]:
         days=0.25,
         start_epoch_s=1_794_700_800,
         faults=Faults(reset_rate=0, late_rate=0),
+        incidents=IncidentRates(silences=1.0, silence_minutes=30),
     )
     simulation = Simulation(scenario)
     messages = list(simulation.messages())
@@ -38,7 +40,12 @@ def scenario_output() -> tuple[dict[str, Any], Results, Simulation]:
                 {"interval_start": iso_utc((simulation.start + start) * 1000), "energy_wh": wh}
             )
         results.intervals[device] = rows
-    results.alerts = [{"device_id": "apt-0001", "kind": "high_usage", "energy_wh": 2500.0}]
+    silence = simulation.incidents[0]
+    results.alerts = [
+        {"device_id": "apt-0001", "kind": "high_usage", "energy_wh": 2500.0},
+        {"device_id": silence.device_id, "kind": "meter_silent", "status": "alert",
+         "interval_start": iso_utc(silence.start_s * 1000)},
+    ]  # fmt: skip
     summary: dict[str, Any] = {
         "ok": True,
         "published": sum(m.readings for m in messages),
@@ -111,3 +118,9 @@ def test_charts_render_in_headless_chromium(tmp_path: Path) -> None:
     assert dom.count("<path") >= 2 * (len(simulation.devices) + 1)
     assert dom.count("<rect") >= 4 + 2 + 7  # top consumers, reasons, request counts
     assert "high_usage" in dom
+    # The silent meter's alert on its load curve, over its incident's span, and the table
+    # says it matched the incident.
+    assert dom.count('class="mark"') == 1
+    assert re.search(r"<td>meter_silent</td><td>alert</td>(<td>[^<]*</td>)*"
+                     r"<td>meter_silent</td></tr>", dom)  # fmt: skip
+    assert "<td>high_usage</td><td></td><td></td><td>2500</td><td></td><td>(not judged)</td>" in dom
