@@ -166,6 +166,16 @@ class Cloud:
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
 
+class RealClient:
+    """A real (moto) client of which a test replaces a call or two."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
 class Inbox:
     """An SQS queue subscribed to an alert topic: what SNS delivered."""
 

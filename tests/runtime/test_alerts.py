@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 from energy_runtime import alerts, aws, processor
 from energy_runtime.aggregate import IntervalSummary
-from runtime_fixtures import REGION, T0, Cloud, Inbox, intervals_using, kinesis_record
+from runtime_fixtures import (
+    REGION,
+    T0,
+    Cloud,
+    Inbox,
+    RealClient,
+    intervals_using,
+    kinesis_record,
+)
 
 START = T0 - T0 % 3600  # an hour boundary: alert periods are 60 minutes
 LATER_TOPIC = f"arn:aws:sns:{REGION}:123456789012:energy-alerts-later"
@@ -292,14 +300,10 @@ def test_a_publish_whose_connection_drops_is_retried_by_the_sdk(
     assert set(markers(cloud, "m-1").values()) == {"sent"}
 
 
-class ThrottledMarker:
+class ThrottledMarker(RealClient):
     """The real moto client, except that the first alert marker put is throttled."""
 
-    def __init__(self, client: Any) -> None:
-        self.client, self.throttled = client, False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.client, name)
+    throttled = False
 
     def put_item(self, **kwargs: Any) -> Any:
         if kwargs["Item"]["sk"]["S"].startswith("ALERT#") and not self.throttled:

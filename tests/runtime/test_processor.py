@@ -14,6 +14,7 @@ from energy_runtime.contract import INTERVAL_COLUMNS
 from runtime_fixtures import (
     T0,
     Cloud,
+    RealClient,
     archive_rows,
     assert_archive_agrees_with_table,
     intervals_using,
@@ -345,14 +346,12 @@ def test_a_message_that_is_not_a_handoff_is_quarantined_not_retried(cloud: Cloud
     assert queries.device_latest(cloud.table, "m-1") is not None
 
 
-class FailingFor:
+class FailingFor(RealClient):
     """The real moto client, except that writes for one device throttle."""
 
     def __init__(self, client: Any, device: str) -> None:
-        self.client, self.device = client, device
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.client, name)
+        super().__init__(client)
+        self.device = device
 
     def put_item(self, **kwargs: Any) -> Any:
         if kwargs["Item"]["pk"]["S"] == self.device:
@@ -452,14 +451,8 @@ def test_the_lambda_handler_reads_its_settings_and_counts_what_it_wrote(
     assert [(e, n) for _, e, n in energies(cloud, "m-1")] == [(178.0, 90), (20.0, 10)]
 
 
-class NeverProcessed:
+class NeverProcessed(RealClient):
     """The real moto client, except that BatchGetItem never processes any key."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.client, name)
 
     def batch_get_item(self, **kwargs: Any) -> Any:
         return {"Responses": {}, "UnprocessedKeys": kwargs["RequestItems"]}

@@ -12,7 +12,7 @@ from energy_runtime import aws, contract, processor, silence
 from energy_runtime.store import ConcurrentUpdate, Store, parse_hot
 from hypothesis import given
 from hypothesis import strategies as st
-from runtime_fixtures import T0, Cloud, Inbox, series
+from runtime_fixtures import T0, Cloud, Inbox, RealClient, series
 
 START = T0 - T0 % 3600
 MINUTE = 60_000
@@ -137,17 +137,11 @@ def test_the_mark_makes_a_processor_that_read_before_it_merge_again(cloud: Cloud
     cloud.run_batching(records)
     handoffs = cloud.drain_handoff()
 
-    class Stale:
+    class Stale(RealClient):
         """The table as the processor saw it before the mark: the old hot item."""
 
-        def __init__(self, real: Any) -> None:
-            self.real = real
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.real, name)
-
         def batch_get_item(self, **kwargs: Any) -> Any:
-            response = self.real.batch_get_item(**kwargs)
+            response = self.client.batch_get_item(**kwargs)
             for item in response["Responses"].get(cloud.processor.table_name, []):
                 if item["sk"]["S"] == contract.LATEST_SK:
                     item.pop("silent_since_ms", None)
