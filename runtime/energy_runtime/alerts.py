@@ -87,8 +87,7 @@ def same_interval_earlier_days(start_ms: int, days: int) -> list[int]:
     """The same interval on each of the `days` days before, of the same kind (weekdays
     for a weekday, weekend days for a weekend day). Days are UTC days for now."""
     weekend = is_weekend(start_ms)
-    earlier = (start_ms - k * MS_PER_DAY for k in range(1, days + 1))
-    return [start for start in earlier if is_weekend(start) == weekend]
+    return [start for start in earlier_days(start_ms, days) if is_weekend(start) == weekend]
 
 
 def period_start_ms(start_ms: int, period_minutes: int) -> int:
@@ -186,10 +185,9 @@ def unusual_usage(
     `min_z` and at least `min_excess_wh` above the median, once `warmup_days` earlier days
     make the baseline."""
     used = summary.own_energy_wh
-    if baseline is None or baseline.days < warmup_days:
-        return None
-    excess, z = used - baseline.median_wh, baseline.robust_z(used)
-    if excess < min_excess_wh or z < min_z:
+    z = unusual_z(used, baseline, min_z=min_z, min_excess_wh=min_excess_wh,
+                  warmup_days=warmup_days)  # fmt: skip
+    if baseline is None or z is None:
         return None
     detail = (
         f"{used / 1000:.2f} kWh against a usual {baseline.median_wh / 1000:.2f} kWh "
@@ -260,10 +258,8 @@ def sustained_unusual_usage(
     medians, zs = [first.expected_wh or 0.0], [first.robust_z or 0.0]
     for start in run:
         baseline = _baseline_at(start, history, days, rules.warmup_days)
-        if baseline is None or baseline.days < rules.warmup_days:
-            return None
-        excess, z = stored[start] - baseline.median_wh, baseline.robust_z(stored[start])
-        if excess < rules.min_excess_wh or z < rules.min_z:
+        z = _unusual_z(stored[start], baseline, rules)  # stored energy: lead included
+        if baseline is None or z is None:
             return None
         medians.append(baseline.median_wh)
         zs.append(z)
@@ -291,12 +287,31 @@ def _before_run_unusual(
         return False
     earlier = earlier_days(before, rules.baseline_days)
     baseline = _baseline_at(before, energies_at(earlier), rules.baseline_days, rules.warmup_days)
-    if baseline is None or baseline.days < rules.warmup_days:
-        return False
-    return (
-        stored - baseline.median_wh >= rules.min_excess_wh
-        and baseline.robust_z(stored) >= rules.min_z
-    )
+    return _unusual_z(stored, baseline, rules) is not None
+
+
+def _unusual_z(energy_wh: float, baseline: Baseline | None, rules: UnusualRules) -> float | None:
+    return unusual_z(energy_wh, baseline, min_z=rules.min_z,
+                     min_excess_wh=rules.min_excess_wh, warmup_days=rules.warmup_days)  # fmt: skip
+
+
+def unusual_z(
+    energy_wh: float,
+    baseline: Baseline | None,
+    *,
+    min_z: float,
+    min_excess_wh: float,
+    warmup_days: int,
+) -> float | None:
+    """The robust z of `energy_wh` if it is unusual against `baseline` (warmed up, at
+    least the minimum excess above the median and the minimum z), else None: the one
+    judgement of a single interval."""
+    if baseline is None or baseline.days < warmup_days:
+        return None
+    z = baseline.robust_z(energy_wh)
+    if energy_wh - baseline.median_wh < min_excess_wh or z < min_z:
+        return None
+    return z
 
 
 def meter_silent(device_id: str, last_ts_ms: int, fleet_ms: int) -> Alert:
