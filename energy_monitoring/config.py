@@ -155,10 +155,12 @@ class DataSettings(_Settings):
     unusual_min_z: float = from_contract(contract.UNUSUAL_MIN_Z)
     unusual_min_excess_wh: float = from_contract(contract.UNUSUAL_MIN_EXCESS_WH)
     unusual_sustain_intervals: int = from_contract(contract.UNUSUAL_SUSTAIN_INTERVALS)
+    unusual_tolerance_minutes: int = from_contract(contract.UNUSUAL_TOLERANCE_MINUTES)
     baseline_days: int = from_contract(contract.BASELINE_DAYS)
     warmup_days: int = from_contract(contract.WARMUP_DAYS)
     alert_period_minutes: int = from_contract(contract.ALERT_PERIOD_MINUTES)
     silent_after_minutes: int = from_contract(contract.SILENT_AFTER_MINUTES)
+    meter_stuck_min_wh: float = from_contract(contract.METER_STUCK_MIN_WH)
     max_readings_per_interval: int = from_contract(contract.MAX_READINGS_PER_INTERVAL)
 
 

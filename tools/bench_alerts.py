@@ -4,14 +4,14 @@ processor's own code path, judged per alert kind.
     python -m tools.bench_alerts            # or: make bench-alerts
 
 For each seed, a multi-day scenario of apartments with labelled incidents (a heater left
-on for a night, a week away, a meter silent for an hour; devkit/simulator/incidents.py)
-is published in simulated time: every `--window` seconds the messages of the window go
-through the batching handler and the processor (process_kinesis_event, process_sqs_event)
-and the silence sweep runs at its schedule, all against moto in-process, with the dev
-environment's alert settings from cdk.json. What the alert topic received is judged
-against the incidents (precision, recall, minutes to alert, false alerts per 100
-apartment-days); the worst seed per figure is the headline, so a detector tuned to one
-seed shows. Writes out/bench/alerts.json.
+on for a night, a week away, a meter silent for an hour, a register stuck for three
+hours; devkit/simulator/incidents.py) is published in simulated time: every `--window`
+seconds the messages of the window go through the batching handler and the processor
+(process_kinesis_event, process_sqs_event) and the silence sweep runs at its schedule,
+all against moto in-process, with the dev environment's alert settings from cdk.json.
+What the alert topic received is judged against the incidents (precision, recall,
+minutes to alert, false alerts per 100 apartment-days); the worst seed per figure is the
+headline, so a detector tuned to one seed shows. Writes out/bench/alerts.json.
 
 Readings come every `--reading-interval` seconds (60 by default, against the fleet's 10):
 the detectors judge interval energies, and fewer readings keep a 14-day run within
@@ -53,7 +53,11 @@ PUBLISH_PERIOD_S = FLEET.reading_interval_seconds * FLEET.readings_per_message
 # A Monday, midnight UTC: the scenario's weeks start on one.
 START = int(dt.datetime(2026, 10, 5, tzinfo=dt.UTC).timestamp())
 RATES = labelled.IncidentRates(
-    heater_nights=0.03, vacations=0.004, silences=0.03, after_days=dev_config().data.warmup_days
+    heater_nights=0.03,
+    vacations=0.004,
+    silences=0.03,
+    stuck_registers=0.02,
+    after_days=dev_config().data.warmup_days,
 )
 NO_FAULTS = Faults(duplicate_rate=0, late_rate=0, reset_rate=0, garbage_rate=0)
 KINESIS_BATCH = 10_000  # records per batching invocation (the stacks' batch size bound)

@@ -51,7 +51,7 @@ STUCK_FIXED_FILE = "stuck-devices.fixed"  # written by the fix (faults.DeadLette
 TABLE_FILE = "table.json"  # the interval and day items a run stored (for --reference)
 ALERTS_FILE = "alerts.json"  # the alerts a run sent (for --reference)
 # A silence in a few meters of every default run, so that its alerts can be judged.
-DEMO_INCIDENTS = IncidentRates(silences=0.1)
+DEMO_INCIDENTS = IncidentRates(silences=0.1, stuck_registers=0.05)
 COMPRESSED_LAG_WALL_S = 15.0
 
 
@@ -179,6 +179,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--vacations", type=float, default=0.0, help="labelled weeks away, per apartment-day"
+    )
+    parser.add_argument(
+        "--stuck-registers",
+        type=float,
+        default=DEMO_INCIDENTS.stuck_registers,
+        help="labelled incidents: a register that stops counting for three hours while the "
+        "meter reports power, per apartment-day",
     )
     parser.add_argument(
         "--fault-each-once",
@@ -561,6 +568,7 @@ def _scenario(args: argparse.Namespace) -> Scenario:
             silence_minutes=args.silence_minutes or silent_after_minutes(args) + 120,
             heater_nights=args.heater_nights,
             vacations=args.vacations,
+            stuck_registers=args.stuck_registers,
         ),
     )
 
@@ -662,9 +670,7 @@ def _drain(
     return drain_s
 
 
-def _alerts_quality(
-    scenario: Scenario, published: _Published, results: Results
-) -> dict[str, Any]:
+def _alerts_quality(scenario: Scenario, published: _Published, results: Results) -> dict[str, Any]:
     """The alerts judged against the simulator's labelled incidents; when each alert was
     sent comes from the alert tap's SentTimestamp, in the scenario's simulated time."""
     log = sorted((wall, ts) for _device, ts, wall in published.stats.publish_log)

@@ -17,10 +17,12 @@ from devkit.simulator.profiles import DAY_S
 HEATER_NIGHT = "heater_night"  # a 2 kW heater left on from 23:00 to 06:00
 VACATION = "vacation"  # a week away: base load and fridge only
 METER_SILENT = "meter_silent"  # the meter cannot reach the broker; it buffers and resends
+METER_STUCK = "meter_stuck"  # the register stops counting; power readings go on
 EXPECTED_ALERT: dict[str, str | None] = {
     HEATER_NIGHT: "unusual_usage",
     VACATION: None,
     METER_SILENT: "meter_silent",
+    METER_STUCK: "meter_stuck",
 }
 HEATER_START_H, HEATER_END_H = 23, 30  # 23:00 to 06:00 the next day
 VACATION_DAYS = 7
@@ -50,22 +52,25 @@ class IncidentRates:
     vacations: float = 0.0  # weeks away begun, per apartment and day
     silences: float = 0.0  # per apartment and day
     silence_minutes: int = 60
+    stuck_registers: float = 0.0  # per apartment and day
+    stuck_minutes: int = 180
     heater_w: float = 2000.0
     after_days: int = 0  # none before the end of this day of the scenario
 
     def __post_init__(self) -> None:
-        for name in ("heater_nights", "vacations", "silences"):
+        for name in ("heater_nights", "vacations", "silences", "stuck_registers"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"incident rate {name} must be within 0..1 per day, got {value}")
-        if not 1 <= self.silence_minutes <= 24 * 60:
-            raise ValueError(f"silence_minutes must be within 1..1440, got {self.silence_minutes}")
+        for name in ("silence_minutes", "stuck_minutes"):
+            if not 1 <= getattr(self, name) <= 24 * 60:
+                raise ValueError(f"{name} must be within 1..1440, got {getattr(self, name)}")
         if self.after_days < 0:
             raise ValueError(f"after_days must be >= 0, got {self.after_days}")
 
     @property
     def any(self) -> bool:
-        return bool(self.heater_nights or self.vacations or self.silences)
+        return bool(self.heater_nights or self.vacations or self.silences or self.stuck_registers)
 
 
 def plan(
@@ -94,6 +99,11 @@ def plan(
                 begin = rng.randint(day0 + SETTLE_S, latest) // 60 * 60
                 drawn.append(Incident(device, METER_SILENT, begin,
                                       begin + rates.silence_minutes * 60))  # fmt: skip
+            latest = min(day0 + DAY_S, end_s) - rates.stuck_minutes * 60
+            if rng.random() < rates.stuck_registers and latest > day0 + SETTLE_S:
+                begin = rng.randint(day0 + SETTLE_S, latest) // 60 * 60
+                drawn.append(Incident(device, METER_STUCK, begin,
+                                      begin + rates.stuck_minutes * 60))  # fmt: skip
             for incident in drawn:
                 if incident.start_s >= busy_until and incident.end_s <= end_s + SETTLE_S:
                     incidents.append(incident)

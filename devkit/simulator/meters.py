@@ -235,6 +235,7 @@ class Simulation:
             seed=scenario.seed,
         )
         self.silences: dict[str, list[tuple[int, int]]] = {}
+        self.stuck: dict[str, list[tuple[int, int]]] = {}
         for incident in self.incidents:
             start, end = incident.start_s - self.start, incident.end_s - self.start
             profile = self.profiles[incident.device_id]
@@ -244,6 +245,9 @@ class Simulation:
                 profile.away.append((start, end))
             elif incident.kind == labelled.METER_SILENT:
                 spans = self.silences.setdefault(incident.device_id, [])
+                spans.append((incident.start_s, incident.end_s))
+            elif incident.kind == labelled.METER_STUCK:
+                spans = self.stuck.setdefault(incident.device_id, [])
                 spans.append((incident.start_s, incident.end_s))
 
     def _silent_until(self, device: str, ts: int) -> int | None:
@@ -286,7 +290,8 @@ class Simulation:
                     truth.resets += 1
                     truth._segments.append([])
                 power = profile.power_w(t_rel)
-                if step:
+                stuck = any(start < ts <= end for start, end in self.stuck.get(device, ()))
+                if step and not stuck:
                     registers[device] += round(power * sc.interval_s / 3.6)
                 seqs[device] += 1
                 reading = _reading(ts, registers[device], power, seqs[device], rng)

@@ -1,4 +1,4 @@
-"""Alerts (high usage, unusual usage, a silent meter) and their resolutions: at least once,
+"""Alerts (high usage, unusual usage, a silent or stuck meter) and their resolutions: at least once,
 and in the normal case exactly once, per device, kind and period.
 
 Unusual usage is judged against the device's own normal for the time of day: the energy
@@ -26,24 +26,28 @@ A resolution (the meter reports again after a silence) is a message of the same 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from energy_runtime import contract
 from energy_runtime.aggregate import MS_PER_DAY, IntervalSummary, is_weekend
+from energy_runtime.codec import Point
 from energy_runtime.contract import iso_utc
 
 HIGH_USAGE = "high_usage"
 UNUSUAL_USAGE = "unusual_usage"
 METER_SILENT = "meter_silent"
+METER_STUCK = "meter_stuck"
 MAD_TO_SIGMA = 1.4826  # the median absolute deviation of a normal distribution, in sigmas
+IQR_TO_SIGMA = 1.349  # its interquartile range, in sigmas
 # The smallest spread a slot is given: a device whose use at that time never varied still
 # needs a real excess (UNUSUAL_MIN_EXCESS_WH says how much) to be unusual.
 MIN_SPREAD_WH = 10.0
 MARKER_TTL_S = 7 * 86_400
 # How urgent each kind is (the `severity` message attribute subscribers filter on).
-SEVERITY = {HIGH_USAGE: "warning", UNUSUAL_USAGE: "notice", METER_SILENT: "warning"}
+SEVERITY = {HIGH_USAGE: "warning", UNUSUAL_USAGE: "notice", METER_SILENT: "warning",
+            METER_STUCK: "warning"}  # fmt: skip
 PENDING = "pending"  # claimed, SNS has not accepted it yet
 SENT = "sent"
 # What a message is (the `status` message attribute): an alert, or the all-clear after one.
@@ -68,16 +72,21 @@ class Baseline:
     """The device's normal energy for one interval of the day, from earlier days."""
 
     median_wh: float
-    spread_wh: float  # MAD x MAD_TO_SIGMA, at least MIN_SPREAD_WH
+    spread_wh: float  # the larger robust sigma (MAD's, IQR's), at least MIN_SPREAD_WH
     days: int  # how many earlier days it is made of
 
     @classmethod
     def of(cls, energies_wh: list[float]) -> Baseline | None:
+        """The median and a robust spread. The MAD alone sees only the majority: a device
+        that charges a car on six nights of fourteen has a MAD of its eight quiet nights,
+        and would page on every charge; the interquartile range sees both habits."""
         if not energies_wh:
             return None
         median = _median(energies_wh)
         mad = _median([abs(e - median) for e in energies_wh])
-        return cls(median, max(mad * MAD_TO_SIGMA, MIN_SPREAD_WH), len(energies_wh))
+        iqr = _quantile(energies_wh, 0.75) - _quantile(energies_wh, 0.25)
+        spread = max(mad * MAD_TO_SIGMA, iqr / IQR_TO_SIGMA, MIN_SPREAD_WH)
+        return cls(median, spread, len(energies_wh))
 
     def robust_z(self, energy_wh: float) -> float:
         return (energy_wh - self.median_wh) / self.spread_wh
@@ -102,6 +111,15 @@ def _median(values: list[float]) -> float:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
+def _quantile(values: list[float], q: float) -> float:
+    """The `q` quantile, interpolated linearly between the two nearest values."""
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     device_id: str
@@ -109,7 +127,8 @@ class Alert:
     start_ms: int  # the interval's start; for a silent meter, its last reading's time
     detail: str
     energy_wh: float | None = None  # the interval's energy (usage kinds)
-    expected_wh: float | None = None  # the device's normal for this interval
+    # The device's normal for the interval; for a stuck meter, what its power readings say.
+    expected_wh: float | None = None
     robust_z: float | None = None
     status: str = ALERTING
 
@@ -137,7 +156,8 @@ class Alert:
             body["energy_wh"] = self.energy_wh
         if self.expected_wh is not None:
             body["expected_wh"] = round(self.expected_wh, 1)
-            body["robust_z"] = round(self.robust_z or 0.0, 1)
+        if self.robust_z is not None:
+            body["robust_z"] = round(self.robust_z, 1)
         return json.dumps(body, sort_keys=True)
 
     def _where(self, place: Mapping[str, str]) -> str:
@@ -209,6 +229,9 @@ class UnusualRules:
     baseline_days: int
     sustain_intervals: int
     interval_minutes: int
+    # How many intervals either side of the same time an earlier day's use still counts
+    # as usual for it (0: the same interval only).
+    tolerance_intervals: int = 0
 
 
 EnergiesAt = Callable[[list[int]], Mapping[int, float]]  # stored energy (Wh) by interval start
@@ -220,74 +243,107 @@ def earlier_days(start_ms: int, days: int) -> list[int]:
 
 
 def _baseline_at(
-    start_ms: int, energies: Mapping[int, float], days: int, warmup_days: int
+    start_ms: int,
+    energies: Mapping[int, float],
+    rules: UnusualRules,
+    *,
+    tolerance: int = 0,
 ) -> Baseline | None:
-    """The same kind of day's baseline once `warmup_days` of them are stored; until then
-    (a new meter's first weekends) every earlier day's: a sustained run (a night, hours)
-    is as unusual against weekdays as against weekends."""
-    same = [energies[s] for s in same_interval_earlier_days(start_ms, days) if s in energies]
-    if len(same) >= warmup_days:
+    """The baseline of an interval from earlier days: per day, its energy at the same time
+    or, with a `tolerance`, the most it used within that many intervals either side (a
+    nightly charge that starts at a different hour each night is usual at each of them).
+    The same kind of day's once `warmup_days` of them are stored; until then (a new
+    meter's first weekends) every earlier day's: a sustained run (a night, hours) is as
+    unusual against weekdays as against weekends."""
+    width = rules.interval_minutes * 60_000
+    shifts = range(-tolerance, tolerance + 1)
+
+    def on(day_start: int) -> float | None:
+        near = [energies[s] for k in shifts if (s := day_start + k * width) in energies]
+        return max(near) if near else None
+
+    days = rules.baseline_days
+    same = [e for d in same_interval_earlier_days(start_ms, days) if (e := on(d)) is not None]
+    if len(same) >= rules.warmup_days:
         return Baseline.of(same)
-    return Baseline.of([energies[s] for s in earlier_days(start_ms, days) if s in energies])
+    return Baseline.of([e for d in earlier_days(start_ms, days) if (e := on(d)) is not None])
+
+
+def _history_keys(first_ms: int, last_ms: int, rules: UnusualRules) -> list[int]:
+    """The earlier days' intervals that judging the intervals `first_ms`..`last_ms` reads."""
+    width = rules.interval_minutes * 60_000
+    span = range(first_ms - rules.tolerance_intervals * width,
+                 last_ms + (rules.tolerance_intervals + 1) * width, width)  # fmt: skip
+    return [s for start in span for s in earlier_days(start, rules.baseline_days)]
+
+
+def _judged_z(
+    start_ms: int, energy_wh: float, history: Mapping[int, float], rules: UnusualRules
+) -> tuple[float, float] | None:
+    """(usual energy, robust z) if the interval is unusual both against the same time on
+    earlier days and against what they used near that time; None if it is not."""
+    exact = _baseline_at(start_ms, history, rules)
+    z = _unusual_z(energy_wh, exact, rules)
+    if exact is None or z is None:
+        return None
+    if rules.tolerance_intervals:
+        near = _baseline_at(start_ms, history, rules, tolerance=rules.tolerance_intervals)
+        z_near = _unusual_z(energy_wh, near, rules)
+        if z_near is None:
+            return None
+        z = min(z, z_near)
+    return exact.median_wh, z
 
 
 def sustained_unusual_usage(
     device_id: str, summary: IntervalSummary, energies_at: EnergiesAt, rules: UnusualRules
 ) -> Alert | None:
     """Unusual usage once it has lasted `sustain_intervals` intervals: this interval and
-    the ones before it each unusual for their time of day, and the one before the run
-    not (so a run alerts once, when it reaches the length, however long it goes on). A
-    function of the stored data, read lazily: the run's own energies only if this
-    interval is unusual, their baselines only if every one has the minimum excess."""
+    the ones before it each unusual for their time of day (against the same time on
+    earlier days and against what they used near it), and the one before the run not (so a
+    run alerts once, when it reaches the length, however long it goes on). A function of
+    the stored data, read lazily: the same interval on earlier days first (the cheapest
+    test that can say no), then the run's own energies if it is unusual against them, then
+    the earlier days around the run if every one has the minimum excess."""
+    start = summary.start_ms
     first = unusual_usage(
         device_id, summary,
-        _baseline_at(summary.start_ms, energies_at(
-            earlier_days(summary.start_ms, rules.baseline_days)),
-            rules.baseline_days, rules.warmup_days),
+        _baseline_at(start, energies_at(earlier_days(start, rules.baseline_days)), rules),
         min_z=rules.min_z, min_excess_wh=rules.min_excess_wh, warmup_days=rules.warmup_days,
     )  # fmt: skip
     if first is None:
         return None
     width = rules.interval_minutes * 60_000
-    run = [summary.start_ms - k * width for k in range(1, rules.sustain_intervals)]
-    stored = energies_at(run) if run else {}
-    if any(stored.get(start, 0.0) < rules.min_excess_wh for start in run):
+    length = rules.sustain_intervals
+    before = start - length * width
+    stored = dict(energies_at([start - k * width for k in range(1, length + 1)]))
+    run = [start - k * width for k in range(1, length)]
+    if any(stored.get(s, 0.0) < rules.min_excess_wh for s in run):
         return None
-    days = rules.baseline_days
-    history = energies_at([s for start in run for s in earlier_days(start, days)])
-    medians, zs = [first.expected_wh or 0.0], [first.robust_z or 0.0]
-    for start in run:
-        baseline = _baseline_at(start, history, days, rules.warmup_days)
-        z = _unusual_z(stored[start], baseline, rules)  # stored energy: lead included
-        if baseline is None or z is None:
-            return None
-        medians.append(baseline.median_wh)
-        zs.append(z)
-    if _before_run_unusual(summary.start_ms, rules.sustain_intervals, energies_at, rules):
+    history = energies_at(_history_keys(before, start, rules))
+    judged = [_judged_z(start, summary.own_energy_wh, history, rules)]
+    judged += [_judged_z(s, stored[s], history, rules) for s in run]  # stored: lead included
+    if any(j is None for j in judged):
+        return None
+    prior = stored.get(before)
+    if (
+        prior is not None
+        and prior >= rules.min_excess_wh
+        and _judged_z(before, prior, history, rules)
+    ):
         return None  # the run reached its length earlier and alerted then
+    medians = [j[0] for j in judged if j]
+    z = min(j[1] for j in judged if j)
     if not run:
-        return first
-    used = summary.own_energy_wh + sum(stored[start] for start in run)
+        return replace(first, robust_z=z)
+    used = summary.own_energy_wh + sum(stored[s] for s in run)
     expected = sum(medians)
-    hours = rules.sustain_intervals * rules.interval_minutes / 60
+    hours = length * rules.interval_minutes / 60
     detail = (
         f"{used / 1000:.2f} kWh in {hours:g} h against a usual {expected / 1000:.2f} kWh for "
-        f"that time of day (every interval at least robust z {min(zs):.1f})"
+        f"that time of day (every interval at least robust z {z:.1f})"
     )
-    return Alert(device_id, UNUSUAL_USAGE, run[-1], detail, round(used, 3), expected, min(zs))
-
-
-def _before_run_unusual(
-    start_ms: int, length: int, energies_at: EnergiesAt, rules: UnusualRules
-) -> bool:
-    """Whether the interval just before a run of `length` ending at `start_ms` is unusual."""
-    before = start_ms - length * rules.interval_minutes * 60_000
-    stored = energies_at([before]).get(before)
-    if stored is None or stored < rules.min_excess_wh:
-        return False
-    earlier = earlier_days(before, rules.baseline_days)
-    baseline = _baseline_at(before, energies_at(earlier), rules.baseline_days, rules.warmup_days)
-    return _unusual_z(stored, baseline, rules) is not None
+    return Alert(device_id, UNUSUAL_USAGE, run[-1], detail, round(used, 3), expected, z)
 
 
 def _unusual_z(energy_wh: float, baseline: Baseline | None, rules: UnusualRules) -> float | None:
@@ -312,6 +368,48 @@ def unusual_z(
     if energy_wh - baseline.median_wh < min_excess_wh or z < min_z:
         return None
     return z
+
+
+def powered_energy_wh(summary: IntervalSummary) -> float:
+    """The energy the interval's own power readings say it used between its first and last
+    reading (their mean power over that span)."""
+    if summary.reading_count < 2:
+        return 0.0
+    mean_w = summary.power_sum_dw / 10 / summary.reading_count
+    return mean_w * (summary.last_ts_ms - summary.first_ts_ms) / 3_600_000
+
+
+def stuck_register(summary: IntervalSummary, min_wh: float) -> bool:
+    """Whether the register did not advance at all over the interval's readings while
+    their power says at least `min_wh` was used: a counter that froze."""
+    return summary.own_energy_wh == 0 and powered_energy_wh(summary) >= min_wh
+
+
+def meter_stuck(
+    device_id: str,
+    summary: IntervalSummary,
+    readings_before: Callable[[], Sequence[Point] | None],
+    min_wh: float,
+) -> Alert | None:
+    """The first whole interval of a frozen register: stuck over its readings, and not
+    frozen since the interval before began. It is the first when the register rose into it
+    (its lead) or within the interval before (`readings_before`, called only for a stuck
+    interval; None if that interval is not stored). Later intervals of the same freeze
+    raise nothing, so a freeze alerts once however long it lasts."""
+    if not stuck_register(summary, min_wh):
+        return None
+    if summary.lead_mwh == 0:
+        before = readings_before()
+        if before is not None and len({p.energy_mwh for p in before}) <= 1:
+            return None  # frozen since the interval before began: alerted then
+    powered = powered_energy_wh(summary)
+    detail = (
+        f"the register has not advanced from {iso_utc(summary.first_ts_ms)} to "
+        f"{iso_utc(summary.last_ts_ms)} while the meter's power readings say {powered:.0f} Wh "
+        "were used"
+    )
+    return Alert(device_id, METER_STUCK, summary.start_ms, detail, summary.energy_wh,
+                 round(powered, 1))  # fmt: skip
 
 
 def meter_silent(device_id: str, last_ts_ms: int, fleet_ms: int) -> Alert:

@@ -285,8 +285,8 @@ HIGH_USAGE_THRESHOLD_WH = Variable(
 UNUSUAL_MIN_Z = Variable(
     name="UNUSUAL_MIN_Z", kind=float, functions=(PROCESSOR,), default=4.0, minimum=1,
     maximum=100,
-    description="robust z-score (median and MAD of the same interval on earlier days) at "
-    "which an interval's use is unusual",
+    description="robust z-score (against the median of the same interval on earlier days, "
+    "in robust sigmas: MAD's or IQR's, the larger) at which an interval's use is unusual",
 )  # fmt: skip
 UNUSUAL_MIN_EXCESS_WH = Variable(
     name="UNUSUAL_MIN_EXCESS_WH", kind=float, functions=(PROCESSOR,), default=300.0,
@@ -299,6 +299,13 @@ UNUSUAL_SUSTAIN_INTERVALS = Variable(
     maximum=96,
     description="consecutive unusual intervals before unusual usage alerts, once per such "
     "run (8 at 15 minutes: two hours; a meal, a wash or a kettle is shorter)",
+)  # fmt: skip
+UNUSUAL_TOLERANCE_MINUTES = Variable(
+    name="UNUSUAL_TOLERANCE_MINUTES", kind=int, functions=(PROCESSOR,), default=120,
+    minimum=0, maximum=720,
+    description="how far from the same time of day an earlier day's use still makes an "
+    "interval usual (120: a nightly car charge that starts an hour or two earlier or later "
+    "each night is usual); 0 compares the same interval only",
 )  # fmt: skip
 BASELINE_DAYS = Variable(
     name="BASELINE_DAYS", kind=int, functions=(PROCESSOR,), default=14, minimum=7,
@@ -328,6 +335,12 @@ SILENT_AFTER_MINUTES = Variable(
     description="a meter whose newest reading is this much older than the fleet's is "
     "silent (the fleet's: the 90th percentile of the meters' newest readings)",
 )  # fmt: skip
+METER_STUCK_MIN_WH = Variable(
+    name="METER_STUCK_MIN_WH", kind=float, functions=(PROCESSOR,), default=25.0, minimum=1,
+    maximum=1_000_000,
+    description="energy an interval's power readings say was used above which a register "
+    "that did not advance over them is stuck (25 Wh: 100 W for 15 minutes)",
+)  # fmt: skip
 ALERT_PERIOD_MINUTES = Variable(
     name="ALERT_PERIOD_MINUTES", kind=int, functions=(PROCESSOR,), default=60, minimum=1,
     maximum=7 * 24 * 60,
@@ -349,8 +362,8 @@ VARIABLES: Final = (
     QUARANTINE_PREFIX_VARIABLE, PROCESSED_PREFIX_VARIABLE, TABLE_NAME, ALERT_TOPIC_ARN,
     INTERVAL_MINUTES, MAX_PAYLOAD_BYTES, MAX_POWER_W, MAX_FUTURE_SKEW_S, MAX_READING_AGE_DAYS,
     HIGH_USAGE_THRESHOLD_WH, UNUSUAL_MIN_Z, UNUSUAL_MIN_EXCESS_WH, UNUSUAL_SUSTAIN_INTERVALS,
-    BASELINE_DAYS,
-    WARMUP_DAYS, INTERVAL_TTL_DAYS, METER_GROUP_NAME, SILENT_AFTER_MINUTES,
+    UNUSUAL_TOLERANCE_MINUTES, BASELINE_DAYS,
+    WARMUP_DAYS, INTERVAL_TTL_DAYS, METER_GROUP_NAME, SILENT_AFTER_MINUTES, METER_STUCK_MIN_WH,
     ALERT_PERIOD_MINUTES, MAX_READINGS_PER_INTERVAL,
 )  # fmt: skip
 

@@ -109,12 +109,14 @@ class ProcessorSettings:
     unusual_min_z: float
     unusual_min_excess_wh: float
     unusual_sustain_intervals: int
+    unusual_tolerance_minutes: int
     baseline_days: int
     warmup_days: int
     alert_period_minutes: int
     max_readings_per_interval: int
     meter_group_name: str
     silent_after_minutes: int
+    meter_stuck_min_wh: float
     rules: ReadingRules
 
 
@@ -162,11 +164,13 @@ def load_processor_settings(env: Mapping[str, str] | None = None) -> ProcessorSe
         unusual_min_z=_float(env, contract.UNUSUAL_MIN_Z),
         unusual_min_excess_wh=_float(env, contract.UNUSUAL_MIN_EXCESS_WH),
         unusual_sustain_intervals=_int(env, contract.UNUSUAL_SUSTAIN_INTERVALS),
+        unusual_tolerance_minutes=_int(env, contract.UNUSUAL_TOLERANCE_MINUTES),
         baseline_days=baseline_days,
         warmup_days=warmup_days,
         alert_period_minutes=_int(env, contract.ALERT_PERIOD_MINUTES),
         max_readings_per_interval=_int(env, contract.MAX_READINGS_PER_INTERVAL),
         meter_group_name=_raw(env, contract.METER_GROUP_NAME),
         silent_after_minutes=_int(env, contract.SILENT_AFTER_MINUTES),
+        meter_stuck_min_wh=_float(env, contract.METER_STUCK_MIN_WH),
         rules=rules,
     )

@@ -189,6 +189,15 @@ class Store:
         items = self._batch_get(keys, ProjectionExpression="sk, energy_wh")
         return {_interval_start_ms(i[SK]["S"]): float(i["energy_wh"]["N"]) for i in items}
 
+    def interval_points(self, device_id: str, start_ms: int) -> list[Point] | None:
+        """The readings of a stored interval (None: not stored); eventually consistent."""
+        item = self.db.get_item(
+            TableName=self.table,
+            Key=_interval_keys(device_id, [start_ms])[0],
+            ProjectionExpression="points",
+        ).get("Item")
+        return decode_points(bytes(item["points"]["B"])) if item else None
+
     def _query(self, **kwargs: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         while True:

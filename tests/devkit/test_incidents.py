@@ -43,14 +43,23 @@ def test_rates_out_of_range_are_named() -> None:
         IncidentRates(silence_minutes=0)
 
 
-def test_a_heater_night_a_week_away_and_a_silent_hour_happen_as_labelled() -> None:
-    rates = IncidentRates(heater_nights=0.5, vacations=0.2, silences=0.5, after_days=1)
+def test_a_heater_night_a_week_away_a_silent_hour_and_a_stuck_register_happen_as_labelled() -> None:
+    rates = IncidentRates(heater_nights=0.5, vacations=0.2, silences=0.5, stuck_registers=0.3,
+                          after_days=1)  # fmt: skip
     scenario = Scenario(apartments=6, days=9, interval_s=60, readings_per_message=5,
                         start_epoch_s=START, seed=3, faults=NO_FAULTS, incidents=rates)  # fmt: skip
     simulation = Simulation(scenario)
     kinds = {i.kind for i in simulation.incidents}
-    assert kinds == {labelled.HEATER_NIGHT, labelled.VACATION, labelled.METER_SILENT}
+    assert kinds == {labelled.HEATER_NIGHT, labelled.VACATION, labelled.METER_SILENT,
+                     labelled.METER_STUCK}  # fmt: skip
     messages = list(simulation.messages())
+    registers: dict[str, list[tuple[int, float, float]]] = {}  # (ts, register, power) by device
+    for message in messages:
+        body = json.loads(message.payload)
+        readings = body.get("readings", [body])
+        registers.setdefault(message.device_id, []).extend(
+            (r["ts"], r["energy_wh"], r["power_w"]) for r in readings
+        )
     for incident in simulation.incidents:
         profile = simulation.profiles[incident.device_id]
         middle = (incident.start_s + incident.end_s) // 2 - START
@@ -61,6 +70,13 @@ def test_a_heater_night_a_week_away_and_a_silent_hour_happen_as_labelled() -> No
         elif incident.kind == labelled.VACATION:
             # Nobody home: the base load and the fridge, nothing else.
             assert profile.power_w(middle) <= profile.base_w + 110.0
+        elif incident.kind == labelled.METER_STUCK:
+            # The register holds still while the power readings go on; it counts after.
+            readings = sorted(registers[incident.device_id])
+            during = [r for r in readings if incident.start_s <= r[0] <= incident.end_s]
+            assert len({r[1] for r in during}) == 1 and min(r[2] for r in during) > 0
+            after = [r for r in readings if r[0] > incident.end_s][:2]
+            assert after[-1][1] > during[-1][1]
         else:
             # Nothing is sent while it is silent; what it read then comes when it can send.
             sent_during = [m for m in messages if m.device_id == incident.device_id

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from energy_runtime import alerts, aws, processor
 from energy_runtime.aggregate import IntervalSummary
+from energy_runtime.codec import Point
 from runtime_fixtures import (
     REGION,
     T0,
@@ -411,3 +412,90 @@ def test_a_new_meter_s_first_weekend_is_judged_against_its_weekdays() -> None:
     assert judge(weekdays) is not None  # no weekend stored yet: every earlier day
     weekends = {saturday - back * DAY_MS: 520.0 for back in (6, 7, 13)}  # three: warmed up
     assert judge({**weekdays, **weekends}) is None  # its weekends are like this
+
+
+def test_two_habits_make_a_wide_baseline_one_habit_a_narrow_one() -> None:
+    """A car charged on six nights of fourteen: the MAD sees only the eight quiet nights
+    (and would call every charge unusual), the interquartile range sees both."""
+    charging = alerts.Baseline.of([40.0] * 8 + [1850.0] * 6)
+    assert charging is not None and charging.robust_z(1850.0) < 4
+    quiet = alerts.Baseline.of([40.0, 42.0, 38.0, 41.0, 39.0, 40.0, 43.0])
+    assert quiet is not None and quiet.robust_z(540.0) > 4
+
+
+NIGHTLY = replace(RULES, sustain_intervals=8, tolerance_intervals=8)  # two hours either side
+
+
+def _charge(stored: dict[int, float], start_ms: int, hours: float, wh: float) -> None:
+    for k in range(int(hours * 4)):
+        stored[start_ms + k * QUARTER] = wh
+
+
+def _alerts_over(stored: dict[int, float], night_ms: int, rules: alerts.UnusualRules) -> list[int]:
+    """The starts of the alerts raised while one night's intervals close, in order."""
+    raised, history = [], dict(stored)
+    for k in range(32):  # 22:00 to 06:00
+        start = night_ms + k * QUARTER
+        history.setdefault(start, 40.0)
+        alert = alerts.sustained_unusual_usage(
+            "m", _summary(start, history[start]), lookup(history), rules
+        )
+        if alert:
+            raised.append(alert.start_ms)
+    return raised
+
+
+def _nights_before(night_ms: int, charge_from_h: float | None) -> dict[int, float]:
+    """Fourteen earlier nights of 40 Wh intervals from 22:00 and, unless `charge_from_h` is
+    None, a car charge of 1850 Wh per interval for three hours from that many hours later."""
+    stored: dict[int, float] = {}
+    for back in range(1, 15):
+        day = night_ms - back * DAY_MS
+        _charge(stored, day, 8, 40.0)
+        if charge_from_h is not None:
+            _charge(stored, day + int(charge_from_h * 3_600_000), 3, 1850.0)
+    return stored
+
+
+def test_a_nightly_charge_at_another_hour_is_usual_a_heater_on_a_quiet_night_is_not() -> None:
+    night = 1_795_132_800_000 + 22 * 3_600_000  # 2026-11-18T22:00Z, a Wednesday
+    stored = _nights_before(night, 1)  # every night from 23:00 to 02:00
+    _charge(stored, night + 3 * 3_600_000, 3, 1850.0)  # tonight two hours later: 01:00-04:00
+    assert _alerts_over(stored, night, NIGHTLY) == []
+    # Against the same quarter-hour only, 02:00 to 04:00 is two hours of unusual use.
+    exact = replace(NIGHTLY, tolerance_intervals=0)
+    assert _alerts_over(stored, night, exact) == [night + 4 * 3_600_000]
+    calm = _nights_before(night, None)
+    _charge(calm, night + 3_600_000, 7, 540.0)  # a 2 kW heater from 23:00
+    assert _alerts_over(calm, night, NIGHTLY) == [night + 3_600_000]  # once, at its start
+
+
+def _interval(points: list[tuple[int, int, int]], lead_mwh: int) -> IntervalSummary:
+    """An interval of (ts, register mWh, power dW) readings, with the rise into it."""
+    own = points[-1][1] - points[0][1]
+    return IntervalSummary(start_ms=points[0][0], energy_mwh=own + lead_mwh,
+                           reading_count=len(points), power_min_dw=min(p[2] for p in points),
+                           power_max_dw=max(p[2] for p in points),
+                           power_sum_dw=sum(p[2] for p in points), first_ts_ms=points[0][0],
+                           last_ts_ms=points[-1][0], lead_mwh=lead_mwh)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("power_dw", "register_step", "lead", "before", "alerts_"),
+    [
+        (4000, 0, 0, None, True),  # 400 W, never counted, nothing stored before: stuck
+        (4000, 0, 0, [5, 6], True),  # the interval before counted: the freeze begins here
+        (4000, 0, 0, [5, 5], False),  # frozen since before: alerted then
+        (4000, 0, 1, [5, 5], True),  # it rose into this interval, then froze
+        (4000, 1, 0, None, False),  # counting
+        (50, 0, 0, None, False),  # 5 W: 1.2 Wh in 15 minutes is below the minimum
+    ],
+)
+def test_a_stuck_register_is_one_that_does_not_count_what_its_power_says(
+    power_dw: int, register_step: int, lead: int, before: list[int] | None, alerts_: bool
+) -> None:
+    points = [(1_000 * 10 * i, 7_000 + register_step * i, power_dw) for i in range(90)]
+    summary = _interval(points, lead)
+    read = [] if before is None else [Point(0, e, 0) for e in before]
+    alert = alerts.meter_stuck("m", summary, lambda: None if before is None else read, 25.0)
+    assert (alert is not None) == alerts_

@@ -251,8 +251,10 @@ def test_unusual_usage_compares_with_the_same_interval_on_earlier_days(
     alert_queue: Cloud,
 ) -> None:
     """Ten times the device's usual 90 Wh at 11:00 is unusual; its daily 800 Wh peak at
-    12:00 (cooking, every day) is not, though it is far above the hours before it."""
+    12:00 (cooking, every day) is not, though it is far above the hours before it. (With
+    no tolerance in time: an hour from the daily peak, 11:00 is otherwise usual.)"""
     cloud = alert_queue
+    cloud.processor = replace(cloud.processor, unusual_tolerance_minutes=0)
     weekend = [(START - back * DAY_S, 900.0) for back in (3, 4)]  # not a weekday's normal
     usual = earlier(START, 90.0) + earlier(START + 3600, 800.0) + weekend
     today = [(START, 900.0), (START + 3600, 850.0)]
@@ -521,3 +523,38 @@ def test_a_batch_that_closes_more_than_a_hundred_intervals_is_stored_whole(cloud
     assert len(rows) == 131  # 130 closed, and the open one its closing reading began
     assert sum(int(r["reading_count"]) for r in rows) == len(readings)
     assert sum(float(r["energy_wh"]) for r in rows) == pytest.approx(130 * 50.0, abs=0.01)
+
+
+def frozen_register(start_s: int, intervals: int, frozen: range) -> list[dict[str, Any]]:
+    """400 W throughout, a reading every 10 s; the register stops counting for the readings
+    whose index is in `frozen`."""
+    readings, register = [], 2000.0
+    for i in range(intervals * 90 + 1):
+        if i and i not in frozen:
+            register += 400 * 10 / 3600
+        readings.append({"ts": start_s + 10 * i, "energy_wh": round(register, 3), "power_w": 400.0})
+    return readings
+
+
+# Mid-interval; from an interval's first reading; from its second (the first still rose).
+@pytest.mark.parametrize("frozen_from", [135, 180, 181])
+@pytest.mark.parametrize("batches", [1, 6])
+def test_a_register_that_stops_counting_alerts_once_naming_its_first_whole_interval(
+    alert_queue: Cloud, frozen_from: int, batches: int
+) -> None:
+    """Stuck from reading `frozen_from` for 45 minutes while power reads 400 W: one alert,
+    for the first interval stuck through, however many batches deliver it and when one is
+    replayed; the intervals that only begin or end the freeze raise nothing."""
+    cloud = alert_queue
+    readings = frozen_register(START, 6, range(frozen_from, frozen_from + 270))
+    records = records_of("m-1", readings)
+    size = -(-len(records) // batches)
+    for i in range(0, len(records), size):
+        handoffs = cloud.pipeline(records[i : i + size])
+    cloud.run_processor(handoffs)  # the last batch again
+    stuck = [m for m in _alert_messages(cloud) if m["kind"] == "meter_stuck"]
+    # The first interval whose readings after its first never counted (the first may rise).
+    first_whole = START + 900 * -(-(frozen_from - 1) // 90)
+    assert [m["interval_start"] for m in stuck] == [queries.iso_utc(first_whole * 1000)]
+    assert stuck[0]["expected_wh"] == pytest.approx(400 * 890 / 3600, rel=0.02)
+    assert stuck[0]["severity"] == "warning" and "robust_z" not in stuck[0]
