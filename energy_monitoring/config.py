@@ -161,6 +161,8 @@ class DataSettings(_Settings):
     alert_period_minutes: int = from_contract(contract.ALERT_PERIOD_MINUTES)
     silent_after_minutes: int = from_contract(contract.SILENT_AFTER_MINUTES)
     meter_stuck_min_wh: float = from_contract(contract.METER_STUCK_MIN_WH)
+    baseload_min_step_w: float = from_contract(contract.BASELOAD_MIN_STEP_W)
+    baseload_nights: int = from_contract(contract.BASELOAD_NIGHTS)
     max_readings_per_interval: int = from_contract(contract.MAX_READINGS_PER_INTERVAL)
 
 

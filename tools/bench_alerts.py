@@ -5,13 +5,14 @@ processor's own code path, judged per alert kind.
 
 For each seed, a multi-day scenario of apartments with labelled incidents (a heater left
 on for a night, a week away, a meter silent for an hour, a register stuck for three
-hours; devkit/simulator/incidents.py) is published in simulated time: every `--window`
-seconds the messages of the window go through the batching handler and the processor
-(process_kinesis_event, process_sqs_event) and the silence sweep runs at its schedule,
-all against moto in-process, with the dev environment's alert settings from cdk.json.
-What the alert topic received is judged against the incidents (precision, recall,
-minutes to alert, false alerts per 100 apartment-days); the worst seed per figure is the
-headline, so a detector tuned to one seed shows. Writes out/bench/alerts.json.
+hours, a base load that steps up; devkit/simulator/incidents.py) is published in
+simulated time: every `--window` seconds the messages of the window go through the
+batching handler and the processor (process_kinesis_event, process_sqs_event) and the
+silence sweep runs at its schedule, all against moto in-process, with the dev
+environment's alert settings from cdk.json. What the alert topic received is judged
+against the incidents (precision, recall, minutes to alert, false alerts per 100
+apartment-days); the worst seed per figure is the headline, so a detector tuned to one
+seed shows. Writes out/bench/alerts.json.
 
 Readings come every `--reading-interval` seconds (60 by default, against the fleet's 10):
 the detectors judge interval energies, and fewer readings keep a 14-day run within
@@ -57,6 +58,7 @@ RATES = labelled.IncidentRates(
     vacations=0.004,
     silences=0.03,
     stuck_registers=0.02,
+    baseload_steps=0.02,
     after_days=dev_config().data.warmup_days,
 )
 NO_FAULTS = Faults(duplicate_rate=0, late_rate=0, reset_rate=0, garbage_rate=0)

@@ -18,11 +18,13 @@ HEATER_NIGHT = "heater_night"  # a 2 kW heater left on from 23:00 to 06:00
 VACATION = "vacation"  # a week away: base load and fridge only
 METER_SILENT = "meter_silent"  # the meter cannot reach the broker; it buffers and resends
 METER_STUCK = "meter_stuck"  # the register stops counting; power readings go on
+BASELOAD_STEP = "baseload_step"  # something left on for good from noon: the base load steps up
 EXPECTED_ALERT: dict[str, str | None] = {
     HEATER_NIGHT: "unusual_usage",
     VACATION: None,
     METER_SILENT: "meter_silent",
     METER_STUCK: "meter_stuck",
+    BASELOAD_STEP: "baseload_change",
 }
 HEATER_START_H, HEATER_END_H = 23, 30  # 23:00 to 06:00 the next day
 VACATION_DAYS = 7
@@ -46,6 +48,9 @@ class Incident:
                 "end_s": self.end_s, "expects": self.expects}  # fmt: skip
 
 
+RATE_NAMES = ("heater_nights", "vacations", "silences", "stuck_registers", "baseload_steps")
+
+
 @dataclass(frozen=True, kw_only=True)
 class IncidentRates:
     heater_nights: float = 0.0  # per apartment and day
@@ -54,11 +59,13 @@ class IncidentRates:
     silence_minutes: int = 60
     stuck_registers: float = 0.0  # per apartment and day
     stuck_minutes: int = 180
+    baseload_steps: float = 0.0  # per apartment and day; it lasts to the scenario's end
+    baseload_step_w: float = 250.0
     heater_w: float = 2000.0
     after_days: int = 0  # none before the end of this day of the scenario
 
     def __post_init__(self) -> None:
-        for name in ("heater_nights", "vacations", "silences", "stuck_registers"):
+        for name in RATE_NAMES:
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"incident rate {name} must be within 0..1 per day, got {value}")
@@ -70,7 +77,7 @@ class IncidentRates:
 
     @property
     def any(self) -> bool:
-        return bool(self.heater_nights or self.vacations or self.silences or self.stuck_registers)
+        return any(getattr(self, name) for name in RATE_NAMES)
 
 
 def plan(
@@ -104,6 +111,10 @@ def plan(
                 begin = rng.randint(day0 + SETTLE_S, latest) // 60 * 60
                 drawn.append(Incident(device, METER_STUCK, begin,
                                       begin + rates.stuck_minutes * 60))  # fmt: skip
+            # Two whole nights after it begins at noon, and nothing after it (it stays).
+            if rng.random() < rates.baseload_steps and day + 3 <= days:
+                drawn.append(Incident(device, BASELOAD_STEP, day0 + DAY_S // 2, end_s,
+                                      rates.baseload_step_w))  # fmt: skip
             for incident in drawn:
                 if incident.start_s >= busy_until and incident.end_s <= end_s + SETTLE_S:
                     incidents.append(incident)

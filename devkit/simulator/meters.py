@@ -239,7 +239,7 @@ class Simulation:
         for incident in self.incidents:
             start, end = incident.start_s - self.start, incident.end_s - self.start
             profile = self.profiles[incident.device_id]
-            if incident.kind == labelled.HEATER_NIGHT:
+            if incident.kind in (labelled.HEATER_NIGHT, labelled.BASELOAD_STEP):
                 profile.events.append(Event(start, end, incident.power_w))
             elif incident.kind == labelled.VACATION:
                 profile.away.append((start, end))

@@ -39,6 +39,7 @@ HIGH_USAGE = "high_usage"
 UNUSUAL_USAGE = "unusual_usage"
 METER_SILENT = "meter_silent"
 METER_STUCK = "meter_stuck"
+BASELOAD_CHANGE = "baseload_change"
 MAD_TO_SIGMA = 1.4826  # the median absolute deviation of a normal distribution, in sigmas
 IQR_TO_SIGMA = 1.349  # its interquartile range, in sigmas
 # The smallest spread a slot is given: a device whose use at that time never varied still
@@ -47,7 +48,10 @@ MIN_SPREAD_WH = 10.0
 MARKER_TTL_S = 7 * 86_400
 # How urgent each kind is (the `severity` message attribute subscribers filter on).
 SEVERITY = {HIGH_USAGE: "warning", UNUSUAL_USAGE: "notice", METER_SILENT: "warning",
-            METER_STUCK: "warning"}  # fmt: skip
+            METER_STUCK: "warning", BASELOAD_CHANGE: "notice"}  # fmt: skip
+# The night whose lowest interval is a device's base load (UTC, as days are for now): after
+# the late evening, before the early risers.
+NIGHT_START_H, NIGHT_END_H = 1, 5
 PENDING = "pending"  # claimed, SNS has not accepted it yet
 SENT = "sent"
 # What a message is (the `status` message attribute): an alert, or the all-clear after one.
@@ -368,6 +372,85 @@ def unusual_z(
     if energy_wh - baseline.median_wh < min_excess_wh or z < min_z:
         return None
     return z
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BaseloadRules:
+    """What makes a step in base load (the processor's settings)."""
+
+    min_step_w: float
+    nights: int  # raised nights in a row before it alerts
+    min_z: float
+    warmup_days: int
+    baseline_days: int
+    interval_minutes: int
+
+
+def night_end_start_ms(start_ms: int, interval_minutes: int) -> int | None:
+    """The night the interval starting at `start_ms` ends (its day's start), if it is
+    that night's last interval."""
+    day = start_ms - start_ms % MS_PER_DAY
+    last = day + NIGHT_END_H * 3_600_000 - interval_minutes * 60_000
+    return day if start_ms == last else None
+
+
+def _night_minimum(day_ms: int, energies: Mapping[int, float], width_ms: int) -> float | None:
+    """The night's lowest stored interval energy; None if a quarter of it is not stored."""
+    starts = range(day_ms + NIGHT_START_H * 3_600_000, day_ms + NIGHT_END_H * 3_600_000, width_ms)
+    stored = [energies[s] for s in starts if s in energies]
+    return min(stored) if len(stored) * 4 >= len(starts) * 3 else None
+
+
+def baseload_change(
+    device_id: str, summary: IntervalSummary, energies_at: EnergiesAt, rules: BaseloadRules
+) -> Alert | None:
+    """The device's overnight minimum (its base load: standby, a fridge's off phase) stepped
+    up and stayed up: judged when a night's last interval closes. The last `nights`
+    nights' minima are each at least `min_step_w` above the night before them, and at
+    least that and `min_z` robust sigmas above the median of the `baseline_days` nights
+    before that, which itself was not (so a step alerts once, on the night it has lasted
+    `nights` nights). A heater left on for one night raises one night only. Read lazily:
+    the run's nights and the one before (one read a night), the history only if they
+    stepped."""
+    night = night_end_start_ms(summary.start_ms, rules.interval_minutes)
+    if night is None:
+        return None
+    width = rules.interval_minutes * 60_000
+    step_wh = rules.min_step_w * rules.interval_minutes / 60
+    per_night = (NIGHT_END_H - NIGHT_START_H) * 3_600_000 // width
+
+    def minima(first: int, count: int) -> list[float | None]:
+        """The minima of `count` nights from the `first`-th back (0: this night)."""
+        days = [night - k * MS_PER_DAY for k in range(first, first + count)]
+        keys = [d + NIGHT_START_H * 3_600_000 + k * width for d in days for k in range(per_night)]
+        energies = dict(energies_at(keys))
+        if first == 0:
+            energies[summary.start_ms] = summary.energy_wh
+        return [_night_minimum(d, energies, width) for d in days]
+
+    *run, before = minima(0, rules.nights + 1)
+    if before is None or any(m is None or m - before < step_wh for m in run):
+        return None
+    history = [m for m in minima(rules.nights + 1, rules.baseline_days) if m is not None]
+    baseline = Baseline.of(history)
+    if baseline is None or baseline.days < rules.warmup_days:
+        return None
+
+    def raised(minimum: float) -> bool:
+        return minimum - baseline.median_wh >= step_wh and baseline.robust_z(minimum) >= rules.min_z
+
+    low = min(m for m in run if m is not None)
+    if not raised(low) or raised(before):
+        return None
+    hours = rules.interval_minutes / 60
+    detail = (
+        f"the overnight minimum has been {low / hours / 1000:.2f} kW or more for "
+        f"{rules.nights} nights against a usual {baseline.median_wh / hours / 1000:.2f} kW "
+        "(something left on, or an appliance failing)"
+    )
+    first = night - (rules.nights - 1) * MS_PER_DAY + NIGHT_START_H * 3_600_000
+    return Alert(device_id, BASELOAD_CHANGE, first, detail, round(low, 3), baseline.median_wh,
+                 baseline.robust_z(low))  # fmt: skip
 
 
 def powered_energy_wh(summary: IntervalSummary) -> float:

@@ -341,6 +341,18 @@ METER_STUCK_MIN_WH = Variable(
     description="energy an interval's power readings say was used above which a register "
     "that did not advance over them is stuck (25 Wh: 100 W for 15 minutes)",
 )  # fmt: skip
+BASELOAD_MIN_STEP_W = Variable(
+    name="BASELOAD_MIN_STEP_W", kind=float, functions=(PROCESSOR,), default=100.0, minimum=1,
+    maximum=100_000,
+    description="how far a device's overnight minimum (01:00-05:00) must rise above its "
+    "usual, in watts, for a baseload change (100 W: a heater or a second fridge)",
+)  # fmt: skip
+BASELOAD_NIGHTS = Variable(
+    name="BASELOAD_NIGHTS", kind=int, functions=(PROCESSOR,), default=2, minimum=1,
+    maximum=14,
+    description="nights in a row the overnight minimum must stay up before a baseload change "
+    "alerts (2: a heater left on for one night is not a step)",
+)  # fmt: skip
 ALERT_PERIOD_MINUTES = Variable(
     name="ALERT_PERIOD_MINUTES", kind=int, functions=(PROCESSOR,), default=60, minimum=1,
     maximum=7 * 24 * 60,
@@ -364,7 +376,7 @@ VARIABLES: Final = (
     HIGH_USAGE_THRESHOLD_WH, UNUSUAL_MIN_Z, UNUSUAL_MIN_EXCESS_WH, UNUSUAL_SUSTAIN_INTERVALS,
     UNUSUAL_TOLERANCE_MINUTES, BASELINE_DAYS,
     WARMUP_DAYS, INTERVAL_TTL_DAYS, METER_GROUP_NAME, SILENT_AFTER_MINUTES, METER_STUCK_MIN_WH,
-    ALERT_PERIOD_MINUTES, MAX_READINGS_PER_INTERVAL,
+    BASELOAD_MIN_STEP_W, BASELOAD_NIGHTS, ALERT_PERIOD_MINUTES, MAX_READINGS_PER_INTERVAL,
 )  # fmt: skip
 
 

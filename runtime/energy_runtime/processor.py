@@ -505,6 +505,15 @@ def _claim_alerts(
         alert = alerts.sustained_unusual_usage(plan.device_id, summary, energies_at, rules)
         if alert:
             candidates.append(alert)
+    baseload = alerts.BaseloadRules(
+        min_step_w=config.baseload_min_step_w, nights=config.baseload_nights,
+        min_z=config.unusual_min_z, warmup_days=config.warmup_days,
+        baseline_days=config.baseline_days, interval_minutes=config.interval_minutes,
+    )  # fmt: skip
+    for summary in [*plan.newly_closed, *plan.revised]:
+        step = alerts.baseload_change(plan.device_id, summary, energies_at, baseload)
+        if step:
+            candidates.append(step)
     width = config.interval_minutes * 60_000
     planned_points = {w.summary.start_ms: w.points for w in plan.intervals}
 

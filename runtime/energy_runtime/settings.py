@@ -117,6 +117,8 @@ class ProcessorSettings:
     meter_group_name: str
     silent_after_minutes: int
     meter_stuck_min_wh: float
+    baseload_min_step_w: float
+    baseload_nights: int
     rules: ReadingRules
 
 
@@ -172,5 +174,7 @@ def load_processor_settings(env: Mapping[str, str] | None = None) -> ProcessorSe
         meter_group_name=_raw(env, contract.METER_GROUP_NAME),
         silent_after_minutes=_int(env, contract.SILENT_AFTER_MINUTES),
         meter_stuck_min_wh=_float(env, contract.METER_STUCK_MIN_WH),
+        baseload_min_step_w=_float(env, contract.BASELOAD_MIN_STEP_W),
+        baseload_nights=_int(env, contract.BASELOAD_NIGHTS),
         rules=rules,
     )

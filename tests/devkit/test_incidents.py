@@ -136,3 +136,22 @@ def test_a_raised_alert_is_read_from_the_message_sns_carried() -> None:
     alert = RaisedAlert.of(message, 123.0)
     assert alert == RaisedAlert("a", "meter_silent", 1_794_823_500, 123.0)
     assert RaisedAlert.of({**message, "status": "resolved"}) is None
+
+
+def test_a_base_load_step_begins_at_noon_and_lasts_to_the_end() -> None:
+    rates = IncidentRates(baseload_steps=0.5, after_days=1)
+    scenario = Scenario(apartments=4, days=6, interval_s=60, readings_per_message=5,
+                        start_epoch_s=START, seed=4, faults=NO_FAULTS, incidents=rates)  # fmt: skip
+    simulation = Simulation(scenario)
+    steps = [i for i in simulation.incidents if i.kind == labelled.BASELOAD_STEP]
+    assert steps and all(i.expects == "baseload_change" for i in steps)
+    for step in steps:
+        assert (step.start_s - START) % DAY == DAY // 2
+        assert step.end_s >= step.start_s + 2 * DAY  # two whole nights to be seen in
+        assert not [i for i in simulation.incidents
+                    if i.device_id == step.device_id and i.start_s > step.start_s]  # fmt: skip
+        profile = simulation.profiles[step.device_id]
+        night = step.start_s - START + DAY // 2 + 3 * 3600  # 03:00 the next night
+        with_step = profile.power_w(night)
+        assert any(e.power_w == 250.0 and e.start_s <= night < e.end_s for e in profile.events)
+        assert with_step >= profile.base_w + 250.0

@@ -499,3 +499,52 @@ def test_a_stuck_register_is_one_that_does_not_count_what_its_power_says(
     read = [] if before is None else [Point(0, e, 0) for e in before]
     alert = alerts.meter_stuck("m", summary, lambda: None if before is None else read, 25.0)
     assert (alert is not None) == alerts_
+
+
+BASELOAD = alerts.BaseloadRules(min_step_w=100, nights=2, min_z=4, warmup_days=3,
+                                baseline_days=14, interval_minutes=15)  # fmt: skip
+HOUR_MS = 3_600_000
+
+
+def _nights_with_minimum(stored: dict[int, float], day_ms: int, minimum_wh: float) -> None:
+    """01:00-05:00 of the day: the fridge's on phases above a base of `minimum_wh`."""
+    for k in range(16):
+        stored[day_ms + HOUR_MS + k * QUARTER] = minimum_wh + (30.0 if k % 3 == 0 else 0.0)
+
+
+def _baseload_alerts(night_minima_wh: list[float], rules: alerts.BaseloadRules) -> list[int]:
+    """The nights (index into `night_minima_wh`) whose last interval raises an alert."""
+    first_day = 1_795_132_800_000  # 2026-11-18T00:00Z
+    stored: dict[int, float] = {}
+    raised = []
+    for n, minimum in enumerate(night_minima_wh):
+        day = first_day + n * DAY_MS
+        _nights_with_minimum(stored, day, minimum)
+        last = day + 5 * HOUR_MS - QUARTER
+        alert = alerts.baseload_change("m", _summary(last, stored[last]), lookup(stored), rules)
+        if alert:
+            assert alert.start_ms == day - (rules.nights - 1) * DAY_MS + HOUR_MS  # the step's
+            raised.append(n)
+    return raised
+
+
+@pytest.mark.parametrize(
+    ("after", "raised"),
+    [
+        ([95.0] * 4, [15]),  # +220 W from night 14 on: alerted on its second night, once
+        ([95.0, 40.0, 95.0, 40.0], []),  # a heater left on for single nights: no step
+        ([52.0] * 4, []),  # +48 W: below the minimum step
+        ([75.0] * 4, []),  # +140 W: above it, but within four spreads (10 Wh at least)
+    ],
+)
+def test_a_base_load_that_steps_up_and_stays_up_alerts_once(
+    after: list[float], raised: list[int]
+) -> None:
+    calm = [40.0 + (n % 3) for n in range(14)]  # 160-170 W overnight
+    assert _baseload_alerts(calm + after, BASELOAD) == raised
+
+
+def test_no_baseload_change_before_the_warm_up() -> None:
+    """Three nights make the usual (the warm-up), before the night before the step."""
+    assert _baseload_alerts([40.0] * 3 + [95.0, 95.0], BASELOAD) == []
+    assert _baseload_alerts([40.0] * 4 + [95.0, 95.0], BASELOAD) == [5]
