@@ -499,35 +499,30 @@ def _claim_alerts(
         interval_minutes=config.interval_minutes,
         tolerance_intervals=config.unusual_tolerance_minutes // config.interval_minutes,
     )  # fmt: skip
-    for summary in [*plan.newly_closed, *plan.revised]:
-        if summary.own_energy_wh < config.unusual_min_excess_wh:
-            continue
-        alert = alerts.sustained_unusual_usage(plan.device_id, summary, energies_at, rules)
-        if alert:
-            candidates.append(alert)
     baseload = alerts.BaseloadRules(
         min_step_w=config.baseload_min_step_w, nights=config.baseload_nights,
         min_z=config.unusual_min_z, warmup_days=config.warmup_days,
         baseline_days=config.baseline_days, interval_minutes=config.interval_minutes,
     )  # fmt: skip
-    for summary in [*plan.newly_closed, *plan.revised]:
-        step = alerts.baseload_change(plan.device_id, summary, energies_at, baseload)
-        if step:
-            candidates.append(step)
-    width = config.interval_minutes * 60_000
     planned_points = {w.summary.start_ms: w.points for w in plan.intervals}
 
     def readings_before(start_ms: int) -> Callable[[], list[Point] | None]:
-        before = start_ms - width
+        before = start_ms - config.interval_minutes * 60_000
         if before in planned_points:
             return lambda: planned_points[before]
         return lambda: store.interval_points(plan.device_id, before)
 
     for summary in [*plan.newly_closed, *plan.revised]:
-        stuck = alerts.meter_stuck(plan.device_id, summary, readings_before(summary.start_ms),
-                                   config.meter_stuck_min_wh)  # fmt: skip
-        if stuck:
-            candidates.append(stuck)
+        found = [
+            alerts.baseload_change(plan.device_id, summary, energies_at, baseload),
+            alerts.meter_stuck(plan.device_id, summary, readings_before(summary.start_ms),
+                               config.meter_stuck_min_wh),
+        ]  # fmt: skip
+        if summary.own_energy_wh >= config.unusual_min_excess_wh:
+            found.append(
+                alerts.sustained_unusual_usage(plan.device_id, summary, energies_at, rules)
+            )
+        candidates.extend(alert for alert in found if alert)
     if plan.silence_ended is not None:
         candidates.append(alerts.silence_resolved(plan.device_id, *plan.silence_ended))
     if not candidates:
