@@ -1,5 +1,6 @@
-"""Alerts (high usage, unusual usage, a silent or stuck meter) and their resolutions: at least once,
-and in the normal case exactly once, per device, kind and period.
+"""Alerts (high usage, unusual usage, a baseload change, a silent or stuck meter) and their
+resolutions: at least once, and in the normal case exactly once, per device, kind and
+period.
 
 Unusual usage is judged against the device's own normal for the time of day: the energy
 of the same interval on earlier days of the same kind (weekdays or weekend days), as
