@@ -459,8 +459,7 @@ def powered_energy_wh(summary: IntervalSummary) -> float:
     reading (their mean power over that span)."""
     if summary.reading_count < 2:
         return 0.0
-    mean_w = summary.power_sum_dw / 10 / summary.reading_count
-    return mean_w * (summary.last_ts_ms - summary.first_ts_ms) / 3_600_000
+    return summary.power_mean_w * (summary.last_ts_ms - summary.first_ts_ms) / 3_600_000
 
 
 def stuck_register(summary: IntervalSummary, min_wh: float) -> bool:
