@@ -20,8 +20,14 @@ marker and publishes it. A replay after a successful publish finds `sent` and pu
 nothing. An alert can be published twice only if two invocations hold a pending marker at
 once, or if marking it sent fails after SNS accepted it.
 
-A resolution (the meter reports again after a silence) is a message of the same kind with
-`status` "resolved", kept by a marker of its own beside the alert's, the same way.
+A resolution is a message of the same kind with `status` "resolved", kept by a marker of
+its own beside the alert's, the same way. A silent meter's clears when it reports again
+(the sweep's mark on its hot item says it was silent); every other kind's alert is kept
+open on the hot item (`state.OpenAlert`) until a later interval is back to normal
+(`resolution`): under the threshold again, usual for its time of day again, a night whose
+minimum is back near the usual, a register that counts and power readings that agree with
+it. While a judged kind's alert is open the device raises no other of that kind: one
+alert and one resolution an episode, however it flickers.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from energy_runtime import contract
 from energy_runtime.aggregate import MS_PER_DAY, IntervalSummary, is_weekend
 from energy_runtime.codec import Point
 from energy_runtime.contract import iso_utc
+from energy_runtime.state import OpenAlert
 
 HIGH_USAGE = "high_usage"
 UNUSUAL_USAGE = "unusual_usage"
@@ -47,6 +54,11 @@ IQR_TO_SIGMA = 1.349  # its interquartile range, in sigmas
 # needs a real excess (UNUSUAL_MIN_EXCESS_WH says how much) to be unusual.
 MIN_SPREAD_WH = 10.0
 MARKER_TTL_S = 7 * 86_400
+# Power readings at one value over at least this many readings of an interval are frozen (a
+# real apartment's load always moves by a tenth of a watt), and stuck when the register
+# disagrees with them by at least this fraction of the larger (and the minimum energy).
+MIN_FROZEN_READINGS = 10
+POWER_MISMATCH = 0.25
 # How urgent each kind is (the `severity` message attribute subscribers filter on).
 SEVERITY = {HIGH_USAGE: "warning", UNUSUAL_USAGE: "notice", METER_SILENT: "warning",
             METER_STUCK: "warning", BASELOAD_CHANGE: "notice"}  # fmt: skip
@@ -478,9 +490,10 @@ def meter_stuck(
     frozen since the interval before began. It is the first when the register rose into it
     (its lead) or within the interval before (`readings_before`, called only for a stuck
     interval; None if that interval is not stored). Later intervals of the same freeze
-    raise nothing, so a freeze alerts once however long it lasts."""
+    raise nothing, so a freeze alerts once however long it lasts. Or an interval whose
+    power readings froze (`stuck_power`): the alert it opens keeps that to one a freeze."""
     if not stuck_register(summary, min_wh):
-        return None
+        return _stuck_power_alert(device_id, summary) if stuck_power(summary, min_wh) else None
     if summary.lead_mwh == 0:
         before = readings_before()
         if before is not None and len({p.energy_mwh for p in before}) <= 1:
@@ -490,6 +503,34 @@ def meter_stuck(
         f"the register has not advanced from {iso_utc(summary.first_ts_ms)} to "
         f"{iso_utc(summary.last_ts_ms)} while the meter's power readings say {powered:.0f} Wh "
         "were used"
+    )
+    return Alert(device_id, METER_STUCK, summary.start_ms, detail, summary.energy_wh,
+                 round(powered, 1))  # fmt: skip
+
+
+def frozen_power(summary: IntervalSummary) -> bool:
+    """Whether every power reading of the interval has one value."""
+    return (
+        summary.reading_count >= MIN_FROZEN_READINGS
+        and summary.power_min_dw == summary.power_max_dw
+    )
+
+
+def stuck_power(summary: IntervalSummary, min_wh: float) -> bool:
+    """Whether the power readings stayed at one value while the register counted something
+    else: a power sensor that froze (or one that reports a constant)."""
+    if not frozen_power(summary):
+        return False
+    counted, powered = summary.own_energy_wh, powered_energy_wh(summary)
+    return abs(counted - powered) >= max(min_wh, POWER_MISMATCH * max(counted, powered))
+
+
+def _stuck_power_alert(device_id: str, summary: IntervalSummary) -> Alert:
+    powered = powered_energy_wh(summary)
+    detail = (
+        f"the power readings have stayed at {summary.power_min_dw / 10:.1f} W from "
+        f"{iso_utc(summary.first_ts_ms)} to {iso_utc(summary.last_ts_ms)} while the register "
+        f"counted {summary.own_energy_wh:.0f} Wh (they say {powered:.0f} Wh)"
     )
     return Alert(device_id, METER_STUCK, summary.start_ms, detail, summary.energy_wh,
                  round(powered, 1))  # fmt: skip
@@ -506,6 +547,145 @@ def silence_resolved(device_id: str, silent_since_ms: int, back_ms: int) -> Aler
     """The meter silent since `silent_since_ms` has a reading again, of `back_ms`."""
     detail = f"readings again from {iso_utc(back_ms)}"
     return Alert(device_id, METER_SILENT, silent_since_ms, detail, status=RESOLVED)
+
+
+# Kinds whose alert the processor keeps open until an interval clears it (a silent meter's
+# is the sweep's), and of those the ones judged against the device's normal: while one is
+# open, no other of its kind is raised (high usage is a rule, crossed each period or not).
+CLEARING_KINDS = (HIGH_USAGE, UNUSUAL_USAGE, BASELOAD_CHANGE, METER_STUCK)
+JUDGED_KINDS = (UNUSUAL_USAGE, BASELOAD_CHANGE, METER_STUCK)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClearingRules:
+    """When an open alert is back to normal (the processor's settings)."""
+
+    high_usage_threshold_wh: float
+    unusual: UnusualRules
+    baseload: BaseloadRules
+    stuck_min_wh: float
+
+
+def opened(alert: Alert, raised_ms: int) -> OpenAlert:
+    """What the hot item keeps of an alert until it clears."""
+    # A base load's resolution compares nights with what was usual before the step.
+    expected = alert.expected_wh if alert.kind == BASELOAD_CHANGE else None
+    return OpenAlert(alert.kind, alert.start_ms, raised_ms, expected)
+
+
+def resolution(
+    device_id: str,
+    open_alert: OpenAlert,
+    summary: IntervalSummary,
+    energies_at: EnergiesAt,
+    rules: ClearingRules,
+) -> Alert | None:
+    """The all-clear of an open alert if `summary`, a closed interval after the one that
+    raised it, is back to normal for the alert's kind; None if it is not (yet). Reads only
+    for a kind judged against earlier days, and only when the interval itself could still
+    be abnormal."""
+    if summary.start_ms <= open_alert.raised_ms:
+        return None
+    kind, used = open_alert.kind, summary.own_energy_wh
+    when = iso_utc(summary.start_ms)
+    detail: str | None = None
+    if kind == HIGH_USAGE:
+        threshold = rules.high_usage_threshold_wh
+        if used <= threshold:
+            detail = f"{used} Wh in the interval from {when}, at most {threshold} Wh"
+    elif kind == UNUSUAL_USAGE:
+        if not _unusual_now(summary, energies_at, rules.unusual):
+            detail = f"{used / 1000:.2f} kWh from {when} is usual for that time of day"
+    elif kind == BASELOAD_CHANGE:
+        detail = _baseload_cleared(open_alert, summary, energies_at, rules.baseload)
+    elif kind == METER_STUCK:
+        stuck = stuck_register(summary, rules.stuck_min_wh) or stuck_power(
+            summary, rules.stuck_min_wh
+        )
+        if used > 0 and not stuck:
+            detail = f"the register counts what the power readings say again from {when}"
+    if detail is None:
+        return None
+    return Alert(device_id, kind, open_alert.start_ms, detail, summary.energy_wh,
+                 status=RESOLVED)  # fmt: skip
+
+
+def follow_open(
+    device_id: str,
+    open_alerts: tuple[OpenAlert, ...],
+    raised: list[tuple[int, Alert]],
+    closed: list[IntervalSummary],
+    energies_at: EnergiesAt,
+    rules: ClearingRules,
+) -> tuple[list[Alert], tuple[OpenAlert, ...]]:
+    """(the alerts to send, the alerts open after them), in time order: the `raised` alerts
+    (each with the start of the interval that raised it) that no open alert of a judged
+    kind holds back, and the resolutions of the open alerts that the `closed` intervals
+    (newly closed, in any order) clear."""
+    still = {a.kind: a for a in open_alerts}
+    send: list[Alert] = []
+    pending = sorted(raised, key=lambda r: r[0])
+
+    def open_until(end_ms: int) -> None:
+        while pending and pending[0][0] < end_ms:
+            raised_ms, alert = pending.pop(0)
+            if alert.kind in still and alert.kind in JUDGED_KINDS:
+                continue  # the episode alerted already
+            send.append(alert)
+            still.setdefault(alert.kind, opened(alert, raised_ms))
+
+    for summary in sorted(closed, key=lambda s: s.start_ms):
+        open_until(summary.start_ms)
+        for kind in [k for k in CLEARING_KINDS if k in still]:
+            cleared = resolution(device_id, still[kind], summary, energies_at, rules)
+            if cleared:
+                send.append(cleared)
+                del still[kind]
+        open_until(summary.start_ms + 1)
+    open_until(2**63)
+    return send, tuple(sorted(still.values()))
+
+
+def _unusual_now(summary: IntervalSummary, energies_at: EnergiesAt, rules: UnusualRules) -> bool:
+    """Whether the interval on its own is unusual for its time of day, as a run is judged:
+    against the same time on earlier days, then against what they used near it."""
+    start, used = summary.start_ms, summary.own_energy_wh
+    if used < rules.min_excess_wh:
+        return False
+    exact = _baseline_at(start, energies_at(earlier_days(start, rules.baseline_days)), rules)
+    if _unusual_z(used, exact, rules) is None:
+        return False
+    history = energies_at(_history_keys(start, start, rules))
+    return _judged_z(start, used, history, rules) is not None
+
+
+def _baseload_cleared(
+    open_alert: OpenAlert, summary: IntervalSummary, energies_at: EnergiesAt, rules: BaseloadRules
+) -> str | None:
+    """At a night's end: its minimum is back within the step of the usual before the step,
+    or the raised level has lasted `baseline_days` nights and is the device's usual now
+    (a further step is judged against it)."""
+    night = night_end_start_ms(summary.start_ms, rules.interval_minutes)
+    if night is None or open_alert.expected_wh is None:
+        return None
+    width = rules.interval_minutes * 60_000
+    starts = list(range(night + NIGHT_START_H * 3_600_000, night + NIGHT_END_H * 3_600_000, width))
+    energies = {**energies_at(starts[:-1]), summary.start_ms: summary.energy_wh}
+    minimum = _night_minimum(night, energies, width)
+    hours = rules.interval_minutes / 60
+    step_wh = rules.min_step_w * hours
+    nights = (night - open_alert.start_ms + NIGHT_START_H * 3_600_000) // MS_PER_DAY + 1
+    if minimum is not None and minimum - open_alert.expected_wh < step_wh:
+        return (
+            f"the overnight minimum is {minimum / hours / 1000:.2f} kW again, within "
+            f"{rules.min_step_w:g} W of the usual {open_alert.expected_wh / hours / 1000:.2f} kW"
+        )
+    if nights >= rules.baseline_days:
+        return (
+            f"the raised base load has lasted {nights} nights: it is this meter's usual now, "
+            "and a further step is judged against it"
+        )
+    return None
 
 
 def message_attributes(marker: Marker) -> dict[str, dict[str, str]]:

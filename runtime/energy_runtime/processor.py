@@ -24,7 +24,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -463,7 +463,7 @@ def _claim_alerts(
     locate: Callable[[str], dict[str, str]],
 ) -> list[alerts.Marker]:
     """Evaluate the plan's alerts and claim their markers; returns the ones to publish."""
-    candidates: list[alerts.Alert] = []
+    raised: list[tuple[int, alerts.Alert]] = []  # (the interval that raised it, the alert)
     threshold = config.high_usage_threshold_wh
     # The open interval before this plan, if above the threshold, claimed its period's
     # alert then: a claim of it again (for it, or a later interval of the same period)
@@ -479,18 +479,22 @@ def _claim_alerts(
             continue
         alert = alerts.high_usage(plan.device_id, summary, threshold)
         if alert:
-            candidates.append(alert)
+            raised.append((summary.start_ms, alert))
     # Judged when it closes and again whenever late readings change it, each time on what
     # it holds then: an interval that closed short of readings a fault held back is judged
     # again once they arrive (at least once), and its marker keeps it to one alert. Only
     # an interval with the minimum excess in it is compared with earlier days (a read).
     # The plan's interval items are not written yet: the baseline sees them as planned.
-    planned = {w.summary.start_ms: w.summary.energy_wh for w in plan.intervals}
+    # Reads are kept for the plan: a resolution asks for what a judgement read.
+    known: dict[int, float | None] = {w.summary.start_ms: w.summary.energy_wh
+                                      for w in plan.intervals}  # fmt: skip
 
     def energies_at(starts: list[int]) -> dict[int, float]:
-        found = store.energies_at(plan.device_id, [s for s in starts if s not in planned])
-        found.update((s, planned[s]) for s in starts if s in planned)
-        return found
+        missing = [s for s in starts if s not in known]
+        if missing:
+            found = store.energies_at(plan.device_id, missing)
+            known.update((s, found.get(s)) for s in missing)
+        return {s: e for s in starts if (e := known[s]) is not None}
 
     rules = alerts.UnusualRules(
         min_z=config.unusual_min_z, min_excess_wh=config.unusual_min_excess_wh,
@@ -522,7 +526,19 @@ def _claim_alerts(
             found.append(
                 alerts.sustained_unusual_usage(plan.device_id, summary, energies_at, rules)
             )
-        candidates.extend(alert for alert in found if alert)
+        raised.extend((summary.start_ms, alert) for alert in found if alert)
+    # What is still open goes on the hot item (the plan's, or the one it would write).
+    hot = plan.hot or plan.next_hot
+    clearing = alerts.ClearingRules(
+        high_usage_threshold_wh=threshold, unusual=rules, baseload=baseload,
+        stuck_min_wh=config.meter_stuck_min_wh,
+    )  # fmt: skip
+    candidates, still_open = alerts.follow_open(
+        plan.device_id, hot.open_alerts if hot else (), raised, plan.newly_closed,
+        energies_at, clearing,
+    )  # fmt: skip
+    if hot is not None and still_open != hot.open_alerts:
+        plan.hot = replace(hot, open_alerts=still_open)
     if plan.silence_ended is not None:
         candidates.append(alerts.silence_resolved(plan.device_id, *plan.silence_ended))
     if not candidates:

@@ -41,6 +41,19 @@ class StoredInterval:
     rev: int
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class OpenAlert:
+    """An alert that has not cleared yet: the processor sends its resolution when a later
+    interval is back to normal (alerts.resolution)."""
+
+    kind: str
+    start_ms: int  # the start the alert names: its resolution is of the same period
+    raised_ms: int  # the interval that raised it: only later intervals can clear it
+    # What normal was when it was raised, where a resolution needs it (a base load's usual
+    # night minimum, Wh per interval).
+    expected_wh: float | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class HotState:
     version: int
@@ -53,6 +66,8 @@ class HotState:
     # Set by the silence sweep (energy_runtime.silence) when it alerts: the newest reading's
     # time then. A newer reading ends the silence, and the plan resolves the alert.
     silent_since_ms: int | None = None
+    # The device's alerts that have not cleared, one per kind, by kind order.
+    open_alerts: tuple[OpenAlert, ...] = ()
 
 
 @dataclass(slots=True)
@@ -68,6 +83,9 @@ class Plan:
     device_id: str
     intervals: list[IntervalWrite] = field(default_factory=list)
     hot: HotState | None = None  # None: the hot item is unchanged
+    # The hot item the plan would write even if unchanged: the processor writes it when
+    # only the open alerts change.
+    next_hot: HotState | None = None
     expected_version: int | None = None
     changed: list[tuple[IntervalSummary, int]] = field(default_factory=list)  # rows, rev
     # Every interval the readings fall in, changed or not, as it stands after the plan:
@@ -217,7 +235,9 @@ def plan_device(
         open_rev=open_rev,
         tail=tail,
         silent_since_ms=silent_since,
+        open_alerts=hot.open_alerts if hot is not None else (),
     )
+    plan.next_hot = new_hot
     unchanged = (
         hot is not None
         and same_open

@@ -18,9 +18,17 @@ from energy_runtime.codec import Point, decode_points, encode_points
 from energy_runtime.contract import PARTITION_KEY as PK
 from energy_runtime.contract import SORT_KEY as SK
 from energy_runtime.contract import TTL_ATTRIBUTE, iso_utc
-from energy_runtime.state import HotState, IntervalWrite, Latest, Plan, StoredInterval
+from energy_runtime.state import (
+    HotState,
+    IntervalWrite,
+    Latest,
+    OpenAlert,
+    Plan,
+    StoredInterval,
+)
 
 SILENT_SINCE = "silent_since_ms"  # on the hot item, while the sweep holds the meter silent
+OPEN_ALERTS = "open_alerts"  # on the hot item: kind -> the alert that has not cleared
 
 
 class ConcurrentUpdate(Exception):
@@ -59,7 +67,27 @@ def hot_item(device_id: str, hot: HotState) -> dict[str, Any]:
         item[name] = _n(value)
     if hot.silent_since_ms is not None:
         item[SILENT_SINCE] = _n(hot.silent_since_ms)
+    if hot.open_alerts:
+        item[OPEN_ALERTS] = {"M": {a.kind: _open_alert_value(a) for a in hot.open_alerts}}
     return item
+
+
+def _open_alert_value(alert: OpenAlert) -> dict[str, Any]:
+    fields = {"start_ms": _n(alert.start_ms), "raised_ms": _n(alert.raised_ms)}
+    if alert.expected_wh is not None:
+        fields["expected_wh"] = _n(float(alert.expected_wh))
+    return {"M": fields}
+
+
+def _open_alerts(item: dict[str, Any]) -> tuple[OpenAlert, ...]:
+    """The hot item's open alerts; none on an item written before they were kept."""
+    found = []
+    for kind, value in item.get(OPEN_ALERTS, {}).get("M", {}).items():
+        fields = value["M"]
+        expected = fields.get("expected_wh")
+        found.append(OpenAlert(kind, int(fields["start_ms"]["N"]), int(fields["raised_ms"]["N"]),
+                               float(expected["N"]) if expected else None))  # fmt: skip
+    return tuple(sorted(found))
 
 
 def parse_hot(item: dict[str, Any]) -> HotState:
@@ -79,6 +107,7 @@ def parse_hot(item: dict[str, Any]) -> HotState:
         open_rev=int(item["open_rev"]["N"]),
         tail=decode_points(bytes(item["tail_points"]["B"])) if item["tail_points"]["B"] else [],
         silent_since_ms=int(item[SILENT_SINCE]["N"]) if SILENT_SINCE in item else None,
+        open_alerts=_open_alerts(item),
     )
 
 

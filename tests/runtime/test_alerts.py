@@ -30,11 +30,13 @@ LATER_TOPIC = f"arn:aws:sns:{REGION}:123456789012:energy-alerts-later"
 def readings_of(
     start_s: int, count: int, *, step_wh: float, energy_wh: float = 5000.0
 ) -> list[dict[str, Any]]:
-    """A reading every 10 s; `step_wh` per reading (x 90 per 15-minute interval)."""
+    """A reading every 10 s; `step_wh` per reading (x 90 per 15-minute interval), at the
+    power that uses it, with a tenth of a watt of noise (a real meter's power moves)."""
     return [
-        {"ts": start_s + 10 * i, "energy_wh": energy_wh + step_wh * i, "power_w": 720.0}
+        {"ts": start_s + 10 * i, "energy_wh": energy_wh + step_wh * i,
+         "power_w": step_wh * 360 + 0.1 * (i % 2)}
         for i in range(count)
-    ]
+    ]  # fmt: skip
 
 
 def records_of(device: str, readings: list[dict[str, Any]], seq: int) -> list[dict[str, Any]]:
@@ -487,14 +489,16 @@ def _interval(points: list[tuple[int, int, int]], lead_mwh: int) -> IntervalSumm
         (4000, 0, 0, [5, 6], True),  # the interval before counted: the freeze begins here
         (4000, 0, 0, [5, 5], False),  # frozen since before: alerted then
         (4000, 0, 1, [5, 5], True),  # it rose into this interval, then froze
-        (4000, 1, 0, None, False),  # counting
+        (4000, 1_111, 0, None, False),  # counting what 400 W uses in 10 s
+        (4000, 1, 0, None, False),  # counting, if less: power readings that move are real
         (50, 0, 0, None, False),  # 5 W: 1.2 Wh in 15 minutes is below the minimum
     ],
 )
 def test_a_stuck_register_is_one_that_does_not_count_what_its_power_says(
     power_dw: int, register_step: int, lead: int, before: list[int] | None, alerts_: bool
 ) -> None:
-    points = [(1_000 * 10 * i, 7_000 + register_step * i, power_dw) for i in range(90)]
+    # Power to a tenth of a watt, as a real meter's moves.
+    points = [(1_000 * 10 * i, 7_000 + register_step * i, power_dw + i % 2) for i in range(90)]
     summary = _interval(points, lead)
     read = [] if before is None else [Point(0, e, 0) for e in before]
     alert = alerts.meter_stuck("m", summary, lambda: None if before is None else read, 25.0)
@@ -548,3 +552,93 @@ def test_no_baseload_change_before_the_warm_up() -> None:
     """Three nights make the usual (the warm-up), before the night before the step."""
     assert _baseload_alerts([40.0] * 3 + [95.0, 95.0], BASELOAD) == []
     assert _baseload_alerts([40.0] * 4 + [95.0, 95.0], BASELOAD) == [5]
+
+
+@pytest.mark.parametrize(
+    ("register_step", "alerts_"),
+    [
+        (1_111, False),  # counting what the constant 400 W uses: a steady load, not stuck
+        (1_400, False),  # 26% more: within a quarter of the larger energy
+        (2_222, True),  # counting what 800 W uses while the power reads 400 W: stuck
+        (0, True),  # the register frozen too: stuck (as a register)
+    ],
+)
+def test_power_readings_stuck_at_one_value_are_a_stuck_meter(
+    register_step: int, alerts_: bool
+) -> None:
+    points = [(1_000 * 10 * i, 7_000 + register_step * i, 4000) for i in range(90)]
+    alert = alerts.meter_stuck("m", _interval(points, 0), lambda: None, 25.0)
+    assert (alert is not None) == alerts_
+    if alert and register_step:
+        assert "power readings have stayed at 400.0 W" in alert.detail
+
+
+CLEARING = alerts.ClearingRules(high_usage_threshold_wh=1000.0, unusual=RULES,
+                                baseload=BASELOAD, stuck_min_wh=25.0)  # fmt: skip
+
+
+def _stuck_alert(start_ms: int) -> alerts.Alert:
+    return alerts.Alert("m", alerts.METER_STUCK, start_ms, "stuck")
+
+
+def test_an_open_alert_holds_back_its_kind_until_an_interval_clears_it() -> None:
+    """A stuck meter's alert stays open while its register is frozen (a second alert of
+    the freeze is held back), and the first interval that counts clears it, once."""
+    frozen = [(k * 10_000, 7_000, 4000 + k % 2) for k in range(90)]
+    counting = [(k * 10_000, 7_000 + 1_111 * k, 4000 + k % 2) for k in range(90)]
+
+    def at(start_ms: int, points: list[tuple[int, int, int]]) -> IntervalSummary:
+        return replace(_interval(points, 0), start_ms=start_ms)
+
+    raised = [(0, _stuck_alert(0)), (2 * QUARTER, _stuck_alert(2 * QUARTER))]
+    closed = [at(QUARTER, frozen), at(2 * QUARTER, frozen)]
+    send, still = alerts.follow_open("m", (), raised, closed, lookup({}), CLEARING)
+    assert [(a.start_ms, a.status) for a in send] == [(0, alerts.ALERTING)]
+    assert [(a.kind, a.start_ms, a.raised_ms) for a in still] == [(alerts.METER_STUCK, 0, 0)]
+    send, still = alerts.follow_open("m", still, [], [at(3 * QUARTER, counting)], lookup({}),
+                                     CLEARING)  # fmt: skip
+    assert [(a.kind, a.start_ms, a.status) for a in send] == [(alerts.METER_STUCK, 0, "resolved")]
+    assert still == ()
+    # The interval that raised it does not clear it, though it is as normal as any.
+    assert alerts.follow_open("m", (alerts.OpenAlert(alerts.METER_STUCK, 0, QUARTER),), [],
+                              [at(QUARTER, counting)], lookup({}), CLEARING)[0] == []  # fmt: skip
+
+
+def test_high_usage_alerts_each_period_and_clears_under_the_threshold() -> None:
+    high = [(k * QUARTER, alerts.Alert("m", alerts.HIGH_USAGE, k * QUARTER, "high"))
+            for k in (0, 4)]  # fmt: skip
+    closed = [_summary(0, 1500.0), _summary(4 * QUARTER, 1500.0), _summary(5 * QUARTER, 900.0)]
+    send, still = alerts.follow_open("m", (), high, closed, lookup({}), CLEARING)
+    assert [(a.start_ms, a.status) for a in send] == [
+        (0, "alert"),
+        (4 * QUARTER, "alert"),
+        (0, "resolved"),  # the episode's first alert
+    ]
+    assert still == ()
+
+
+@pytest.mark.parametrize(
+    ("minimum_after_wh", "clears_on_night"),
+    # Back down the night after the alert; or up for good: the usual on its 14th night.
+    [(42.0, 2), (95.0, 13)],
+)
+def test_a_base_load_alert_clears_when_the_night_minimum_is_back_or_is_the_new_usual(
+    minimum_after_wh: float, clears_on_night: int
+) -> None:
+    first_night = 1_795_132_800_000  # 2026-11-18T00:00Z: its night is the step's first
+    alert = alerts.Alert("m", alerts.BASELOAD_CHANGE, first_night + HOUR_MS, "step",
+                         95.0, 40.0)  # fmt: skip
+    raised_at = first_night + DAY_MS + 5 * HOUR_MS - QUARTER  # the second night's end
+    still = (alerts.opened(alert, raised_at),)
+    stored: dict[int, float] = {}
+    for n in range(2, 16):
+        day = first_night + n * DAY_MS
+        _nights_with_minimum(stored, day, minimum_after_wh)
+        last = day + 5 * HOUR_MS - QUARTER
+        send, still = alerts.follow_open("m", still, [], [_summary(last, stored[last])],
+                                         lookup(stored), CLEARING)  # fmt: skip
+        if send:
+            assert n == clears_on_night
+            assert [(a.start_ms, a.status) for a in send] == [(alert.start_ms, "resolved")]
+            return
+    raise AssertionError("never cleared")

@@ -190,8 +190,22 @@ def test_parquet_rows_match_the_glue_columns_and_the_table(cloud: Cloud) -> None
         assert got == expected
 
 
-def _alert_messages(cloud: Cloud) -> list[dict[str, Any]]:
+def _published(cloud: Cloud) -> list[dict[str, Any]]:
     return [json.loads(json.loads(m["Body"])["Message"]) for m in cloud.drain_alert_queue()]
+
+
+def _alert_messages(cloud: Cloud) -> list[dict[str, Any]]:
+    """The alerts published (not their resolutions)."""
+    return [m for m in _published(cloud) if m["status"] == "alert"]
+
+
+def _alerts_and_resolutions(cloud: Cloud, kind: str) -> tuple[list[str], list[str]]:
+    """The interval starts the alerts of `kind` name, and the ones their resolutions do."""
+    published = [m for m in _published(cloud) if m["kind"] == kind]
+    return (
+        [m["interval_start"] for m in published if m["status"] == "alert"],
+        [m["interval_start"] for m in published if m["status"] == "resolved"],
+    )
 
 
 @pytest.fixture
@@ -279,8 +293,8 @@ def test_unusual_usage_alerts_once_when_it_has_lasted_the_sustained_length(
     alert_queue: Cloud, hours: float, alerts_sent: int
 ) -> None:
     """A heater left on (500 Wh every 15 minutes where the device uses 40): one alert once
-    it has lasted two hours (8 intervals), naming its start, however long it goes on; 1 h
-    45 min of it (a long meal, a wash) raises nothing."""
+    it has lasted two hours (8 intervals), naming its start, however long it goes on, and
+    one resolution when it is off; 1 h 45 min of it (a long meal, a wash) raises nothing."""
     cloud = alert_queue
     cloud.processor = replace(cloud.processor, unusual_sustain_intervals=8)
     calm = [item for back in EARLIER_WEEKDAYS
@@ -288,8 +302,12 @@ def test_unusual_usage_alerts_once_when_it_has_lasted_the_sustained_length(
     heater = night(START, 500.0, int(hours * 4))
     after = night(START + len(heater) * 900, 40.0, 24 - len(heater))
     cloud.pipeline(records_of("m-1", intervals_using(calm + heater + after)))
-    messages = [m for m in _alert_messages(cloud) if m["kind"] == "unusual_usage"]
+    published = [m for m in _published(cloud) if m["kind"] == "unusual_usage"]
+    messages = [m for m in published if m["status"] == "alert"]
     assert len(messages) == alerts_sent
+    # The first calm interval after it clears it, naming the alert's start.
+    cleared = [m["interval_start"] for m in published if m["status"] == "resolved"]
+    assert cleared == [queries.iso_utc(START * 1000)] * alerts_sent
     if messages:
         assert messages[0]["interval_start"] == queries.iso_utc(START * 1000)
         assert messages[0]["energy_wh"] == pytest.approx(8 * 500.0, rel=0.01)
@@ -526,13 +544,15 @@ def test_a_batch_that_closes_more_than_a_hundred_intervals_is_stored_whole(cloud
 
 
 def frozen_register(start_s: int, intervals: int, frozen: range) -> list[dict[str, Any]]:
-    """400 W throughout, a reading every 10 s; the register stops counting for the readings
+    """400 W throughout (to a tenth of a watt), a reading every 10 s; the register stops
+    counting for the readings
     whose index is in `frozen`."""
     readings, register = [], 2000.0
     for i in range(intervals * 90 + 1):
         if i and i not in frozen:
             register += 400 * 10 / 3600
-        readings.append({"ts": start_s + 10 * i, "energy_wh": round(register, 3), "power_w": 400.0})
+        readings.append({"ts": start_s + 10 * i, "energy_wh": round(register, 3),
+                         "power_w": 400.0 + 0.1 * (i % 2)})  # fmt: skip
     return readings
 
 
@@ -552,9 +572,14 @@ def test_a_register_that_stops_counting_alerts_once_naming_its_first_whole_inter
     for i in range(0, len(records), size):
         handoffs = cloud.pipeline(records[i : i + size])
     cloud.run_processor(handoffs)  # the last batch again
-    stuck = [m for m in _alert_messages(cloud) if m["kind"] == "meter_stuck"]
+    published = _published(cloud)
+    stuck = [m for m in published if m["kind"] == "meter_stuck" and m["status"] == "alert"]
     # The first interval whose readings after its first never counted (the first may rise).
     first_whole = START + 900 * -(-(frozen_from - 1) // 90)
     assert [m["interval_start"] for m in stuck] == [queries.iso_utc(first_whole * 1000)]
     assert stuck[0]["expected_wh"] == pytest.approx(400 * 890 / 3600, rel=0.02)
     assert stuck[0]["severity"] == "warning" and "robust_z" not in stuck[0]
+    # Counting again (the first interval it counts in): cleared once, naming the alert.
+    cleared = [m for m in published if m["kind"] == "meter_stuck" and m["status"] == "resolved"]
+    assert [m["interval_start"] for m in cleared] == [queries.iso_utc(first_whole * 1000)]
+    assert cleared[0]["text"].startswith("meter m-1: meter stuck since")
