@@ -59,6 +59,7 @@ RATES = labelled.IncidentRates(
     silences=0.03,
     stuck_registers=0.02,
     baseload_steps=0.02,
+    stuck_powers=0.02,
     after_days=dev_config().data.warmup_days,
 )
 NO_FAULTS = Faults(duplicate_rate=0, late_rate=0, reset_rate=0, garbage_rate=0)
@@ -168,6 +169,7 @@ def _run(
     cloud.sns.subscribe(TopicArn=processor.alert_topic_arn, Protocol="sqs", Endpoint=tap_arn,
                         Attributes={"RawMessageDelivery": "true"})  # fmt: skip
     raised: list[labelled.RaisedAlert] = []
+    resolutions: list[labelled.RaisedAlert] = []
     messages: list[dict[str, Any]] = []
 
     def collect(now_s: float) -> None:
@@ -180,6 +182,9 @@ def _run(
                 alert = labelled.RaisedAlert.of(body, now_s)
                 if alert is not None:
                     raised.append(alert)
+                cleared = labelled.RaisedAlert.resolution_of(body, now_s)
+                if cleared is not None:
+                    resolutions.append(cleared)
             entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
                        for i, m in enumerate(got)]  # fmt: skip
             cloud.sqs.delete_message_batch(QueueUrl=tap, Entries=entries)
@@ -221,7 +226,8 @@ def _run(
         readings += message.readings
     apply(window, window_end, seq)
     cloud.stop()
-    judged = labelled.judge(simulation.incidents, raised, apartment_days=apartments * days)
+    judged = labelled.judge(simulation.incidents, raised, apartment_days=apartments * days,
+                            resolutions=resolutions)  # fmt: skip
     return {
         "seed": seed,
         **judged,

@@ -51,7 +51,7 @@ STUCK_FIXED_FILE = "stuck-devices.fixed"  # written by the fix (faults.DeadLette
 TABLE_FILE = "table.json"  # the interval and day items a run stored (for --reference)
 ALERTS_FILE = "alerts.json"  # the alerts a run sent (for --reference)
 # A silence in a few meters of every default run, so that its alerts can be judged.
-DEMO_INCIDENTS = IncidentRates(silences=0.1, stuck_registers=0.05)
+DEMO_INCIDENTS = IncidentRates(silences=0.1, stuck_registers=0.05, stuck_powers=0.05)
 COMPRESSED_LAG_WALL_S = 15.0
 
 
@@ -186,6 +186,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEMO_INCIDENTS.stuck_registers,
         help="labelled incidents: a register that stops counting for three hours while the "
         "meter reports power, per apartment-day",
+    )
+    parser.add_argument(
+        "--stuck-powers",
+        type=float,
+        default=DEMO_INCIDENTS.stuck_powers,
+        help="labelled incidents: power readings frozen at one value for three hours while "
+        "the register counts on, per apartment-day",
     )
     parser.add_argument(
         "--fault-each-once",
@@ -569,6 +576,7 @@ def _scenario(args: argparse.Namespace) -> Scenario:
             heater_nights=args.heater_nights,
             vacations=args.vacations,
             stuck_registers=args.stuck_registers,
+            stuck_powers=args.stuck_powers,
         ),
     )
 
@@ -683,13 +691,13 @@ def _alerts_quality(scenario: Scenario, published: _Published, results: Results)
         wall, ts = log[at]
         return ts + (sent_ms / 1000 - wall) * scenario.speed
 
-    raised = [
-        RaisedAlert.of(alert, simulated(sent))
-        for alert, sent in zip(results.alerts, results.alert_sent_ms, strict=True)
-    ]
+    sent_at = list(zip(results.alerts, results.alert_sent_ms, strict=True))
+    raised = [RaisedAlert.of(alert, simulated(sent)) for alert, sent in sent_at]
+    cleared = [RaisedAlert.resolution_of(alert, simulated(sent)) for alert, sent in sent_at]
     incidents = published.simulation.incidents
     report = judge(incidents, [a for a in raised if a is not None],
-                   apartment_days=scenario.apartments * scenario.days)  # fmt: skip
+                   apartment_days=scenario.apartments * scenario.days,
+                   resolutions=[r for r in cleared if r is not None])  # fmt: skip
     return {**report, "incidents": [i.public() for i in incidents]}
 
 

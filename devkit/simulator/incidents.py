@@ -18,12 +18,14 @@ HEATER_NIGHT = "heater_night"  # a 2 kW heater left on from 23:00 to 06:00
 VACATION = "vacation"  # a week away: base load and fridge only
 METER_SILENT = "meter_silent"  # the meter cannot reach the broker; it buffers and resends
 METER_STUCK = "meter_stuck"  # the register stops counting; power readings go on
+POWER_STUCK = "power_stuck"  # the power readings freeze at one value; the register counts on
 BASELOAD_STEP = "baseload_step"  # something left on for good from noon: the base load steps up
 EXPECTED_ALERT: dict[str, str | None] = {
     HEATER_NIGHT: "unusual_usage",
     VACATION: None,
     METER_SILENT: "meter_silent",
     METER_STUCK: "meter_stuck",
+    POWER_STUCK: "meter_stuck",
     BASELOAD_STEP: "baseload_change",
 }
 HEATER_START_H, HEATER_END_H = 23, 30  # 23:00 to 06:00 the next day
@@ -48,7 +50,8 @@ class Incident:
                 "end_s": self.end_s, "expects": self.expects}  # fmt: skip
 
 
-RATE_NAMES = ("heater_nights", "vacations", "silences", "stuck_registers", "baseload_steps")
+RATE_NAMES = ("heater_nights", "vacations", "silences", "stuck_registers", "baseload_steps",
+              "stuck_powers")  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,7 +61,8 @@ class IncidentRates:
     silences: float = 0.0  # per apartment and day
     silence_minutes: int = 60
     stuck_registers: float = 0.0  # per apartment and day
-    stuck_minutes: int = 180
+    stuck_minutes: int = 180  # a stuck register's, or stuck power readings'
+    stuck_powers: float = 0.0  # per apartment and day
     baseload_steps: float = 0.0  # per apartment and day; it lasts to the scenario's end
     baseload_step_w: float = 250.0
     heater_w: float = 2000.0
@@ -115,6 +119,13 @@ def plan(
             if rng.random() < rates.baseload_steps and day + 3 <= days:
                 drawn.append(Incident(device, BASELOAD_STEP, day0 + DAY_S // 2, end_s,
                                       rates.baseload_step_w))  # fmt: skip
+            # Drawn last, and only when asked for: scenarios without it stay as they were.
+            if rates.stuck_powers and rng.random() < rates.stuck_powers:
+                latest = min(day0 + DAY_S, end_s) - rates.stuck_minutes * 60
+                if latest > day0 + SETTLE_S:
+                    begin = rng.randint(day0 + SETTLE_S, latest) // 60 * 60
+                    drawn.append(Incident(device, POWER_STUCK, begin,
+                                          begin + rates.stuck_minutes * 60))  # fmt: skip
             for incident in drawn:
                 if incident.start_s >= busy_until and incident.end_s <= end_s + SETTLE_S:
                     incidents.append(incident)
@@ -150,6 +161,15 @@ class RaisedAlert:
         return cls(str(message["device_id"]), str(message["kind"]), int(start.timestamp()),
                    raised_s)  # fmt: skip
 
+    @classmethod
+    def resolution_of(
+        cls, message: dict[str, object], raised_s: float | None = None
+    ) -> RaisedAlert | None:
+        """From a resolution as SNS carried it (its start is the alert's); None otherwise."""
+        if message.get("status") != "resolved" or "interval_start" not in message:
+            return None
+        return cls.of({**message, "status": "alert"}, raised_s)
+
 
 def _matches(alert: RaisedAlert, incident: Incident) -> bool:
     return (
@@ -164,12 +184,45 @@ def matching(alert: RaisedAlert, incidents: list[Incident]) -> Incident | None:
     return next((i for i in incidents if _matches(alert, i)), None)
 
 
+def _clearing(
+    incidents: list[Incident], alerts: list[RaisedAlert], resolutions: list[RaisedAlert]
+) -> dict[str, object]:
+    """How the alerts of detected incidents cleared: `cleared` (incidents one of whose
+    alerts got a resolution), `cleared_early` (resolutions sent before the incident
+    ended), the median minutes from its end to its first resolution after, and the
+    incidents still going on at the scenario's end (nothing to clear)."""
+    cleared = early = 0
+    delays: list[float] = []
+    for incident in incidents:
+        starts = {a.start_s for a in alerts if _matches(a, incident)}
+        mine = [r for r in resolutions if r.device_id == incident.device_id
+                and r.kind == incident.expects and r.start_s in starts]  # fmt: skip
+        if not mine:
+            continue
+        cleared += 1
+        times = sorted(r.raised_s for r in mine if r.raised_s is not None)
+        early += sum(t < incident.end_s for t in times)
+        after = [t for t in times if t >= incident.end_s]
+        if after:
+            delays.append((after[0] - incident.end_s) / 60)
+    return {
+        "cleared": cleared,
+        "cleared_early": early,
+        "median_minutes_to_clear": round(_median(delays), 1) if delays else None,
+    }
+
+
 def judge(
-    incidents: list[Incident], alerts: list[RaisedAlert], *, apartment_days: float
+    incidents: list[Incident],
+    alerts: list[RaisedAlert],
+    *,
+    apartment_days: float,
+    resolutions: list[RaisedAlert] | None = None,
 ) -> dict[str, object]:
     """Per alert kind: precision (alerts that belong to an incident that expects them),
     recall (incidents that got their alert) and the median minutes from an incident's start
-    to its first alert; and the false alerts (of any judged kind, per 100 apartment-days)."""
+    to its first alert; and the false alerts (of any judged kind, per 100 apartment-days).
+    With the `resolutions` sent, also how the detected incidents' alerts cleared."""
     judged = [a for a in alerts if a.kind not in RULE_KINDS]
     kinds = sorted({i.expects for i in incidents if i.expects} | {a.kind for a in judged})
     report: dict[str, dict[str, object]] = {}
@@ -197,6 +250,8 @@ def judge(
             "recall": round(detected / len(expected), 4) if expected else None,
             "median_minutes_to_alert": round(_median(delays), 1) if delays else None,
         }
+        if resolutions is not None:
+            report[kind].update(_clearing(expected, raised, resolutions))
     quiet = [i for i in incidents if i.expects is None]
     false = [a for a in judged if not any(_matches(a, i) for i in incidents)]
     return {

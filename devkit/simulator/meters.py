@@ -236,6 +236,7 @@ class Simulation:
         )
         self.silences: dict[str, list[tuple[int, int]]] = {}
         self.stuck: dict[str, list[tuple[int, int]]] = {}
+        self.frozen_power: dict[str, list[tuple[int, int]]] = {}
         for incident in self.incidents:
             start, end = incident.start_s - self.start, incident.end_s - self.start
             profile = self.profiles[incident.device_id]
@@ -249,6 +250,9 @@ class Simulation:
             elif incident.kind == labelled.METER_STUCK:
                 spans = self.stuck.setdefault(incident.device_id, [])
                 spans.append((incident.start_s, incident.end_s))
+            elif incident.kind == labelled.POWER_STUCK:
+                spans = self.frozen_power.setdefault(incident.device_id, [])
+                spans.append((incident.start_s, incident.end_s))
 
     def _silent_until(self, device: str, ts: int) -> int | None:
         """When the meter can send again, if it cannot at `ts`."""
@@ -256,6 +260,13 @@ class Simulation:
             if start <= ts < end:
                 return end
         return None
+
+    def _reported_power(self, device: str, ts: int, power_w: float) -> float:
+        """What the meter reports as its power: the true power, or the value it froze at."""
+        for start, end in self.frozen_power.get(device, ()):
+            if start < ts <= end:
+                return self.profiles[device].power_w(start - self.start)
+        return power_w
 
     def messages(self) -> Iterator[Message]:
         sc, faults = self.scenario, self.scenario.faults
@@ -294,7 +305,8 @@ class Simulation:
                 if step and not stuck:
                     registers[device] += round(power * sc.interval_s / 3.6)
                 seqs[device] += 1
-                reading = _reading(ts, registers[device], power, seqs[device], rng)
+                reported = self._reported_power(device, ts, power)
+                reading = _reading(ts, registers[device], reported, seqs[device], rng)
                 truth.readings += 1
                 truth._segments[-1].append((ts, registers[device]))
                 truth.first_ts = truth.first_ts or ts

@@ -25,9 +25,9 @@ its own beside the alert's, the same way. A silent meter's clears when it report
 (the sweep's mark on its hot item says it was silent); every other kind's alert is kept
 open on the hot item (`state.OpenAlert`) until a later interval is back to normal
 (`resolution`): under the threshold again, usual for its time of day again, a night whose
-minimum is back near the usual, a register that counts and power readings that agree with
-it. While a judged kind's alert is open the device raises no other of that kind: one
-alert and one resolution an episode, however it flickers.
+minimum is back near the usual, a register that counts and power readings that move.
+While a judged kind's alert is open the device raises no other of that kind: one alert
+and one resolution an episode, however it flickers.
 """
 
 from __future__ import annotations
@@ -598,12 +598,10 @@ def resolution(
             detail = f"{used / 1000:.2f} kWh from {when} is usual for that time of day"
     elif kind == BASELOAD_CHANGE:
         detail = _baseload_cleared(open_alert, summary, energies_at, rules.baseload)
-    elif kind == METER_STUCK:
-        stuck = stuck_register(summary, rules.stuck_min_wh) or stuck_power(
-            summary, rules.stuck_min_wh
-        )
-        if used > 0 and not stuck:
-            detail = f"the register counts what the power readings say again from {when}"
+    # Power readings that still hold one value may only agree with the register by chance
+    # (a load that happens to be where they froze): not cleared until they move.
+    elif kind == METER_STUCK and used > 0 and not frozen_power(summary):
+        detail = f"the register counts and the power readings move again from {when}"
     if detail is None:
         return None
     return Alert(device_id, kind, open_alert.start_ms, detail, summary.energy_wh,

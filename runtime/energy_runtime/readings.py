@@ -73,7 +73,7 @@ def _excerpt(raw: bytes) -> str:
     return text if len(raw) <= RAW_EXCERPT_BYTES else text + f"...[{len(raw)} bytes]"
 
 
-_STRUCTURE = frozenset(b"[]{}\"")
+_STRUCTURE = frozenset(b'[]{}"')
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in _STRUCTURE)
 _STRING = re.compile(rb'"[^"]*"')
 _PARENS = bytes.maketrans(b"[{]}", b"(())")

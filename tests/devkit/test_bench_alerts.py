@@ -21,3 +21,16 @@ def test_silent_meters_are_alerted_and_resolved_and_moto_s_encoding_changes_noth
     assert {k: v for k, v in slow.items() if k != "seconds"} == {
         k: v for k, v in fast.items() if k != "seconds"
     }
+
+
+def test_power_readings_that_freeze_are_alerted_once_a_freeze_and_cleared_after_it() -> None:
+    """Power readings held at one value for three hours while the register counts on:
+    the load moves away from the frozen value, the processor alerts, and clears once the
+    readings move again; never while they are frozen."""
+    result = run_seed(5, 6, 1, 900, 60, rates=IncidentRates(stuck_powers=1.0))
+    stuck = result["kinds"]["meter_stuck"]
+    assert set(result["incidents_by_kind"]) == {"power_stuck"}
+    assert stuck["alerts"] == stuck["incidents"] > 0  # one alert a freeze
+    assert (stuck["precision"], stuck["recall"]) == (1.0, 1.0)
+    assert (stuck["cleared"], stuck["cleared_early"]) == (stuck["incidents"], 0)
+    assert result["false_alerts"] == 0

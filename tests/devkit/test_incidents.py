@@ -43,15 +43,15 @@ def test_rates_out_of_range_are_named() -> None:
         IncidentRates(silence_minutes=0)
 
 
-def test_a_heater_night_a_week_away_a_silent_hour_and_a_stuck_register_happen_as_labelled() -> None:
+def test_a_heater_night_a_week_away_a_silent_hour_and_a_stuck_meter_happen_as_labelled() -> None:
     rates = IncidentRates(heater_nights=0.5, vacations=0.2, silences=0.5, stuck_registers=0.3,
-                          after_days=1)  # fmt: skip
+                          stuck_powers=0.3, after_days=1)  # fmt: skip
     scenario = Scenario(apartments=6, days=9, interval_s=60, readings_per_message=5,
                         start_epoch_s=START, seed=3, faults=NO_FAULTS, incidents=rates)  # fmt: skip
     simulation = Simulation(scenario)
     kinds = {i.kind for i in simulation.incidents}
     assert kinds == {labelled.HEATER_NIGHT, labelled.VACATION, labelled.METER_SILENT,
-                     labelled.METER_STUCK}  # fmt: skip
+                     labelled.METER_STUCK, labelled.POWER_STUCK}  # fmt: skip
     messages = list(simulation.messages())
     registers: dict[str, list[tuple[int, float, float]]] = {}  # (ts, register, power) by device
     for message in messages:
@@ -77,6 +77,16 @@ def test_a_heater_night_a_week_away_a_silent_hour_and_a_stuck_register_happen_as
             assert len({r[1] for r in during}) == 1 and min(r[2] for r in during) > 0
             after = [r for r in readings if r[0] > incident.end_s][:2]
             assert after[-1][1] > during[-1][1]
+        elif incident.kind == labelled.POWER_STUCK:
+            # The power readings hold one value while the register counts what is used.
+            readings = sorted(registers[incident.device_id])
+            during = [r for r in readings if incident.start_s <= r[0] <= incident.end_s]
+            assert len({r[2] for r in during}) == 1 and during[-1][1] > during[0][1]
+            # It froze at what the load was when it began; the load moved on.
+            assert during[0][2] == round(profile.power_w(incident.start_s - START), 1)
+            assert any(profile.power_w(r[0] - START) != during[0][2] for r in during)
+            after = [r for r in readings if r[0] > incident.end_s]
+            assert len({r[2] for r in after[:60]}) > 1
         else:
             # Nothing is sent while it is silent; what it read then comes when it can send.
             sent_during = [m for m in messages if m.device_id == incident.device_id
@@ -116,8 +126,17 @@ def test_alerts_are_judged_per_kind_against_the_incidents() -> None:
         RaisedAlert("d", "unusual_usage", at(5, 3), at(5, 3.3)),  # away: false
         RaisedAlert("a", "high_usage", at(3, 23.25), at(3, 23.6)),  # a rule: not judged
     ]
-    report = judge(incidents, alerts, apartment_days=50)
+    resolutions = [
+        RaisedAlert("a", "unusual_usage", at(3, 23.25), at(4, 6.25)),  # 15 minutes after
+        RaisedAlert("c", "meter_silent", at(4, 9.95), at(4, 10.5)),  # while still silent
+        RaisedAlert("e", "unusual_usage", at(4, 19), at(4, 20)),  # a false alert's
+    ]
+    report = judge(incidents, alerts, apartment_days=50, resolutions=resolutions)
     unusual = report["kinds"]["unusual_usage"]
+    assert (unusual["cleared"], unusual["cleared_early"], unusual["median_minutes_to_clear"]) == (
+        1, 0, 15.0)  # fmt: skip
+    assert (report["kinds"]["meter_silent"]["cleared"],
+            report["kinds"]["meter_silent"]["cleared_early"]) == (1, 1)  # fmt: skip
     assert (unusual["alerts"], unusual["true_alerts"], unusual["precision"]) == (4, 2, 0.5)
     assert (unusual["incidents"], unusual["detected"], unusual["recall"]) == (2, 1, 0.5)
     assert unusual["median_minutes_to_alert"] == 36.0
@@ -136,6 +155,9 @@ def test_a_raised_alert_is_read_from_the_message_sns_carried() -> None:
     alert = RaisedAlert.of(message, 123.0)
     assert alert == RaisedAlert("a", "meter_silent", 1_794_823_500, 123.0)
     assert RaisedAlert.of({**message, "status": "resolved"}) is None
+    assert RaisedAlert.resolution_of({**message, "status": "resolved"}, 124.0) == RaisedAlert(
+        "a", "meter_silent", 1_794_823_500, 124.0)  # fmt: skip
+    assert RaisedAlert.resolution_of(message) is None
 
 
 def test_a_base_load_step_begins_at_noon_and_lasts_to_the_end() -> None:

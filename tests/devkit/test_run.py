@@ -28,9 +28,7 @@ SCENARIO = [
 ]  # fmt: skip
 
 
-def run_demo(
-    out: Path, *more: str, scenario: list[str] = SCENARIO
-) -> tuple[int, Path, str]:
+def run_demo(out: Path, *more: str, scenario: list[str] = SCENARIO) -> tuple[int, Path, str]:
     command = [sys.executable, "-m", "devkit.demo.run", *scenario, "--out", str(out), *more]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "runtime")])}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
