@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from energy_runtime import contract
+from energy_runtime import contract, local_time
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from energy_monitoring import managed_layers
@@ -56,6 +56,13 @@ class OneOf:
         if value not in self.choices:
             raise ValueError(f"{value!r} is not one of {list(self.choices)}")
         return value
+
+
+def iana_zone(name: str) -> str:
+    """A time zone the zone database knows ("Europe/Berlin"), as the processor loads it."""
+    if not local_time.is_zone(name):
+        raise ValueError(f"{name!r} is not an IANA time zone (such as Europe/Berlin or UTC)")
+    return name
 
 
 def setting(default: Any = ..., *, doc: str, ge: float | None = None, le: float | None = None,
@@ -156,6 +163,7 @@ class DataSettings(_Settings):
     unusual_min_excess_wh: float = from_contract(contract.UNUSUAL_MIN_EXCESS_WH)
     unusual_sustain_intervals: int = from_contract(contract.UNUSUAL_SUSTAIN_INTERVALS)
     unusual_tolerance_minutes: int = from_contract(contract.UNUSUAL_TOLERANCE_MINUTES)
+    time_zone: Annotated[str, AfterValidator(iana_zone)] = from_contract(contract.TIME_ZONE)
     baseline_days: int = from_contract(contract.BASELINE_DAYS)
     warmup_days: int = from_contract(contract.WARMUP_DAYS)
     alert_period_minutes: int = from_contract(contract.ALERT_PERIOD_MINUTES)

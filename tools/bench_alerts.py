@@ -51,8 +51,9 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "out" / "bench" / "alerts.json"
 FLEET = dev_config().fleet
 PUBLISH_PERIOD_S = FLEET.reading_interval_seconds * FLEET.readings_per_message
-# A Monday, midnight UTC: the scenario's weeks start on one.
-START = int(dt.datetime(2026, 10, 5, tzinfo=dt.UTC).timestamp())
+# A Monday, midnight UTC: the scenario's weeks start on one. Fourteen days from it hold the
+# autumn clock change (2026-10-25 in the European zones), judged after the warm-up.
+START = int(dt.datetime(2026, 10, 12, tzinfo=dt.UTC).timestamp())
 RATES = labelled.IncidentRates(
     heater_nights=0.03,
     vacations=0.004,

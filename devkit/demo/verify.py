@@ -268,10 +268,15 @@ def alert_differences(
     ours: list[dict[str, Any]], reference: list[dict[str, Any]], period_minutes: int
 ) -> dict[str, list[list[str]]]:
     """The reference's alerts this run did not send, the ones it sent besides, and the
-    ones it sent more than once."""
+    ones it sent more than once. Resolutions missing are listed apart: an all-clear follows
+    the data as it arrived (late readings that raise an alert after the intervals after it
+    closed leave it open until a later interval is normal, at the end of a run not yet),
+    while an alert is sent at least once whatever the faults."""
     mine, theirs = alert_keys(ours, period_minutes), alert_keys(reference, period_minutes)
+    missing = sorted(set(theirs) - set(mine))
     return {
-        "missing": [list(k) for k in sorted(set(theirs) - set(mine))],
+        "missing": [list(k) for k in missing if "/" not in k[1]],
+        "missing_resolutions": [list(k) for k in missing if "/" in k[1]],
         "extra": [list(k) for k in sorted(set(mine) - set(theirs))],
         "duplicated": [list(k) for k, n in sorted(mine.items()) if n > 1],
     }

@@ -28,6 +28,8 @@ EXPECTED_ALERT: dict[str, str | None] = {
     POWER_STUCK: "meter_stuck",
     BASELOAD_STEP: "baseload_change",
 }
+# What people do, by their wall clock (the rest, a meter's faults, come at any time).
+WALL_CLOCK_KINDS = (HEATER_NIGHT, VACATION, BASELOAD_STEP)
 HEATER_START_H, HEATER_END_H = 23, 30  # 23:00 to 06:00 the next day
 VACATION_DAYS = 7
 SETTLE_S = 10 * 60  # no incident starts sooner in a day, or ends later in the scenario

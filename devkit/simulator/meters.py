@@ -33,11 +33,12 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 import paho.mqtt.client as mqtt
+from energy_runtime import contract, local_time
 from energy_runtime.aggregate import LOOKBACK
 
 from devkit.emulators.broker import TOPIC_PREFIX
@@ -73,6 +74,7 @@ class Faults:
 
 
 FLEET = dev_config().fleet  # cdk.json's `fleet` settings: what the meters do
+TIME_ZONE = dev_config().data.time_zone  # the buildings' zone unless a scenario names others
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +89,9 @@ class Scenario:
     faults: Faults = field(default_factory=Faults)
     things: tuple[str, ...] = ()  # real thing names instead of apt-0001...; one per apartment
     apartments_per_building: int = 10
+    # The buildings' IANA zones, taken in turn (building 1 the first): residents live by
+    # their wall clock, so the load profiles and the incidents follow it, summer time too.
+    time_zones: tuple[str, ...] = (TIME_ZONE,)
     incidents: labelled.IncidentRates = field(default_factory=labelled.IncidentRates)
 
     def __post_init__(self) -> None:
@@ -101,6 +106,9 @@ class Scenario:
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"scenario setting {name} is out of range: {getattr(self, name)}")
+        unknown = [name for name in self.time_zones if not local_time.is_zone(name)]
+        if unknown or not self.time_zones:
+            raise ValueError(f"scenario time_zones must be IANA zones, got {self.time_zones}")
         if self.things and len(self.things) != self.apartments:
             raise ValueError(f"{len(self.things)} thing names for {self.apartments} apartments")
 
@@ -122,9 +130,13 @@ class Scenario:
     def places(self) -> dict[str, dict[str, str]]:
         """Each meter's thing attributes (`contract.PLACE_ATTRIBUTES`), as the installer's
         roster gives them: apartments numbered within buildings of a fixed size."""
-        per = self.apartments_per_building
+        per, zones = self.apartments_per_building, self.time_zones
         return {
-            device: {"building": f"b-{index // per + 1:02d}", "apartment": str(index % per + 1)}
+            device: {
+                "building": f"b-{index // per + 1:02d}",
+                "apartment": str(index % per + 1),
+                contract.TIME_ZONE_ATTRIBUTE: zones[index // per % len(zones)],
+            }
             for index, device in enumerate(self.device_ids())
         }
 
@@ -227,18 +239,32 @@ class Simulation:
         }
         self.truth = {device: DeviceTruth() for device in self.devices}
         self.duplicated: set[tuple[str, bytes]] = set()  # (device, payload) sent twice
-        self.incidents = labelled.plan(
+        places = scenario.places()
+        self.zones = {d: local_time.zone(places[d][contract.TIME_ZONE_ATTRIBUTE]) for d in places}
+        self._offsets: dict[tuple[str, int], int] = {}
+        # The ones that follow the residents' day are planned by the wall clock (a heater
+        # from 23:00 local) and labelled in true time; a meter's faults come at any time.
+        planned = labelled.plan(
             scenario.incidents,
             self.devices,
             start_s=self.start,
             duration_s=scenario.duration_s,
             seed=scenario.seed,
         )
+        last = self.start + scenario.duration_s - labelled.SETTLE_S
+        labelled_as = [
+            (wall, replace(wall, start_s=self._true_s(wall.device_id, wall.start_s),
+                           end_s=min(self._true_s(wall.device_id, wall.end_s), last))
+             if wall.kind in labelled.WALL_CLOCK_KINDS else wall)
+            for wall in planned
+        ]  # fmt: skip
+        labelled_as.sort(key=lambda pair: (pair[1].start_s, pair[1].device_id))
+        self.incidents = [incident for _wall, incident in labelled_as]
         self.silences: dict[str, list[tuple[int, int]]] = {}
         self.stuck: dict[str, list[tuple[int, int]]] = {}
         self.frozen_power: dict[str, list[tuple[int, int]]] = {}
-        for incident in self.incidents:
-            start, end = incident.start_s - self.start, incident.end_s - self.start
+        for wall, incident in labelled_as:
+            start, end = wall.start_s - self.start, wall.end_s - self.start
             profile = self.profiles[incident.device_id]
             if incident.kind in (labelled.HEATER_NIGHT, labelled.BASELOAD_STEP):
                 profile.events.append(Event(start, end, incident.power_w))
@@ -261,11 +287,27 @@ class Simulation:
                 return end
         return None
 
+    def _true_s(self, device: str, wall_s: int) -> int:
+        """The instant the device's building's clocks show `wall_s` (read as UTC)."""
+        naive = dt.datetime.fromtimestamp(wall_s, dt.UTC).replace(tzinfo=None)
+        return int(naive.replace(tzinfo=self.zones[device]).timestamp())
+
+    def wall_s(self, device: str, ts: int) -> int:
+        """Seconds since the scenario's start by the building's wall clock (what a load
+        profile is in): the true time plus the zone's offset then."""
+        key = (device, ts // 900)  # offsets change on quarter hours at most
+        offset = self._offsets.get(key)
+        if offset is None:
+            delta = dt.datetime.fromtimestamp(ts, self.zones[device]).utcoffset()
+            offset = int(delta.total_seconds()) if delta else 0
+            self._offsets[key] = offset
+        return ts + offset - self.start
+
     def _reported_power(self, device: str, ts: int, power_w: float) -> float:
         """What the meter reports as its power: the true power, or the value it froze at."""
         for start, end in self.frozen_power.get(device, ()):
             if start < ts <= end:
-                return self.profiles[device].power_w(start - self.start)
+                return self.profiles[device].power_w(self.wall_s(device, start))
         return power_w
 
     def messages(self) -> Iterator[Message]:
@@ -300,7 +342,7 @@ class Simulation:
                     registers[device] = 0  # meter swap: the new meter starts at zero
                     truth.resets += 1
                     truth._segments.append([])
-                power = profile.power_w(t_rel)
+                power = profile.power_w(self.wall_s(device, ts))
                 stuck = any(start < ts <= end for start, end in self.stuck.get(device, ()))
                 if step and not stuck:
                     registers[device] += round(power * sc.interval_s / 3.6)

@@ -213,6 +213,8 @@ class Fleet:
     def register(self, meter: Meter, out: Path) -> Outcome:
         changes: list[str] = []
         wanted = {"building": meter.building, "apartment": meter.apartment}
+        if meter.time_zone:
+            wanted[contract.TIME_ZONE_ATTRIBUTE] = meter.time_zone
         described = self._thing(meter.thing)
         if described is None:
             self.iot.create_thing(

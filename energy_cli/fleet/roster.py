@@ -1,4 +1,7 @@
-"""The installer's roster: one meter per CSV row (`thing,building,apartment[,csr]`).
+"""The installer's roster: one meter per CSV row (`thing,building,apartment[,time_zone][,csr]`).
+
+`time_zone`, the building's IANA zone (Europe/Berlin), is needed only where a building is
+not in the environment's `data.time_zone`: the alerts follow the building's clock.
 
 Each row is checked on its own, so one bad row is reported with its line number while the
 others are registered. Names and values follow what AWS IoT accepts (thing names and
@@ -12,12 +15,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from energy_runtime import contract, local_time
 from energy_runtime.contract import THING_NAME_PATTERN
 
 from energy_cli.errors import CliError
 
 REQUIRED_COLUMNS = ("thing", "building", "apartment")
 CSR_COLUMN = "csr"
+TIME_ZONE_COLUMN = contract.TIME_ZONE_ATTRIBUTE
 # AWS IoT's attribute-value pattern and length (the IoT API model).
 _ATTRIBUTE_VALUE = re.compile(r"[a-zA-Z0-9_.,@/:#=\[\]-]{1,800}")
 _THING_NAME = re.compile(THING_NAME_PATTERN)
@@ -30,6 +35,7 @@ class Meter:
     building: str
     apartment: str
     csr: Path | None = None
+    time_zone: str = ""  # empty: the environment's
     line: int | None = None  # in the CSV, for messages
 
     @property
@@ -58,6 +64,13 @@ def check(meter: Meter) -> str | None:
                 f"{column} {value!r} is not a valid IoT attribute value "
                 "(up to 800 of: letters, digits, and _.,@/:#=[]-; no spaces)"
             )
+    if meter.time_zone and not (
+        local_time.is_zone(meter.time_zone) and _ATTRIBUTE_VALUE.fullmatch(meter.time_zone)
+    ):
+        return (
+            f"time_zone {meter.time_zone!r} is not an IANA time zone an IoT attribute can "
+            "hold (such as Europe/Berlin)"
+        )
     if meter.csr is not None:
         return check_csr(meter.csr)
     return None
@@ -106,7 +119,8 @@ def read_csv(path: Path) -> tuple[list[Meter], list[RowProblem]]:
     missing = [column for column in REQUIRED_COLUMNS if column not in header]
     if missing:
         raise CliError(
-            f"CSV file {path}: the header must name {','.join(REQUIRED_COLUMNS)}[,{CSR_COLUMN}]"
+            f"CSV file {path}: the header must name {','.join(REQUIRED_COLUMNS)}"
+            f"[,{TIME_ZONE_COLUMN}][,{CSR_COLUMN}]"
             f" (missing {', '.join(missing)})"
         )
     reader.fieldnames = header
@@ -118,7 +132,8 @@ def read_csv(path: Path) -> tuple[list[Meter], list[RowProblem]]:
         if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
             continue  # a blank line
         values = {
-            column: (row.get(column) or "").strip() for column in (*REQUIRED_COLUMNS, CSR_COLUMN)
+            column: (row.get(column) or "").strip()
+            for column in (*REQUIRED_COLUMNS, TIME_ZONE_COLUMN, CSR_COLUMN)
         }
         absent = [column for column in REQUIRED_COLUMNS if row.get(column) is None]
         thing = values["thing"]
@@ -129,7 +144,8 @@ def read_csv(path: Path) -> tuple[list[Meter], list[RowProblem]]:
             problems.append(RowProblem(line, thing, "more fields than the header names"))
             continue
         csr = path.parent / values[CSR_COLUMN] if values[CSR_COLUMN] else None
-        meter = Meter(thing, values["building"], values["apartment"], csr=csr, line=line)
+        meter = Meter(thing, values["building"], values["apartment"], csr=csr, line=line,
+                      time_zone=values[TIME_ZONE_COLUMN])  # fmt: skip
         reason = check(meter)
         if reason is None and thing in seen:
             reason = f"thing {thing} is already on line {seen[thing]}"

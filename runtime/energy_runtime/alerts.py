@@ -38,9 +38,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from energy_runtime import contract
-from energy_runtime.aggregate import MS_PER_DAY, IntervalSummary, is_weekend
+from energy_runtime.aggregate import IntervalSummary
 from energy_runtime.codec import Point
 from energy_runtime.contract import iso_utc
+from energy_runtime.local_time import UTC, Calendar
 from energy_runtime.state import OpenAlert
 
 HIGH_USAGE = "high_usage"
@@ -62,8 +63,8 @@ POWER_MISMATCH = 0.25
 # How urgent each kind is (the `severity` message attribute subscribers filter on).
 SEVERITY = {HIGH_USAGE: "warning", UNUSUAL_USAGE: "notice", METER_SILENT: "warning",
             METER_STUCK: "warning", BASELOAD_CHANGE: "notice"}  # fmt: skip
-# The night whose lowest interval is a device's base load (UTC, as days are for now): after
-# the late evening, before the early risers.
+# The night whose lowest interval is a device's base load (local time): after the late
+# evening, before the early risers.
 NIGHT_START_H, NIGHT_END_H = 1, 5
 PENDING = "pending"  # claimed, SNS has not accepted it yet
 SENT = "sent"
@@ -109,11 +110,15 @@ class Baseline:
         return (energy_wh - self.median_wh) / self.spread_wh
 
 
-def same_interval_earlier_days(start_ms: int, days: int) -> list[int]:
-    """The same interval on each of the `days` days before, of the same kind (weekdays
-    for a weekday, weekend days for a weekend day). Days are UTC days for now."""
-    weekend = is_weekend(start_ms)
-    return [start for start in earlier_days(start_ms, days) if is_weekend(start) == weekend]
+def same_interval_earlier_days(start_ms: int, days: int, calendar: Calendar = UTC) -> list[int]:
+    """The same interval (local time of day) on each of the `days` days before, of the same
+    kind (weekdays for a weekday, weekend days for a weekend day, locally)."""
+    weekend = calendar.is_weekend(start_ms)
+    return [
+        start
+        for start in earlier_days(start_ms, days, calendar)
+        if calendar.is_weekend(start) == weekend
+    ]
 
 
 def period_start_ms(start_ms: int, period_minutes: int) -> int:
@@ -249,14 +254,16 @@ class UnusualRules:
     # How many intervals either side of the same time an earlier day's use still counts
     # as usual for it (0: the same interval only).
     tolerance_intervals: int = 0
+    calendar: Calendar = UTC  # the building's local time
 
 
 EnergiesAt = Callable[[list[int]], Mapping[int, float]]  # stored energy (Wh) by interval start
 
 
-def earlier_days(start_ms: int, days: int) -> list[int]:
-    """The same interval on each of the `days` days before, of any kind."""
-    return [start_ms - k * MS_PER_DAY for k in range(1, days + 1)]
+def earlier_days(start_ms: int, days: int, calendar: Calendar = UTC) -> list[int]:
+    """The same interval (local time of day) on each of the `days` days before, of any
+    kind."""
+    return [calendar.shift_days(start_ms, -k) for k in range(1, days + 1)]
 
 
 def _baseline_at(
@@ -280,10 +287,19 @@ def _baseline_at(
         return max(near) if near else None
 
     days = rules.baseline_days
-    same = [e for d in same_interval_earlier_days(start_ms, days) if (e := on(d)) is not None]
+    calendar = rules.calendar
+    same = [
+        e for d in same_interval_earlier_days(start_ms, days, calendar) if (e := on(d)) is not None
+    ]
     if len(same) >= rules.warmup_days:
         return Baseline.of(same)
-    return Baseline.of([e for d in earlier_days(start_ms, days) if (e := on(d)) is not None])
+    return Baseline.of(
+        [e for d in earlier_days(start_ms, days, calendar) if (e := on(d)) is not None]
+    )
+
+
+def _earlier(start_ms: int, rules: UnusualRules) -> list[int]:
+    return earlier_days(start_ms, rules.baseline_days, rules.calendar)
 
 
 def _history_keys(first_ms: int, last_ms: int, rules: UnusualRules) -> list[int]:
@@ -291,7 +307,7 @@ def _history_keys(first_ms: int, last_ms: int, rules: UnusualRules) -> list[int]
     width = rules.interval_minutes * 60_000
     span = range(first_ms - rules.tolerance_intervals * width,
                  last_ms + (rules.tolerance_intervals + 1) * width, width)  # fmt: skip
-    return [s for start in span for s in earlier_days(start, rules.baseline_days)]
+    return [s for start in span for s in earlier_days(start, rules.baseline_days, rules.calendar)]
 
 
 def _judged_z(
@@ -325,7 +341,7 @@ def sustained_unusual_usage(
     start = summary.start_ms
     first = unusual_usage(
         device_id, summary,
-        _baseline_at(start, energies_at(earlier_days(start, rules.baseline_days)), rules),
+        _baseline_at(start, energies_at(_earlier(start, rules)), rules),
         min_z=rules.min_z, min_excess_wh=rules.min_excess_wh, warmup_days=rules.warmup_days,
     )  # fmt: skip
     if first is None:
@@ -397,19 +413,33 @@ class BaseloadRules:
     warmup_days: int
     baseline_days: int
     interval_minutes: int
+    calendar: Calendar = UTC  # the building's local time
 
 
-def night_end_start_ms(start_ms: int, interval_minutes: int) -> int | None:
-    """The night the interval starting at `start_ms` ends (its day's start), if it is
+def night_end_start_ms(
+    start_ms: int, interval_minutes: int, calendar: Calendar = UTC
+) -> int | None:
+    """The night the interval starting at `start_ms` ends (its local day's start), if it is
     that night's last interval."""
-    day = start_ms - start_ms % MS_PER_DAY
-    last = day + NIGHT_END_H * 3_600_000 - interval_minutes * 60_000
+    day = calendar.day_start_ms(start_ms)
+    last = calendar.at_hour_ms(day, NIGHT_END_H) - interval_minutes * 60_000
     return day if start_ms == last else None
 
 
-def _night_minimum(day_ms: int, energies: Mapping[int, float], width_ms: int) -> float | None:
+def night_starts(day_ms: int, width_ms: int, calendar: Calendar = UTC) -> range:
+    """The intervals of the local day's night (an hour more or less on a night the clocks
+    change)."""
+    return range(
+        calendar.at_hour_ms(day_ms, NIGHT_START_H), calendar.at_hour_ms(day_ms, NIGHT_END_H),
+        width_ms,
+    )  # fmt: skip
+
+
+def _night_minimum(
+    day_ms: int, energies: Mapping[int, float], width_ms: int, calendar: Calendar
+) -> float | None:
     """The night's lowest stored interval energy; None if a quarter of it is not stored."""
-    starts = range(day_ms + NIGHT_START_H * 3_600_000, day_ms + NIGHT_END_H * 3_600_000, width_ms)
+    starts = night_starts(day_ms, width_ms, calendar)
     stored = [energies[s] for s in starts if s in energies]
     return min(stored) if len(stored) * 4 >= len(starts) * 3 else None
 
@@ -425,21 +455,21 @@ def baseload_change(
     `nights` nights). A heater left on for one night raises one night only. Read lazily:
     the run's nights and the one before (one read a night), the history only if they
     stepped."""
-    night = night_end_start_ms(summary.start_ms, rules.interval_minutes)
+    calendar = rules.calendar
+    night = night_end_start_ms(summary.start_ms, rules.interval_minutes, calendar)
     if night is None:
         return None
     width = rules.interval_minutes * 60_000
     step_wh = rules.min_step_w * rules.interval_minutes / 60
-    per_night = (NIGHT_END_H - NIGHT_START_H) * 3_600_000 // width
 
     def minima(first: int, count: int) -> list[float | None]:
         """The minima of `count` nights from the `first`-th back (0: this night)."""
-        days = [night - k * MS_PER_DAY for k in range(first, first + count)]
-        keys = [d + NIGHT_START_H * 3_600_000 + k * width for d in days for k in range(per_night)]
+        days = [calendar.shift_days(night, -k) for k in range(first, first + count)]
+        keys = [s for d in days for s in night_starts(d, width, calendar)]
         energies = dict(energies_at(keys))
         if first == 0:
             energies[summary.start_ms] = summary.energy_wh
-        return [_night_minimum(d, energies, width) for d in days]
+        return [_night_minimum(d, energies, width, calendar) for d in days]
 
     *run, before = minima(0, rules.nights + 1)
     if before is None or any(m is None or m - before < step_wh for m in run):
@@ -461,7 +491,7 @@ def baseload_change(
         f"{rules.nights} nights against a usual {baseline.median_wh / hours / 1000:.2f} kW "
         "(something left on, or an appliance failing)"
     )
-    first = night - (rules.nights - 1) * MS_PER_DAY + NIGHT_START_H * 3_600_000
+    first = calendar.at_hour_ms(calendar.shift_days(night, 1 - rules.nights), NIGHT_START_H)
     return Alert(device_id, BASELOAD_CHANGE, first, detail, round(low, 3), baseline.median_wh,
                  baseline.robust_z(low))  # fmt: skip
 
@@ -630,7 +660,12 @@ def follow_open(
             if alert.kind in still and alert.kind in JUDGED_KINDS:
                 continue  # the episode alerted already
             send.append(alert)
-            still.setdefault(alert.kind, opened(alert, raised_ms))
+            # A rule's episode is named by its latest alert (the period the all-clear
+            # follows, whichever order late readings raised them in); a judged kind's by
+            # its one alert.
+            held = still.get(alert.kind)
+            if held is None or (alert.kind not in JUDGED_KINDS and alert.start_ms > held.start_ms):
+                still[alert.kind] = opened(alert, max(raised_ms, held.raised_ms if held else 0))
 
     for summary in sorted(closed, key=lambda s: s.start_ms):
         open_until(summary.start_ms)
@@ -650,7 +685,7 @@ def _unusual_now(summary: IntervalSummary, energies_at: EnergiesAt, rules: Unusu
     start, used = summary.start_ms, summary.own_energy_wh
     if used < rules.min_excess_wh:
         return False
-    exact = _baseline_at(start, energies_at(earlier_days(start, rules.baseline_days)), rules)
+    exact = _baseline_at(start, energies_at(_earlier(start, rules)), rules)
     if _unusual_z(used, exact, rules) is None:
         return False
     history = energies_at(_history_keys(start, start, rules))
@@ -663,16 +698,17 @@ def _baseload_cleared(
     """At a night's end: its minimum is back within the step of the usual before the step,
     or the raised level has lasted `baseline_days` nights and is the device's usual now
     (a further step is judged against it)."""
-    night = night_end_start_ms(summary.start_ms, rules.interval_minutes)
+    calendar = rules.calendar
+    night = night_end_start_ms(summary.start_ms, rules.interval_minutes, calendar)
     if night is None or open_alert.expected_wh is None:
         return None
     width = rules.interval_minutes * 60_000
-    starts = list(range(night + NIGHT_START_H * 3_600_000, night + NIGHT_END_H * 3_600_000, width))
+    starts = list(night_starts(night, width, calendar))
     energies = {**energies_at(starts[:-1]), summary.start_ms: summary.energy_wh}
-    minimum = _night_minimum(night, energies, width)
+    minimum = _night_minimum(night, energies, width, calendar)
     hours = rules.interval_minutes / 60
     step_wh = rules.min_step_w * hours
-    nights = (night - open_alert.start_ms + NIGHT_START_H * 3_600_000) // MS_PER_DAY + 1
+    nights = calendar.days_between(open_alert.start_ms, night) + 1
     if minimum is not None and minimum - open_alert.expected_wh < step_wh:
         return (
             f"the overnight minimum is {minimum / hours / 1000:.2f} kW again, within "

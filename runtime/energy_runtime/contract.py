@@ -50,7 +50,8 @@ THING_NAME_PLACEHOLDER: Final = "<thing-name>"
 
 # The thing attributes that place a meter (set by `energy-monitoring fleet register`), and
 # the SNS message attributes an alert carries, for subscription filter policies.
-PLACE_ATTRIBUTES: Final = ("building", "apartment")
+TIME_ZONE_ATTRIBUTE: Final = "time_zone"  # a thing's building's zone (IANA), if not the default
+PLACE_ATTRIBUTES: Final = ("building", "apartment", TIME_ZONE_ATTRIBUTE)
 ALERT_MESSAGE_ATTRIBUTES: Final = (
     "building", "apartment", "kind", "severity", "status", "device_id",
 )  # fmt: skip
@@ -307,6 +308,12 @@ UNUSUAL_TOLERANCE_MINUTES = Variable(
     "interval usual (120: a nightly car charge that starts an hour or two earlier or later "
     "each night is usual); 0 compares the same interval only",
 )  # fmt: skip
+TIME_ZONE = Variable(
+    name="TIME_ZONE", kind=str, functions=(PROCESSOR,), default="UTC",
+    description="the IANA time zone of the environment's buildings (a building's own "
+    "`time_zone` thing attribute overrides it): the days, times of day, weekdays and nights "
+    "the alerts compare follow its clock, daylight-saving changes included",
+)  # fmt: skip
 BASELINE_DAYS = Variable(
     name="BASELINE_DAYS", kind=int, functions=(PROCESSOR,), default=14, minimum=7,
     maximum=60,
@@ -374,7 +381,7 @@ VARIABLES: Final = (
     QUARANTINE_PREFIX_VARIABLE, PROCESSED_PREFIX_VARIABLE, TABLE_NAME, ALERT_TOPIC_ARN,
     INTERVAL_MINUTES, MAX_PAYLOAD_BYTES, MAX_POWER_W, MAX_FUTURE_SKEW_S, MAX_READING_AGE_DAYS,
     HIGH_USAGE_THRESHOLD_WH, UNUSUAL_MIN_Z, UNUSUAL_MIN_EXCESS_WH, UNUSUAL_SUSTAIN_INTERVALS,
-    UNUSUAL_TOLERANCE_MINUTES, BASELINE_DAYS,
+    UNUSUAL_TOLERANCE_MINUTES, TIME_ZONE, BASELINE_DAYS,
     WARMUP_DAYS, INTERVAL_TTL_DAYS, METER_GROUP_NAME, SILENT_AFTER_MINUTES, METER_STUCK_MIN_WH,
     BASELOAD_MIN_STEP_W, BASELOAD_NIGHTS, ALERT_PERIOD_MINUTES, MAX_READINGS_PER_INTERVAL,
 )  # fmt: skip

@@ -1,9 +1,11 @@
-"""Where a meter is: its thing's `building` and `apartment` attributes, for its alerts.
+"""Where a meter is: its thing's `building`, `apartment` and `time_zone` attributes, for
+its alerts and for the clock its intervals are judged by.
 
 `energy-monitoring fleet register` sets them on the thing (the installer's roster). The
-processor looks them up only when it raises an alert (one DescribeThing) and keeps them
-for a while: attributes change when a meter is re-registered, rarely. A meter without a
-thing (registered some other way) has no place; its alerts name the meter alone.
+processor looks them up when a meter's interval closes or it raises an alert (one
+DescribeThing) and keeps them for a while: attributes change when a meter is
+re-registered, rarely. A meter without a thing (registered some other way) has no place;
+its alerts name the meter alone, judged by the environment's zone.
 """
 
 from __future__ import annotations

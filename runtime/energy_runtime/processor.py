@@ -28,10 +28,11 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
-from energy_runtime import alerts, aws, contract, places, processed_archive, silence
+from energy_runtime import alerts, aws, contract, local_time, places, processed_archive, silence
 from energy_runtime.aggregate import interval_start_ms, merge_points
 from energy_runtime.codec import Point, decode_points
 from energy_runtime.contract import QuarantineReason as Reason
+from energy_runtime.local_time import Calendar
 from energy_runtime.settings import ProcessorSettings, load_processor_settings
 from energy_runtime.state import (
     HotState,
@@ -496,17 +497,24 @@ def _claim_alerts(
             known.update((s, found.get(s)) for s in missing)
         return {s: e for s in starts if (e := known[s]) is not None}
 
+    # Judging follows the building's clock: only a closed interval is judged, so the place
+    # (one DescribeThing, kept for minutes) is looked up only when there is one.
+    judging = bool(plan.newly_closed or plan.revised)
+    place = locate(plan.device_id) if judging else {}
+    calendar = _calendar(plan.device_id, place, config)
     rules = alerts.UnusualRules(
         min_z=config.unusual_min_z, min_excess_wh=config.unusual_min_excess_wh,
         warmup_days=config.warmup_days, baseline_days=config.baseline_days,
         sustain_intervals=config.unusual_sustain_intervals,
         interval_minutes=config.interval_minutes,
         tolerance_intervals=config.unusual_tolerance_minutes // config.interval_minutes,
+        calendar=calendar,
     )  # fmt: skip
     baseload = alerts.BaseloadRules(
         min_step_w=config.baseload_min_step_w, nights=config.baseload_nights,
         min_z=config.unusual_min_z, warmup_days=config.warmup_days,
         baseline_days=config.baseline_days, interval_minutes=config.interval_minutes,
+        calendar=calendar,
     )  # fmt: skip
     planned_points = {w.summary.start_ms: w.points for w in plan.intervals}
 
@@ -543,7 +551,7 @@ def _claim_alerts(
         candidates.append(alerts.silence_resolved(plan.device_id, *plan.silence_ended))
     if not candidates:
         return []
-    place = locate(plan.device_id)
+    place = place if judging else locate(plan.device_id)
     outbox: list[alerts.Marker] = []
     seen: set[tuple[str, int, str]] = set()
     for alert in candidates:
@@ -555,6 +563,24 @@ def _claim_alerts(
         if claimed is not None:
             outbox.append(claimed)
     return outbox
+
+
+_unknown_zones: set[tuple[str, str]] = set()  # (device, zone) warned about, per container
+
+
+def _calendar(device_id: str, place: dict[str, str], config: ProcessorSettings) -> Calendar:
+    """The meter's building's clock: its thing's zone if it names one the database knows,
+    else the environment's (a bad attribute is logged once, and judged by the default)."""
+    name = place.get(contract.TIME_ZONE_ATTRIBUTE)
+    if name and local_time.is_zone(name):
+        return Calendar(name)
+    if name and (device_id, name) not in _unknown_zones:
+        _unknown_zones.add((device_id, name))
+        logger.warning(
+            "the meter's thing names an unknown time zone: the environment's is used",
+            extra={"device_id": device_id, "time_zone": name[:64], "default": config.time_zone},
+        )
+    return Calendar(config.time_zone)
 
 
 def _quarantine_messages(s3: Any, config: ProcessorSettings, records: list[dict[str, Any]]) -> None:

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from energy_runtime import contract
+from energy_runtime import contract, local_time
 from energy_runtime.contract import Variable
 
 
@@ -110,6 +110,7 @@ class ProcessorSettings:
     unusual_min_excess_wh: float
     unusual_sustain_intervals: int
     unusual_tolerance_minutes: int
+    time_zone: str  # the default for a meter whose thing names no zone
     baseline_days: int
     warmup_days: int
     alert_period_minutes: int
@@ -120,6 +121,13 @@ class ProcessorSettings:
     baseload_min_step_w: float
     baseload_nights: int
     rules: ReadingRules
+
+
+def _zone(env: Mapping[str, str], variable: contract.Variable) -> str:
+    name = _raw(env, variable)
+    if not local_time.is_zone(name):
+        raise SettingsError(f"{variable.name}={name!r} is not an IANA time zone")
+    return name
 
 
 def load_batching_settings(env: Mapping[str, str] | None = None) -> BatchingSettings:
@@ -167,6 +175,7 @@ def load_processor_settings(env: Mapping[str, str] | None = None) -> ProcessorSe
         unusual_min_excess_wh=_float(env, contract.UNUSUAL_MIN_EXCESS_WH),
         unusual_sustain_intervals=_int(env, contract.UNUSUAL_SUSTAIN_INTERVALS),
         unusual_tolerance_minutes=_int(env, contract.UNUSUAL_TOLERANCE_MINUTES),
+        time_zone=_zone(env, contract.TIME_ZONE),
         baseline_days=baseline_days,
         warmup_days=warmup_days,
         alert_period_minutes=_int(env, contract.ALERT_PERIOD_MINUTES),

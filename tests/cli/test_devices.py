@@ -144,6 +144,23 @@ def test_bad_rows_are_reported_by_line_and_the_others_registered(
     assert sorted(t["thingName"] for t in things) == sorted(good)
 
 
+def test_a_building_s_time_zone_is_a_thing_attribute_and_a_bad_one_fails_its_row(
+    cli: Any, deployed: Deployed, aws: Server, tmp_path: Path
+) -> None:
+    lisbon, unknown, plus = deployed.thing(1), deployed.thing(2), deployed.thing(3)
+    csv = tmp_path / "meters.csv"
+    csv.write_text("thing,building,apartment,time_zone\n"
+                   f"{lisbon},b7,1,Europe/Lisbon\n"
+                   f"{unknown},b8,1,Mars/Olympus_Mons\n"
+                   f"{plus},b9,1,Etc/GMT+5\n")  # fmt: skip
+    result = register_csv(cli, deployed, csv, tmp_path / "devices")
+    failed = {m["line"]: m["detail"] for m in result.json()["meters"] if m["status"] == "failed"}
+    assert set(failed) == {3, 4}  # IoT attribute values cannot hold a '+'
+    assert all("not an IANA time zone" in detail for detail in failed.values())
+    attributes = aws.client("iot").describe_thing(thingName=lisbon)["attributes"]
+    assert attributes["time_zone"] == "Europe/Lisbon"
+
+
 def test_a_csv_without_its_header_is_one_line_error(
     cli: Any, deployed: Deployed, tmp_path: Path
 ) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -11,11 +13,16 @@ from hypothesis import strategies as st
 
 from devkit.simulator import incidents as labelled
 from devkit.simulator.incidents import Incident, IncidentRates, RaisedAlert, judge
-from devkit.simulator.meters import Faults, Scenario, Simulation
+from devkit.simulator.meters import TIME_ZONE, Faults, Scenario, Simulation
 
 START = 1_794_700_800  # a Monday, 00:00 UTC
 NO_FAULTS = Faults(duplicate_rate=0, late_rate=0, reset_rate=0, garbage_rate=0)
 DAY = 86_400
+
+
+def local(epoch_s: int) -> dt.datetime:
+    """The time on the scenario's buildings' clocks (the environment's zone)."""
+    return dt.datetime.fromtimestamp(epoch_s, ZoneInfo(TIME_ZONE))
 
 
 @settings(max_examples=50, deadline=None)
@@ -64,12 +71,15 @@ def test_a_heater_night_a_week_away_a_silent_hour_and_a_stuck_meter_happen_as_la
         profile = simulation.profiles[incident.device_id]
         middle = (incident.start_s + incident.end_s) // 2 - START
         if incident.kind == labelled.HEATER_NIGHT:
-            assert incident.start_s % DAY == 23 * 3600
-            assert any(e.power_w == 2000.0 and e.start_s <= middle < e.end_s
+            assert local(incident.start_s).hour == 23  # by the building's clock
+            wall = simulation.wall_s(incident.device_id, middle + START)
+            assert any(e.power_w == 2000.0 and e.start_s <= wall < e.end_s
                        for e in profile.events)  # fmt: skip
         elif incident.kind == labelled.VACATION:
             # Nobody home: the base load and the fridge, nothing else.
-            assert profile.power_w(middle) <= profile.base_w + 110.0
+            assert profile.power_w(simulation.wall_s(incident.device_id, middle + START)) <= (
+                profile.base_w + 110.0
+            )
         elif incident.kind == labelled.METER_STUCK:
             # The register holds still while the power readings go on; it counts after.
             readings = sorted(registers[incident.device_id])
@@ -83,8 +93,11 @@ def test_a_heater_night_a_week_away_a_silent_hour_and_a_stuck_meter_happen_as_la
             during = [r for r in readings if incident.start_s <= r[0] <= incident.end_s]
             assert len({r[2] for r in during}) == 1 and during[-1][1] > during[0][1]
             # It froze at what the load was when it began; the load moved on.
-            assert during[0][2] == round(profile.power_w(incident.start_s - START), 1)
-            assert any(profile.power_w(r[0] - START) != during[0][2] for r in during)
+            device = incident.device_id
+            frozen_at = profile.power_w(simulation.wall_s(device, incident.start_s))
+            assert during[0][2] == round(frozen_at, 1)
+            assert any(profile.power_w(simulation.wall_s(device, r[0])) != during[0][2]
+                       for r in during)  # fmt: skip
             after = [r for r in readings if r[0] > incident.end_s]
             assert len({r[2] for r in after[:60]}) > 1
         else:
@@ -168,12 +181,39 @@ def test_a_base_load_step_begins_at_noon_and_lasts_to_the_end() -> None:
     steps = [i for i in simulation.incidents if i.kind == labelled.BASELOAD_STEP]
     assert steps and all(i.expects == "baseload_change" for i in steps)
     for step in steps:
-        assert (step.start_s - START) % DAY == DAY // 2
+        assert local(step.start_s).hour == 12
         assert step.end_s >= step.start_s + 2 * DAY  # two whole nights to be seen in
         assert not [i for i in simulation.incidents
                     if i.device_id == step.device_id and i.start_s > step.start_s]  # fmt: skip
         profile = simulation.profiles[step.device_id]
-        night = step.start_s - START + DAY // 2 + 3 * 3600  # 03:00 the next night
+        night = simulation.wall_s(step.device_id, step.start_s) + DAY // 2 + 3 * 3600  # 03:00
         with_step = profile.power_w(night)
         assert any(e.power_w == 250.0 and e.start_s <= night < e.end_s for e in profile.events)
         assert with_step >= profile.base_w + 250.0
+
+
+def test_the_buildings_live_by_their_own_clocks_across_the_autumn_change() -> None:
+    """Heaters left on from 23:00 local in Berlin and in New York, either side of Berlin's
+    clock change (2026-10-25): labelled at 23:00 on each building's clock, and the load
+    profile (in wall-clock time) has them then."""
+    rates = IncidentRates(heater_nights=0.6, after_days=1)
+    start = int(dt.datetime(2026, 10, 19, tzinfo=dt.UTC).timestamp())  # a Monday
+    scenario = Scenario(apartments=8, days=12, interval_s=60, readings_per_message=5,
+                        start_epoch_s=start, seed=2, faults=NO_FAULTS, incidents=rates,
+                        apartments_per_building=4,
+                        time_zones=("Europe/Berlin", "America/New_York"))  # fmt: skip
+    simulation = Simulation(scenario)
+    places = scenario.places()
+    assert {p["time_zone"] for p in places.values()} == {"Europe/Berlin", "America/New_York"}
+    heaters = [i for i in simulation.incidents if i.kind == labelled.HEATER_NIGHT]
+    offsets = set()
+    for heater in heaters:
+        zone = ZoneInfo(places[heater.device_id]["time_zone"])
+        assert dt.datetime.fromtimestamp(heater.start_s, zone).hour == 23
+        assert dt.datetime.fromtimestamp(heater.end_s, zone).hour == 6
+        offsets.add(dt.datetime.fromtimestamp(heater.start_s, zone).utcoffset())
+        wall = simulation.wall_s(heater.device_id, heater.start_s + 1800)
+        assert simulation.profiles[heater.device_id].power_w(wall) >= 2000.0
+    assert len(offsets) >= 3  # summer and winter time in Berlin, and New York's
+    with pytest.raises(ValueError, match="time_zones"):
+        Scenario(time_zones=("Mars/Olympus_Mons",))

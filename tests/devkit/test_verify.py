@@ -78,6 +78,8 @@ def test_alerts_compare_by_device_kind_and_period() -> None:
 
     reference = [alert("a", "high_usage", "2026-11-30T08:15:00+00:00"),
                  alert("b", "anomaly", "2026-11-30T19:00:00+00:00")]  # fmt: skip
+    cleared = {**alert("a", "high_usage", "2026-11-30T08:15:00+00:00"), "status": "resolved"}
+    reference.append(cleared)
     ours = [
         alert("a", "high_usage", "2026-11-30T08:45:00+00:00"),  # the same hour: the same one
         alert("c", "anomaly", "2026-11-30T10:00:00+00:00"),
@@ -86,9 +88,10 @@ def test_alerts_compare_by_device_kind_and_period() -> None:
     found = alert_differences(ours, reference, period_minutes=60)
     assert found == {
         "missing": [["b", "anomaly", "2026-11-30T19:00:00+00:00"]],
+        "missing_resolutions": [["a", "high_usage/resolved", "2026-11-30T08:00:00+00:00"]],
         "extra": [["c", "anomaly", "2026-11-30T10:00:00+00:00"]],
         "duplicated": [["c", "anomaly", "2026-11-30T10:00:00+00:00"]],
     }
     assert alert_differences(reference, reference, period_minutes=60) == {
-        "missing": [], "extra": [], "duplicated": []
+        "missing": [], "missing_resolutions": [], "extra": [], "duplicated": []
     }  # fmt: skip

@@ -612,7 +612,7 @@ def test_high_usage_alerts_each_period_and_clears_under_the_threshold() -> None:
     assert [(a.start_ms, a.status) for a in send] == [
         (0, "alert"),
         (4 * QUARTER, "alert"),
-        (0, "resolved"),  # the episode's first alert
+        (4 * QUARTER, "resolved"),  # the episode's latest alert: the period it follows
     ]
     assert still == ()
 

@@ -90,6 +90,8 @@ def test_bad_batching_values_are_named(change: dict[str, str], named: str) -> No
         ({"INTERVAL_TTL_DAYS": "7"}, "INTERVAL_TTL_DAYS"),  # not beyond the reading age
         ({"PROCESSED_PREFIX": "processed"}, "PROCESSED_PREFIX"),
         ({"ALERT_PERIOD_MINUTES": "0"}, "ALERT_PERIOD_MINUTES"),
+        ({"TIME_ZONE": "Mars/Olympus_Mons"}, "TIME_ZONE"),
+        ({"TIME_ZONE": "/etc/localtime"}, "TIME_ZONE"),
     ],
 )
 def test_bad_processor_values_are_named(change: dict[str, str], named: str) -> None:
