@@ -70,6 +70,11 @@ PROCESSOR_S_PER_INVOCATION = 0.15
 # The silence sweep: a BatchGetItem of 100 meters' LATEST items in tens of milliseconds.
 SWEEP_S_PER_METER = 0.0005
 SWEEP_READ_UNITS_PER_METER = 0.5  # eventually consistent, under 4 KB
+# The baseload judgement at each night's end reads three nights of 16 intervals, eventually
+# consistent, half a unit each (docs/data-quality.md, "Baseload change"); the history it
+# reads only after a step, and the reads of unusual usage (an interval with 300 Wh more
+# than a kettle in it), are rarer and left out.
+BASELOAD_READ_UNITS_PER_NIGHT = 3 * 16 * 0.5
 # Lambda's SQS poller: five long polls of 20 s while the queue is empty (AWS's documented
 # starting number), each ReceiveMessage a request.
 SQS_POLLERS = 5
@@ -222,6 +227,7 @@ class Counts:
     sns_publishes: float
     sweep_invocations: float  # the silence sweep's schedule
     sweep_read_units: float
+    baseload_read_units: float
     processed_rows: float  # a row per device and processor invocation (its open interval)
 
     def as_json(self) -> dict[str, float]:
@@ -300,8 +306,11 @@ def counts(
         s3_raw_puts=raw_puts * _hour_partitions(design.firehose_buffer_s),
         sns_publishes=alerts,
         sweep_invocations=seconds / design.silence_sweep_s,
-        sweep_read_units=seconds / design.silence_sweep_s * fleet.apartments
+        sweep_read_units=seconds
+        / design.silence_sweep_s
+        * fleet.apartments
         * SWEEP_READ_UNITS_PER_METER,
+        baseload_read_units=days * BASELOAD_READ_UNITS_PER_NIGHT,
         processed_rows=device_writes,
     )
 
@@ -374,6 +383,12 @@ def monthly_lines(fleet: Fleet, design: Design) -> list[Line]:
             "read_request_units",
             c.sweep_read_units / 1e6,
             "the silence sweep: every meter's LATEST item each period",
+        ),
+        Line(
+            "DynamoDB",
+            "read_request_units",
+            c.baseload_read_units / 1e6,
+            "the baseload judgement: three nights' intervals at each night's end",
         ),
         Line("DynamoDB", "storage_gb_month", table_gb, "100 B index overhead per item"),
     ]
