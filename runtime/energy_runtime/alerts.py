@@ -625,7 +625,7 @@ def resolution(
             detail = f"{used} Wh in the interval from {when}, at most {threshold} Wh"
     elif kind == UNUSUAL_USAGE:
         if not _unusual_now(summary, energies_at, rules.unusual):
-            detail = f"{used / 1000:.2f} kWh from {when} is usual for that time of day"
+            detail = f"{used / 1000:.2f} kWh from {when} is usual for that time of day again"
     elif kind == BASELOAD_CHANGE:
         detail = _baseload_cleared(open_alert, summary, energies_at, rules.baseload)
     # Power readings that still hold one value may only agree with the register by chance
@@ -680,16 +680,15 @@ def follow_open(
 
 
 def _unusual_now(summary: IntervalSummary, energies_at: EnergiesAt, rules: UnusualRules) -> bool:
-    """Whether the interval on its own is unusual for its time of day, as a run is judged:
-    against the same time on earlier days, then against what they used near it."""
+    """Whether the interval is still unusual against the same time of day on earlier days.
+    Stricter than raising it (which also asks what they used near that time): a heater's
+    last hours sit within the tolerance of the breakfast peak, and an all-clear while it
+    is still on would be a false one."""
     start, used = summary.start_ms, summary.own_energy_wh
     if used < rules.min_excess_wh:
         return False
     exact = _baseline_at(start, energies_at(_earlier(start, rules)), rules)
-    if _unusual_z(used, exact, rules) is None:
-        return False
-    history = energies_at(_history_keys(start, start, rules))
-    return _judged_z(start, used, history, rules) is not None
+    return _unusual_z(used, exact, rules) is not None
 
 
 def _baseload_cleared(

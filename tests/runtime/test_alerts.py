@@ -642,3 +642,26 @@ def test_a_base_load_alert_clears_when_the_night_minimum_is_back_or_is_the_new_u
             assert [(a.start_ms, a.status) for a in send] == [(alert.start_ms, "resolved")]
             return
     raise AssertionError("never cleared")
+
+
+def test_an_unusual_night_clears_only_once_the_heater_is_off() -> None:
+    """A heater's last hour (05:00) sits within two hours of the usual 07:00 breakfast, so
+    it could not raise an alert on its own; it does not clear the open one either: the
+    all-clear asks the same time of day alone."""
+    night = 1_795_132_800_000  # 2026-11-18T00:00Z, a Wednesday
+    stored: dict[int, float] = {}
+    for back in range(1, 15):
+        day = night - back * DAY_MS
+        _charge(stored, day, 8, 40.0)  # a quiet night, then breakfast from 07:00
+        _charge(stored, day + 7 * HOUR_MS, 1, 900.0)
+    rules = replace(RULES, sustain_intervals=8, tolerance_intervals=8)
+    heater = alerts.OpenAlert(alerts.UNUSUAL_USAGE, night - HOUR_MS, night + HOUR_MS)
+    clearing = replace(CLEARING, unusual=rules)
+    at_five = _summary(night + 5 * HOUR_MS, 540.0)
+    assert alerts.sustained_unusual_usage("m", at_five, lookup(stored), replace(
+        rules, sustain_intervals=1)) is None  # fmt: skip
+    send, still = alerts.follow_open("m", (heater,), [], [at_five], lookup(stored), clearing)
+    assert send == [] and still == (heater,)
+    off = _summary(night + 6 * HOUR_MS + QUARTER, 40.0)
+    send, still = alerts.follow_open("m", still, [], [off], lookup(stored), clearing)
+    assert [(a.start_ms, a.status) for a in send] == [(night - HOUR_MS, "resolved")]
