@@ -68,6 +68,22 @@ KINESIS_BATCH = 10_000  # records per batching invocation (the stacks' batch siz
 HANDOFF_BATCH = 100  # hand-off messages per processor invocation
 
 
+def scenario_of(
+    seed: int, apartments: int, days: int, interval_s: int, rates: labelled.IncidentRates
+) -> Scenario:
+    """The scenario a seed runs: the meters publish as the fleet settings say."""
+    return Scenario(
+        apartments=apartments,
+        days=days,
+        interval_s=interval_s,
+        readings_per_message=max(1, PUBLISH_PERIOD_S // interval_s),
+        start_epoch_s=START,
+        seed=seed,
+        faults=NO_FAULTS,
+        incidents=rates,
+    )
+
+
 @contextlib.contextmanager
 def wire_json_dynamodb_responses() -> Iterator[None]:
     """moto's DynamoDB results, written straight as DynamoDB's JSON (binary as base64),
@@ -150,16 +166,7 @@ def _run(
             contract.METER_GROUP_NAME: group}),
     }  # fmt: skip
     batching, processor = load_batching_settings(env), load_processor_settings(env)
-    scenario = Scenario(
-        apartments=apartments,
-        days=days,
-        interval_s=interval_s,
-        readings_per_message=max(1, PUBLISH_PERIOD_S // interval_s),
-        start_epoch_s=START,
-        seed=seed,
-        faults=NO_FAULTS,
-        incidents=rates,
-    )
+    scenario = scenario_of(seed, apartments, days, interval_s, rates)
     iot.create_thing_group(thingGroupName=group)
     for device, place in scenario.places().items():
         iot.create_thing(thingName=device, attributePayload={"attributes": place})
