@@ -298,8 +298,12 @@ def _baseline_at(
     )
 
 
-def _earlier(start_ms: int, rules: UnusualRules) -> list[int]:
-    return earlier_days(start_ms, rules.baseline_days, rules.calendar)
+def _same_time_baseline(
+    start_ms: int, energies_at: EnergiesAt, rules: UnusualRules
+) -> Baseline | None:
+    """The interval's baseline from the same time on earlier days (one read)."""
+    keys = earlier_days(start_ms, rules.baseline_days, rules.calendar)
+    return _baseline_at(start_ms, energies_at(keys), rules)
 
 
 def _history_keys(first_ms: int, last_ms: int, rules: UnusualRules) -> list[int]:
@@ -341,7 +345,7 @@ def sustained_unusual_usage(
     start = summary.start_ms
     first = unusual_usage(
         device_id, summary,
-        _baseline_at(start, energies_at(_earlier(start, rules)), rules),
+        _same_time_baseline(start, energies_at, rules),
         min_z=rules.min_z, min_excess_wh=rules.min_excess_wh, warmup_days=rules.warmup_days,
     )  # fmt: skip
     if first is None:
@@ -444,6 +448,25 @@ def _night_minimum(
     return min(stored) if len(stored) * 4 >= len(starts) * 3 else None
 
 
+def _night_minima(
+    night: int,
+    first: int,
+    count: int,
+    summary: IntervalSummary,
+    energies_at: EnergiesAt,
+    rules: BaseloadRules,
+) -> list[float | None]:
+    """The minima of `count` nights from the `first`-th before `night` back (0: `night`
+    itself, whose last interval is `summary`, as planned)."""
+    calendar, width = rules.calendar, rules.interval_minutes * 60_000
+    days = [calendar.shift_days(night, -k) for k in range(first, first + count)]
+    keys = [s for d in days for s in night_starts(d, width, calendar)]
+    energies = dict(energies_at(keys))
+    if first == 0:
+        energies[summary.start_ms] = summary.energy_wh
+    return [_night_minimum(d, energies, width, calendar) for d in days]
+
+
 def baseload_change(
     device_id: str, summary: IntervalSummary, energies_at: EnergiesAt, rules: BaseloadRules
 ) -> Alert | None:
@@ -459,17 +482,10 @@ def baseload_change(
     night = night_end_start_ms(summary.start_ms, rules.interval_minutes, calendar)
     if night is None:
         return None
-    width = rules.interval_minutes * 60_000
     step_wh = rules.min_step_w * rules.interval_minutes / 60
 
     def minima(first: int, count: int) -> list[float | None]:
-        """The minima of `count` nights from the `first`-th back (0: this night)."""
-        days = [calendar.shift_days(night, -k) for k in range(first, first + count)]
-        keys = [s for d in days for s in night_starts(d, width, calendar)]
-        energies = dict(energies_at(keys))
-        if first == 0:
-            energies[summary.start_ms] = summary.energy_wh
-        return [_night_minimum(d, energies, width, calendar) for d in days]
+        return _night_minima(night, first, count, summary, energies_at, rules)
 
     *run, before = minima(0, rules.nights + 1)
     if before is None or any(m is None or m - before < step_wh for m in run):
@@ -687,8 +703,7 @@ def _unusual_now(summary: IntervalSummary, energies_at: EnergiesAt, rules: Unusu
     start, used = summary.start_ms, summary.own_energy_wh
     if used < rules.min_excess_wh:
         return False
-    exact = _baseline_at(start, energies_at(_earlier(start, rules)), rules)
-    return _unusual_z(used, exact, rules) is not None
+    return _unusual_z(used, _same_time_baseline(start, energies_at, rules), rules) is not None
 
 
 def _baseload_cleared(
@@ -701,10 +716,7 @@ def _baseload_cleared(
     night = night_end_start_ms(summary.start_ms, rules.interval_minutes, calendar)
     if night is None or open_alert.expected_wh is None:
         return None
-    width = rules.interval_minutes * 60_000
-    starts = list(night_starts(night, width, calendar))
-    energies = {**energies_at(starts[:-1]), summary.start_ms: summary.energy_wh}
-    minimum = _night_minimum(night, energies, width, calendar)
+    (minimum,) = _night_minima(night, 0, 1, summary, energies_at, rules)
     hours = rules.interval_minutes / 60
     step_wh = rules.min_step_w * hours
     nights = calendar.days_between(open_alert.start_ms, night) + 1
