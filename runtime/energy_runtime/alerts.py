@@ -60,6 +60,15 @@ MARKER_TTL_S = 7 * 86_400
 # disagrees with them by at least this fraction of the larger (and the minimum energy).
 MIN_FROZEN_READINGS = 10
 POWER_MISMATCH = 0.25
+# Or when the load the register counted over runs of readings this long disagrees with them
+# by this much and this fraction of the larger (more than a register that counts whole Wh
+# or power readings rounded to 0.1 kW can be off by).
+POWER_MOVE_W = 50.0
+POWER_MOVE_FRACTION = 0.1
+RATE_SPAN_MS = 5 * 60_000
+# A night whose load was left on: three quarters of its intervals within this factor of
+# its lowest (a heater's night, give or take a fridge, against a car's charges).
+FLAT_NIGHT = 1.2
 # How urgent each kind is (the `severity` message attribute subscribers filter on).
 SEVERITY = {HIGH_USAGE: "warning", UNUSUAL_USAGE: "notice", METER_SILENT: "warning",
             METER_STUCK: "warning", BASELOAD_CHANGE: "notice"}  # fmt: skip
@@ -454,7 +463,7 @@ def _night_minima(
     count: int,
     summary: IntervalSummary,
     energies_at: EnergiesAt,
-    rules: BaseloadRules,
+    rules: BaseloadRules | UnusualRules,
 ) -> list[float | None]:
     """The minima of `count` nights from the `first`-th before `night` back (0: `night`
     itself, whose last interval is `summary`, as planned)."""
@@ -475,7 +484,8 @@ def baseload_change(
     nights' minima are each at least `min_step_w` above the night before them, and at
     least that and `min_z` robust sigmas above the median of the `baseline_days` nights
     before that, which itself was not (so a step alerts once, on the night it has lasted
-    `nights` nights). A heater left on for one night raises one night only. Read lazily:
+    `nights` nights), and within the step of each other (one new level). A heater left on
+    for one night raises one night only. Read lazily:
     the run's nights and the one before (one read a night), the history only if they
     stepped."""
     calendar = rules.calendar
@@ -490,6 +500,9 @@ def baseload_change(
     *run, before = minima(0, rules.nights + 1)
     if before is None or any(m is None or m - before < step_wh for m in run):
         return None
+    levels = [m for m in run if m is not None]
+    if max(levels) - min(levels) >= step_wh:
+        return None  # not one new level: a heater's night, then a car's
     history = [m for m in minima(rules.nights + 1, rules.baseline_days) if m is not None]
     baseline = Baseline.of(history)
     if baseline is None or baseline.days < rules.warmup_days:
@@ -512,6 +525,46 @@ def baseload_change(
                  baseline.robust_z(low))  # fmt: skip
 
 
+def night_left_on(
+    device_id: str, summary: IntervalSummary, energies_at: EnergiesAt, rules: UnusualRules
+) -> Alert | None:
+    """Unusual usage over a whole night: judged when the night's last interval closes, its
+    lowest interval is at least the minimum excess and `min_z` robust sigmas above the
+    median of the earlier nights' lowest. A heater left on shows here even at a meter whose
+    nights are busy: a car that charges at a different hour each night makes every hour
+    usual, but rarely leaves a night without a quiet interval. Read only when the night's
+    last interval has the excess in it."""
+    calendar = rules.calendar
+    night = night_end_start_ms(summary.start_ms, rules.interval_minutes, calendar)
+    if night is None or summary.own_energy_wh < rules.min_excess_wh:
+        return None
+    width = rules.interval_minutes * 60_000
+    starts = night_starts(night, width, calendar)
+    energies = {**energies_at(list(starts)), summary.start_ms: summary.energy_wh}
+    low = _night_minimum(night, energies, width, calendar)
+    if low is None or low < rules.min_excess_wh:
+        return None
+    # One load on throughout, not a night of charging: most of the night near its lowest.
+    level = [e for s in starts if (e := energies.get(s)) is not None and e <= low * FLAT_NIGHT]
+    if len(level) * 4 < len(starts) * 3:
+        return None
+    history = [m for m in _night_minima(night, 1, rules.baseline_days, summary, energies_at, rules)
+               if m is not None]  # fmt: skip
+    baseline = Baseline.of(history)
+    z = _unusual_z(low, baseline, rules)
+    if baseline is None or z is None:
+        return None
+    hours = rules.interval_minutes / 60
+    first = calendar.at_hour_ms(night, NIGHT_START_H)
+    detail = (
+        f"something stayed on all night: at least {low / hours / 1000:.2f} kW from "
+        f"{NIGHT_START_H:02d}:00 to {NIGHT_END_H:02d}:00 against a usual overnight minimum "
+        f"of {baseline.median_wh / hours / 1000:.2f} kW (robust z {z:.1f}, "
+        f"{baseline.days} earlier nights)"
+    )
+    return Alert(device_id, UNUSUAL_USAGE, first, detail, round(low, 3), baseline.median_wh, z)
+
+
 def powered_energy_wh(summary: IntervalSummary) -> float:
     """The energy the interval's own power readings say it used between its first and last
     reading (their mean power over that span)."""
@@ -529,19 +582,22 @@ def stuck_register(summary: IntervalSummary, min_wh: float) -> bool:
 def meter_stuck(
     device_id: str,
     summary: IntervalSummary,
-    readings_before: Callable[[], Sequence[Point] | None],
+    readings_at: Callable[[int], Sequence[Point] | None],
     min_wh: float,
 ) -> Alert | None:
     """The first whole interval of a frozen register: stuck over its readings, and not
     frozen since the interval before began. It is the first when the register rose into it
-    (its lead) or within the interval before (`readings_before`, called only for a stuck
-    interval; None if that interval is not stored). Later intervals of the same freeze
-    raise nothing, so a freeze alerts once however long it lasts. Or an interval whose
-    power readings froze (`stuck_power`): the alert it opens keeps that to one a freeze."""
+    (its lead) or within the interval before (`readings_at` a time: the readings stored of
+    the interval that holds it, None if it is not stored; asked only for a stuck interval). Later
+    intervals of the same freeze raise nothing, so a freeze alerts once however long it
+    lasts. Or an interval whose power readings froze (`stuck_power`, its own readings asked
+    for only when they did): the alert it opens keeps that to one a freeze."""
     if not stuck_register(summary, min_wh):
-        return _stuck_power_alert(device_id, summary) if stuck_power(summary, min_wh) else None
+        if frozen_power(summary) and stuck_power(summary, min_wh, readings_at(summary.start_ms)):
+            return _stuck_power_alert(device_id, summary)
+        return None
     if summary.lead_mwh == 0:
-        before = readings_before()
+        before = readings_at(summary.start_ms - 1)
         if before is not None and len({p.energy_mwh for p in before}) <= 1:
             return None  # frozen since the interval before began: alerted then
     powered = powered_energy_wh(summary)
@@ -562,13 +618,39 @@ def frozen_power(summary: IntervalSummary) -> bool:
     )
 
 
-def stuck_power(summary: IntervalSummary, min_wh: float) -> bool:
+def register_rates_w(points: Sequence[Point], span_ms: int = RATE_SPAN_MS) -> list[float]:
+    """The load the register counted (W) over consecutive runs of readings at least
+    `span_ms` long: long enough that a register counting whole watt-hours still says it
+    within a few watts."""
+    rates: list[float] = []
+    if not points:
+        return rates
+    first = points[0]
+    for point in points[1:]:
+        if point.ts_ms - first.ts_ms >= span_ms:
+            rates.append((point.energy_mwh - first.energy_mwh) * 3600 / (point.ts_ms - first.ts_ms))
+            first = point
+    return rates
+
+
+def stuck_power(
+    summary: IntervalSummary, min_wh: float, points: Sequence[Point] | None = None
+) -> bool:
     """Whether the power readings stayed at one value while the register counted something
-    else: a power sensor that froze (or one that reports a constant)."""
+    else: a power sensor that froze (or one that reports a constant). Something else over
+    the interval (by the minimum energy and a quarter of the larger), or, with its
+    `points`, over a part of it: a fridge that started while they held still shows in the
+    register by at least POWER_MOVE_W (and a tenth of the larger) within minutes."""
     if not frozen_power(summary):
         return False
     counted, powered = summary.own_energy_wh, powered_energy_wh(summary)
-    return abs(counted - powered) >= max(min_wh, POWER_MISMATCH * max(counted, powered))
+    if abs(counted - powered) >= max(min_wh, POWER_MISMATCH * max(counted, powered)):
+        return True
+    frozen_w = summary.power_min_dw / 10
+    return any(
+        abs(rate - frozen_w) >= max(POWER_MOVE_W, POWER_MOVE_FRACTION * max(rate, frozen_w))
+        for rate in register_rates_w(points or ())
+    )
 
 
 def _stuck_power_alert(device_id: str, summary: IntervalSummary) -> Alert:
@@ -603,8 +685,9 @@ JUDGED_KINDS = (UNUSUAL_USAGE, BASELOAD_CHANGE, METER_STUCK)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ClearingRules:
-    """When an open alert is back to normal (the processor's settings)."""
+class DetectorRules:
+    """What raises an alert and when an open one is back to normal (the processor's
+    settings)."""
 
     high_usage_threshold_wh: float
     unusual: UnusualRules
@@ -624,7 +707,7 @@ def resolution(
     open_alert: OpenAlert,
     summary: IntervalSummary,
     energies_at: EnergiesAt,
-    rules: ClearingRules,
+    rules: DetectorRules,
 ) -> Alert | None:
     """The all-clear of an open alert if `summary`, a closed interval after the one that
     raised it, is back to normal for the alert's kind; None if it is not (yet). Reads only
@@ -660,7 +743,7 @@ def follow_open(
     raised: list[tuple[int, Alert]],
     closed: list[IntervalSummary],
     energies_at: EnergiesAt,
-    rules: ClearingRules,
+    rules: DetectorRules,
 ) -> tuple[list[Alert], tuple[OpenAlert, ...]]:
     """(the alerts to send, the alerts open after them), in time order: the `raised` alerts
     (each with the start of the interval that raised it) that no open alert of a judged
@@ -693,6 +776,29 @@ def follow_open(
         open_until(summary.start_ms + 1)
     open_until(2**63)
     return send, tuple(sorted(still.values()))
+
+
+def closed_interval_alerts(
+    device_id: str,
+    summary: IntervalSummary,
+    energies_at: EnergiesAt,
+    readings_at: Callable[[int], Sequence[Point] | None],
+    rules: DetectorRules,
+) -> list[Alert]:
+    """What a closed interval raises against the device's normal (the rule, high usage, is
+    the processor's per period): a base load stepped up, a stuck meter, and, only for an
+    interval with the minimum excess in it (the rest cannot be unusual, and read nothing),
+    sustained unusual usage or a night something stayed on."""
+    found = [
+        baseload_change(device_id, summary, energies_at, rules.baseload),
+        meter_stuck(device_id, summary, readings_at, rules.stuck_min_wh),
+    ]
+    if summary.own_energy_wh >= rules.unusual.min_excess_wh:
+        found += [
+            sustained_unusual_usage(device_id, summary, energies_at, rules.unusual),
+            night_left_on(device_id, summary, energies_at, rules.unusual),
+        ]
+    return [alert for alert in found if alert]
 
 
 def _unusual_now(summary: IntervalSummary, energies_at: EnergiesAt, rules: UnusualRules) -> bool:

@@ -502,48 +502,25 @@ def _claim_alerts(
     judging = bool(plan.newly_closed or plan.revised)
     place = locate(plan.device_id) if judging else {}
     calendar = _calendar(plan.device_id, place, config)
-    rules = alerts.UnusualRules(
-        min_z=config.unusual_min_z, min_excess_wh=config.unusual_min_excess_wh,
-        warmup_days=config.warmup_days, baseline_days=config.baseline_days,
-        sustain_intervals=config.unusual_sustain_intervals,
-        interval_minutes=config.interval_minutes,
-        tolerance_intervals=config.unusual_tolerance_minutes // config.interval_minutes,
-        calendar=calendar,
-    )  # fmt: skip
-    baseload = alerts.BaseloadRules(
-        min_step_w=config.baseload_min_step_w, nights=config.baseload_nights,
-        min_z=config.unusual_min_z, warmup_days=config.warmup_days,
-        baseline_days=config.baseline_days, interval_minutes=config.interval_minutes,
-        calendar=calendar,
-    )  # fmt: skip
+    rules = detector_rules(config, calendar)
     planned_points = {w.summary.start_ms: w.points for w in plan.intervals}
 
-    def readings_before(start_ms: int) -> Callable[[], list[Point] | None]:
-        before = start_ms - config.interval_minutes * 60_000
-        if before in planned_points:
-            return lambda: planned_points[before]
-        return lambda: store.interval_points(plan.device_id, before)
+    def readings_at(ts_ms: int) -> list[Point] | None:
+        start = interval_start_ms(ts_ms, config.interval_minutes)
+        if start in planned_points:
+            return planned_points[start]
+        return store.interval_points(plan.device_id, start)
 
     for summary in [*plan.newly_closed, *plan.revised]:
-        found = [
-            alerts.baseload_change(plan.device_id, summary, energies_at, baseload),
-            alerts.meter_stuck(plan.device_id, summary, readings_before(summary.start_ms),
-                               config.meter_stuck_min_wh),
-        ]  # fmt: skip
-        if summary.own_energy_wh >= config.unusual_min_excess_wh:
-            found.append(
-                alerts.sustained_unusual_usage(plan.device_id, summary, energies_at, rules)
-            )
-        raised.extend((summary.start_ms, alert) for alert in found if alert)
+        found = alerts.closed_interval_alerts(
+            plan.device_id, summary, energies_at, readings_at, rules
+        )
+        raised.extend((summary.start_ms, alert) for alert in found)
     # What is still open goes on the hot item (the plan's, or the one it would write).
     hot = plan.hot or plan.next_hot
-    clearing = alerts.ClearingRules(
-        high_usage_threshold_wh=threshold, unusual=rules, baseload=baseload,
-        stuck_min_wh=config.meter_stuck_min_wh,
-    )  # fmt: skip
     candidates, still_open = alerts.follow_open(
         plan.device_id, hot.open_alerts if hot else (), raised, plan.newly_closed,
-        energies_at, clearing,
+        energies_at, rules,
     )  # fmt: skip
     if hot is not None and still_open != hot.open_alerts:
         plan.hot = replace(hot, open_alerts=still_open)
@@ -563,6 +540,29 @@ def _claim_alerts(
         if claimed is not None:
             outbox.append(claimed)
     return outbox
+
+
+def detector_rules(config: ProcessorSettings, calendar: Calendar) -> alerts.DetectorRules:
+    """What the detectors judge a meter's closed intervals by: the settings, in its
+    building's clock."""
+    unusual = alerts.UnusualRules(
+        min_z=config.unusual_min_z, min_excess_wh=config.unusual_min_excess_wh,
+        warmup_days=config.warmup_days, baseline_days=config.baseline_days,
+        sustain_intervals=config.unusual_sustain_intervals,
+        interval_minutes=config.interval_minutes,
+        tolerance_intervals=config.unusual_tolerance_minutes // config.interval_minutes,
+        calendar=calendar,
+    )  # fmt: skip
+    baseload = alerts.BaseloadRules(
+        min_step_w=config.baseload_min_step_w, nights=config.baseload_nights,
+        min_z=config.unusual_min_z, warmup_days=config.warmup_days,
+        baseline_days=config.baseline_days, interval_minutes=config.interval_minutes,
+        calendar=calendar,
+    )  # fmt: skip
+    return alerts.DetectorRules(
+        high_usage_threshold_wh=config.high_usage_threshold_wh, unusual=unusual,
+        baseload=baseload, stuck_min_wh=config.meter_stuck_min_wh,
+    )  # fmt: skip
 
 
 _unknown_zones: set[tuple[str, str]] = set()  # (device, zone) warned about, per container

@@ -501,7 +501,7 @@ def test_a_stuck_register_is_one_that_does_not_count_what_its_power_says(
     points = [(1_000 * 10 * i, 7_000 + register_step * i, power_dw + i % 2) for i in range(90)]
     summary = _interval(points, lead)
     read = [] if before is None else [Point(0, e, 0) for e in before]
-    alert = alerts.meter_stuck("m", summary, lambda: None if before is None else read, 25.0)
+    alert = alerts.meter_stuck("m", summary, lambda _ts: None if before is None else read, 25.0)
     assert (alert is not None) == alerts_
 
 
@@ -567,13 +567,13 @@ def test_power_readings_stuck_at_one_value_are_a_stuck_meter(
     register_step: int, alerts_: bool
 ) -> None:
     points = [(1_000 * 10 * i, 7_000 + register_step * i, 4000) for i in range(90)]
-    alert = alerts.meter_stuck("m", _interval(points, 0), lambda: None, 25.0)
+    alert = alerts.meter_stuck("m", _interval(points, 0), lambda _ts: None, 25.0)
     assert (alert is not None) == alerts_
     if alert and register_step:
         assert "power readings have stayed at 400.0 W" in alert.detail
 
 
-CLEARING = alerts.ClearingRules(high_usage_threshold_wh=1000.0, unusual=RULES,
+CLEARING = alerts.DetectorRules(high_usage_threshold_wh=1000.0, unusual=RULES,
                                 baseload=BASELOAD, stuck_min_wh=25.0)  # fmt: skip
 
 
