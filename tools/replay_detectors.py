@@ -115,9 +115,13 @@ def replay_device(
     return stored
 
 
-def replay(seed: int, apartments: int, days: int, interval_s: int) -> dict[str, Any]:
+def replay(
+    seed: int, apartments: int, days: int, interval_s: int, rates: labelled.IncidentRates = RATES
+) -> dict[str, Any]:
+    """The bench's judgement of one seed's scenario, from the detectors alone, and what
+    they saw of each miss and false alert (`diagnosis`)."""
     config = processor_settings()
-    scenario = scenario_of(seed, apartments, days, interval_s, RATES)
+    scenario = scenario_of(seed, apartments, days, interval_s, rates)
     simulation = Simulation(scenario)
     devices: dict[str, Device] = {}
     for message in simulation.messages():

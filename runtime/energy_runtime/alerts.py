@@ -66,8 +66,7 @@ POWER_MISMATCH = 0.25
 POWER_MOVE_W = 50.0
 POWER_MOVE_FRACTION = 0.1
 RATE_SPAN_MS = 5 * 60_000
-# A night whose load was left on: three quarters of its intervals within this factor of
-# its lowest (a heater's night, give or take a fridge, against a car's charges).
+# A night's level: the intervals within this factor of its lowest (give or take a fridge).
 FLAT_NIGHT = 1.2
 # How urgent each kind is (the `severity` message attribute subscribers filter on).
 SEVERITY = {HIGH_USAGE: "warning", UNUSUAL_USAGE: "notice", METER_SILENT: "warning",
@@ -528,29 +527,36 @@ def baseload_change(
 def night_left_on(
     device_id: str, summary: IntervalSummary, energies_at: EnergiesAt, rules: UnusualRules
 ) -> Alert | None:
-    """Unusual usage over a whole night: judged when the night's last interval closes, its
-    lowest interval is at least the minimum excess and `min_z` robust sigmas above the
-    median of the earlier nights' lowest. A heater left on shows here even at a meter whose
-    nights are busy: a car that charges at a different hour each night makes every hour
-    usual, but rarely leaves a night without a quiet interval. Read only when the night's
-    last interval has the excess in it."""
+    """Unusual usage over a whole night, judged when the night's last interval closes: a
+    load on all night. The night's lowest interval is at least the minimum excess and
+    `min_z` robust sigmas above the median of the earlier nights' lowest; the night held
+    that level for an hour at least (a load left on, not the tail of a charge); and no
+    earlier night held it for an hour (not the car this meter charges some nights from
+    dusk to dawn). A heater left on shows here even at a meter whose nights are busy: a car
+    that charges at a different hour each night makes every hour usual, but does not draw
+    a heater's power. One read of the nights, and only when the night's last interval has
+    the excess in it."""
     calendar = rules.calendar
     night = night_end_start_ms(summary.start_ms, rules.interval_minutes, calendar)
     if night is None or summary.own_energy_wh < rules.min_excess_wh:
         return None
     width = rules.interval_minutes * 60_000
-    starts = night_starts(night, width, calendar)
-    energies = {**energies_at(list(starts)), summary.start_ms: summary.energy_wh}
+    nights = [calendar.shift_days(night, -k) for k in range(rules.baseline_days + 1)]
+    energies = dict(energies_at([s for d in nights for s in night_starts(d, width, calendar)]))
+    energies[summary.start_ms] = summary.energy_wh
     low = _night_minimum(night, energies, width, calendar)
     if low is None or low < rules.min_excess_wh:
         return None
-    # One load on throughout, not a night of charging: most of the night near its lowest.
-    level = [e for s in starts if (e := energies.get(s)) is not None and e <= low * FLAT_NIGHT]
-    if len(level) * 4 < len(starts) * 3:
+
+    def held(day: int) -> bool:  # the night used about `low` for an hour or more
+        near = [s for s in night_starts(day, width, calendar)
+                if low / FLAT_NIGHT <= energies.get(s, -1.0) <= low * FLAT_NIGHT]  # fmt: skip
+        return len(near) * rules.interval_minutes >= 60
+
+    if not held(night) or any(held(day) for day in nights[1:]):
         return None
-    history = [m for m in _night_minima(night, 1, rules.baseline_days, summary, energies_at, rules)
-               if m is not None]  # fmt: skip
-    baseline = Baseline.of(history)
+    minima = [_night_minimum(day, energies, width, calendar) for day in nights[1:]]
+    baseline = Baseline.of([m for m in minima if m is not None])
     z = _unusual_z(low, baseline, rules)
     if baseline is None or z is None:
         return None
@@ -619,17 +625,18 @@ def frozen_power(summary: IntervalSummary) -> bool:
 
 
 def register_rates_w(points: Sequence[Point], span_ms: int = RATE_SPAN_MS) -> list[float]:
-    """The load the register counted (W) over consecutive runs of readings at least
-    `span_ms` long: long enough that a register counting whole watt-hours still says it
-    within a few watts."""
+    """The load the register counted (W) over each run of readings that ends at a reading
+    and is the shortest to span at least `span_ms`: long enough that a register counting
+    whole watt-hours still says it within a few watts, sliding so that no part of the
+    interval goes unjudged."""
     rates: list[float] = []
-    if not points:
-        return rates
-    first = points[0]
-    for point in points[1:]:
-        if point.ts_ms - first.ts_ms >= span_ms:
-            rates.append((point.energy_mwh - first.energy_mwh) * 3600 / (point.ts_ms - first.ts_ms))
-            first = point
+    first = 0
+    for last, point in enumerate(points):
+        while first + 1 < last and point.ts_ms - points[first + 1].ts_ms >= span_ms:
+            first += 1
+        elapsed = point.ts_ms - points[first].ts_ms
+        if elapsed >= span_ms:
+            rates.append((point.energy_mwh - points[first].energy_mwh) * 3600 / elapsed)
     return rates
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from devkit.simulator.incidents import IncidentRates
 from devkit.simulator.meters import Simulation
 from tools.bench_alerts import run_seed, scenario_of
+from tools.replay_detectors import replay
 
 SILENCES = IncidentRates(silences=1.0, silence_minutes=60)
 
@@ -44,17 +49,26 @@ def _largest_mismatches(rates: IncidentRates) -> list[tuple[float, float]]:
     return largest
 
 
-def test_power_readings_that_freeze_are_alerted_once_a_freeze_and_cleared_after_it() -> None:
+FROZEN = IncidentRates(stuck_powers=1.0)
+
+
+@pytest.fixture(scope="module")
+def frozen_run() -> dict[str, Any]:
+    return run_seed(5, 6, 1, 900, 60, rates=FROZEN)
+
+
+def test_power_readings_that_freeze_are_alerted_once_a_freeze_and_cleared_after_it(
+    frozen_run: dict[str, Any],
+) -> None:
     """Power readings held at one value for three hours while the register counts on: a
     freeze is alerted once the load moves away from the frozen value (by twice the 50 W and
     10% of the detector in five minutes, surely; by less than half of them, never: the
     readings were right), once a freeze, and cleared once the readings move again, never
     while they are frozen."""
-    rates = IncidentRates(stuck_powers=1.0)
-    result = run_seed(5, 6, 1, 900, 60, rates=rates)
+    result = frozen_run
     stuck = result["kinds"]["meter_stuck"]
     assert set(result["incidents_by_kind"]) == {"power_stuck"}
-    largest = _largest_mismatches(rates)
+    largest = _largest_mismatches(FROZEN)
     assert len(largest) == stuck["incidents"]
     surely = sum(w >= 100 and f >= 0.2 for w, f in largest)
     possibly = sum(w >= 25 and f >= 0.05 for w, f in largest)
@@ -62,3 +76,16 @@ def test_power_readings_that_freeze_are_alerted_once_a_freeze_and_cleared_after_
     assert stuck["alerts"] == stuck["detected"]  # one alert a freeze
     assert stuck["precision"] == 1.0 and result["false_alerts"] == 0
     assert (stuck["cleared"], stuck["cleared_early"]) == (stuck["detected"], 0)
+
+
+def test_the_detector_replay_judges_as_the_pipeline_does(frozen_run: dict[str, Any]) -> None:
+    """tools/replay_detectors.py (the detectors alone, in memory) against the bench (the
+    handlers on moto) on the same scenario: the same alerts, incidents and detections."""
+    replayed = replay(5, 6, 1, 60, rates=FROZEN)
+    counts = ("alerts", "true_alerts", "incidents", "detected", "cleared")
+    for kind, figures in frozen_run["kinds"].items():
+        assert {k: replayed["kinds"][kind][k] for k in counts} == {k: figures[k] for k in counts}, (
+            kind
+        )
+    assert replayed["false_alerts"] == frozen_run["false_alerts"] == 0
+    assert replayed["diagnosis"] == []  # nothing missed, nothing false

@@ -472,6 +472,68 @@ def test_a_nightly_charge_at_another_hour_is_usual_a_heater_on_a_quiet_night_is_
     assert _alerts_over(calm, night, NIGHTLY) == [night + 3_600_000]  # once, at its start
 
 
+def _nights_left_on(
+    stored: dict[int, float], day_ms: int, rules: alerts.UnusualRules
+) -> list[alerts.Alert]:
+    """What `night_left_on` raises as the intervals of the day's night (01:00-05:00) close."""
+    raised = []
+    for k in range(16):
+        start = day_ms + HOUR_MS + k * QUARTER
+        stored.setdefault(start, 40.0)
+        alert = alerts.night_left_on("m", _summary(start, stored[start]), lookup(stored), rules)
+        if alert:
+            raised.append(alert)
+    return raised
+
+
+def _busy_nights(day_ms: int, nights: int = 14) -> dict[int, float]:
+    """Earlier nights of 40 Wh intervals (22:00 to 06:00) with a car charged for three hours
+    from a different hour each night (22:00 to 02:00): every hour of the night is usual."""
+    stored: dict[int, float] = {}
+    for back in range(1, nights + 1):
+        evening = day_ms - back * DAY_MS - 2 * HOUR_MS
+        _charge(stored, evening, 8, 40.0)
+        _charge(stored, evening + (back % 5) * HOUR_MS, 3, 1850.0)
+    return stored
+
+
+def test_a_heater_left_on_all_night_is_unusual_even_where_the_nights_are_busy() -> None:
+    day = 1_795_132_800_000  # 2026-11-18T00:00Z
+    stored = _busy_nights(day)
+    _charge(stored, day - HOUR_MS, 7, 540.0)  # a 2 kW heater from 23:00 to 06:00
+    # Hour by hour it is within what the car uses near that time on earlier nights...
+    assert _alerts_over(stored, day - 2 * HOUR_MS, NIGHTLY) == []
+    # ...but no earlier night lacked a quiet interval.
+    (alert,) = _nights_left_on(stored, day, RULES)
+    assert alert.kind == alerts.UNUSUAL_USAGE and alert.start_ms == day + HOUR_MS
+    assert (alert.energy_wh, alert.expected_wh) == (540.0, 40.0)
+    assert "stayed on all night" in alert.detail
+
+
+@pytest.mark.parametrize(
+    ("tonight", "earlier_nights", "dusk_to_dawn_before"),
+    [
+        ([(1, 3.5, 1850.0), (4.5, 0.5, 925.0)], 14, False),  # a charge's tail: not an hour
+        ([(1, 4, 925.0)], 14, True),  # the car all night, as on an earlier night
+        ([(1, 4, 540.0)], 2, False),  # a heater, but two earlier nights are not the warm-up
+        ([(1, 4, 250.0)], 14, False),  # held, but less than the minimum excess above usual
+    ],
+)
+def test_a_night_of_charges_or_before_the_warm_up_is_not_a_night_left_on(
+    tonight: list[tuple[float, float, float]], earlier_nights: int, dusk_to_dawn_before: bool
+) -> None:
+    day = 1_795_132_800_000
+    stored = _busy_nights(day, earlier_nights)
+    if dusk_to_dawn_before:
+        _charge(stored, day - 5 * DAY_MS - 2 * HOUR_MS, 8, 925.0)
+    for from_h, hours, wh in tonight:
+        _charge(stored, day + int(from_h * HOUR_MS), hours, wh)
+    assert _nights_left_on(stored, day, RULES) == []
+    if dusk_to_dawn_before:  # without that earlier night it would be one left on
+        _charge(stored, day - 5 * DAY_MS - 2 * HOUR_MS, 8, 40.0)
+        assert len(_nights_left_on(stored, day, RULES)) == 1
+
+
 def _interval(points: list[tuple[int, int, int]], lead_mwh: int) -> IntervalSummary:
     """An interval of (ts, register mWh, power dW) readings, with the rise into it."""
     own = points[-1][1] - points[0][1]
@@ -537,6 +599,7 @@ def _baseload_alerts(night_minima_wh: list[float], rules: alerts.BaseloadRules) 
     [
         ([95.0] * 4, [15]),  # +220 W from night 14 on: alerted on its second night, once
         ([95.0, 40.0, 95.0, 40.0], []),  # a heater left on for single nights: no step
+        ([95.0, 160.0, 40.0, 40.0], []),  # two raised nights at two levels: not one step
         ([52.0] * 4, []),  # +48 W: below the minimum step
         ([75.0] * 4, []),  # +140 W: above it, but within four spreads (10 Wh at least)
     ],
@@ -571,6 +634,31 @@ def test_power_readings_stuck_at_one_value_are_a_stuck_meter(
     assert (alert is not None) == alerts_
     if alert and register_step:
         assert "power readings have stayed at 400.0 W" in alert.detail
+
+
+@pytest.mark.parametrize(
+    ("later_w", "whole_wh", "alerts_"),
+    [
+        (520, False, True),  # a 120 W fridge starts for the last five minutes: stuck
+        (430, False, False),  # 30 W more: within the 50 W a register or a reading is off by
+        (400, True, False),  # a steady 400 W, counted in whole watt-hours: not stuck
+    ],
+)
+def test_power_readings_that_hold_while_the_load_moves_within_the_interval_are_stuck(
+    later_w: int, whole_wh: bool, alerts_: bool
+) -> None:
+    """The power reads 400.0 W throughout; the register counts 400 W for ten minutes and
+    `later_w` for the last five (10 Wh more at 520 W: less than the interval's 25 Wh)."""
+    points, register = [], 7_000_000.0
+    for i in range(90):
+        if i:
+            register += (400 if i < 60 else later_w) * 10 / 3.6  # mWh in 10 s
+        counted = int(register // 1000 * 1000) if whole_wh else round(register)
+        points.append((1_000 * 10 * i, counted, 4000))
+    summary = _interval(points, 0)
+    stored = [Point(*p) for p in points]
+    alert = alerts.meter_stuck("m", summary, lambda _ts: stored, 25.0)
+    assert (alert is not None) == alerts_
 
 
 CLEARING = alerts.DetectorRules(high_usage_threshold_wh=1000.0, unusual=RULES,
