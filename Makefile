@@ -25,7 +25,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := mosquitto chromium jq
 
-.PHONY: help setup test demo bench bench-alerts fuzz synth diff deploy destroy lint snapshots clean
+.PHONY: help setup test demo bench bench-alerts replay-alerts fuzz synth diff deploy destroy lint snapshots clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ bench: setup ## Benchmark the handlers (writes out/bench/results.json)
 
 bench-alerts: setup ## Judge the alerts against labelled incidents (writes out/bench/alerts.json)
 	@$(PY) -m tools.bench_alerts $(ARGS)
+
+replay-alerts: setup ## The detectors alone over a bench seed, with each miss and false alert: make replay-alerts ARGS="--seed 2"
+	@$(PY) -m tools.replay_detectors $(ARGS)
 
 fuzz: setup ## Hostile input through the handlers on moto, fresh examples: make fuzz FUZZ_EXAMPLES=2000
 	@FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) HYPOTHESIS_PROFILE=explore \
