@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 from energy_runtime import alerts, aws, processor
 from energy_runtime.aggregate import IntervalSummary
 from energy_runtime.codec import Point
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from runtime_fixtures import (
     REGION,
     T0,
@@ -659,6 +662,56 @@ def test_power_readings_that_hold_while_the_load_moves_within_the_interval_are_s
     stored = [Point(*p) for p in points]
     alert = alerts.meter_stuck("m", summary, lambda _ts: stored, 25.0)
     assert (alert is not None) == alerts_
+
+
+def _frozen_interval(
+    load_w: Callable[[int], float], every_s: int, frozen_w: float, *, whole_wh: bool
+) -> tuple[IntervalSummary, list[Point]]:
+    """A 15-minute interval of readings every `every_s` whose register counts `load_w`
+    (seconds into the interval -> W; mWh, or whole Wh as many registers do) while the power
+    reads `frozen_w` throughout."""
+    points, register = [], 5_000_000.0
+    for t in range(0, 900, every_s):
+        if t:
+            register += load_w(t) * every_s / 3.6
+        counted = int(register // 1000 * 1000) if whole_wh else round(register)
+        points.append((t * 1000, counted, round(frozen_w * 10)))
+    return _interval(points, 0), [Point(*p) for p in points]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(min_value=5, max_value=20_000), st.sampled_from([10, 30, 60]), st.booleans())
+def test_a_steady_load_the_power_readings_agree_with_is_never_stuck(
+    load_w: float, every_s: int, whole_wh: bool
+) -> None:
+    """Power readings at one value (a meter that reports to 0.1 W while a heater or a
+    standby load holds still) and a register that counts that load, to the mWh or to the
+    whole Wh: not stuck, at any load and reading interval."""
+    summary, points = _frozen_interval(lambda _t: load_w, every_s, round(load_w, 1),
+                                       whole_wh=whole_wh)  # fmt: skip
+    assert not alerts.stuck_power(summary, 25.0, points)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.floats(min_value=5, max_value=20_000),
+    st.floats(min_value=0.2, max_value=3.0),
+    st.integers(min_value=0, max_value=540),
+    st.sampled_from([10, 30, 60]),
+    st.booleans(),
+)
+def test_a_load_that_moves_while_the_power_readings_hold_is_stuck(
+    frozen_w: float, factor: float, moved_at_s: int, every_s: int, whole_wh: bool
+) -> None:
+    """The power readings hold at `frozen_w` while the load the register counts changes
+    to `factor` times it, by at least 100 W and 20%, for the last six minutes or more of
+    the interval: stuck, wherever in the interval it moves."""
+    moved_w = frozen_w * factor
+    assume(abs(moved_w - frozen_w) >= max(100.0, 0.2 * max(moved_w, frozen_w)))
+    summary, points = _frozen_interval(
+        lambda t: moved_w if t > moved_at_s else frozen_w, every_s, frozen_w, whole_wh=whole_wh
+    )
+    assert alerts.stuck_power(summary, 25.0, points)
 
 
 CLEARING = alerts.DetectorRules(high_usage_threshold_wh=1000.0, unusual=RULES,
