@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import accumulate
 from typing import Any
 
 from energy_runtime import contract
@@ -593,11 +594,12 @@ def meter_stuck(
 ) -> Alert | None:
     """The first whole interval of a frozen register: stuck over its readings, and not
     frozen since the interval before began. It is the first when the register rose into it
-    (its lead) or within the interval before (`readings_at` a time: the readings stored of
-    the interval that holds it, None if it is not stored; asked only for a stuck interval). Later
-    intervals of the same freeze raise nothing, so a freeze alerts once however long it
-    lasts. Or an interval whose power readings froze (`stuck_power`, its own readings asked
-    for only when they did): the alert it opens keeps that to one a freeze."""
+    (its lead) or within the interval before (`readings_at` a time: the stored readings of
+    the interval that holds it, None if it is not stored; asked only for a stuck
+    interval). Later intervals of the same freeze raise nothing, so a freeze alerts once
+    however long it lasts. Or an interval whose power readings froze (`stuck_power`, its
+    own readings asked for only when they did): the alert it opens keeps that to one a
+    freeze."""
     if not stuck_register(summary, min_wh):
         if frozen_power(summary) and stuck_power(summary, min_wh, readings_at(summary.start_ms)):
             return _stuck_power_alert(device_id, summary)
@@ -628,7 +630,9 @@ def register_rates_w(points: Sequence[Point], span_ms: int = RATE_SPAN_MS) -> li
     """The load the register counted (W) over each run of readings that ends at a reading
     and is the shortest to span at least `span_ms`: long enough that a register counting
     whole watt-hours still says it within a few watts, sliding so that no part of the
-    interval goes unjudged."""
+    interval goes unjudged. The register is taken at its highest so far, so a spurious
+    backward value counts as no load, not as a negative one."""
+    highest = list(accumulate((p.energy_mwh for p in points), max))
     rates: list[float] = []
     first = 0
     for last, point in enumerate(points):
@@ -636,7 +640,7 @@ def register_rates_w(points: Sequence[Point], span_ms: int = RATE_SPAN_MS) -> li
             first += 1
         elapsed = point.ts_ms - points[first].ts_ms
         if elapsed >= span_ms:
-            rates.append((point.energy_mwh - points[first].energy_mwh) * 3600 / elapsed)
+            rates.append((highest[last] - highest[first]) * 3600 / elapsed)
     return rates
 
 

@@ -692,6 +692,14 @@ def test_a_steady_load_the_power_readings_agree_with_is_never_stuck(
     assert not alerts.stuck_power(summary, 25.0, points)
 
 
+def test_a_backward_register_value_in_a_frozen_interval_is_no_load_not_a_stuck_meter() -> None:
+    """A steady 400 W the frozen readings agree with, and one spurious backward value of the
+    register (the aggregates count it as nothing, docs/data-quality.md): not stuck."""
+    summary, points = _frozen_interval(lambda _t: 400.0, 10, 400.0, whole_wh=False)
+    points[45] = points[45]._replace(energy_mwh=points[45].energy_mwh - 50_000)
+    assert not alerts.stuck_power(summary, 25.0, points)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.floats(min_value=5, max_value=20_000),
