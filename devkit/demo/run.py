@@ -50,8 +50,15 @@ STUCK_MIN_S = 20.0
 STUCK_FIXED_FILE = "stuck-devices.fixed"  # written by the fix (faults.DeadLetterWatch)
 TABLE_FILE = "table.json"  # the interval and day items a run stored (for --reference)
 ALERTS_FILE = "alerts.json"  # the alerts a run sent (for --reference)
-# A silence in a few meters of every default run, so that its alerts can be judged.
-DEMO_INCIDENTS = IncidentRates(silences=0.1, stuck_registers=0.05, stuck_powers=0.05)
+# A silence, a stuck meter and a heater left on in a few meters of every default run, so
+# that those alerts can be judged.
+DEMO_INCIDENTS = IncidentRates(
+    silences=0.1, stuck_registers=0.05, stuck_powers=0.05, heater_nights=0.1
+)
+# The detectors' warm-up (the earlier days a device's normal is learned from), then a day
+# and a half to judge: an afternoon, a night (a heater from 23:00) and the morning after.
+WARMUP_DAYS = dev_config().data.warmup_days
+DEMO_DAYS = WARMUP_DAYS + 1.5
 COMPRESSED_LAG_WALL_S = 15.0
 
 
@@ -60,7 +67,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     # 20 apartments keep the default run under 3 minutes on 2 busy cores: against moto the
     # processor's DynamoDB queries dominate (see docs/local-pipeline.md).
     parser.add_argument("--apartments", type=int, default=20)
-    parser.add_argument("--days", type=float, default=1.0, help="simulated days")
+    parser.add_argument(
+        "--days",
+        type=float,
+        default=DEMO_DAYS,
+        help=f"simulated days (default {DEMO_DAYS:g}: the detectors' warm-up, "
+        "data.warmup_days, then a day and a half in which the incidents are drawn)",
+    )
     fleet = dev_config().fleet  # cdk.json's fleet settings, as the cost model reads them
     parser.add_argument(
         "--interval",
@@ -173,9 +186,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--heater-nights",
         type=float,
-        default=0.0,
-        help="labelled incidents: a heater left on from 23:00, per apartment-day (needs "
-        "the warm-up of days before: data.warmup_days)",
+        default=DEMO_INCIDENTS.heater_nights,
+        help="labelled incidents: a heater left on from 23:00, per apartment-day (after "
+        "the warm-up: data.warmup_days)",
     )
     parser.add_argument(
         "--vacations", type=float, default=0.0, help="labelled weeks away, per apartment-day"
@@ -577,8 +590,16 @@ def _scenario(args: argparse.Namespace) -> Scenario:
             vacations=args.vacations,
             stuck_registers=args.stuck_registers,
             stuck_powers=args.stuck_powers,
+            after_days=incidents_after_days(args.days),
         ),
     )
+
+
+def incidents_after_days(days: float) -> int:
+    """The day incidents start on: after the detectors' warm-up when the run has a night
+    after it (a heater left on before could not be judged), else the first (a short run's
+    silent and stuck meters need no warm-up)."""
+    return WARMUP_DAYS if days >= WARMUP_DAYS + 1.5 else 0
 
 
 def _publish(

@@ -35,11 +35,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from itertools import accumulate
+from itertools import pairwise
 from typing import Any
 
 from energy_runtime import contract
-from energy_runtime.aggregate import IntervalSummary
+from energy_runtime.aggregate import IntervalSummary, contributions
 from energy_runtime.codec import Point
 from energy_runtime.contract import iso_utc
 from energy_runtime.local_time import UTC, Calendar
@@ -67,6 +67,7 @@ POWER_MISMATCH = 0.25
 POWER_MOVE_W = 50.0
 POWER_MOVE_FRACTION = 0.1
 RATE_SPAN_MS = 5 * 60_000
+MAX_POWER_W = int(contract.MAX_POWER_W.default or 0)  # the readings' bound (settings)
 # A night's level: the intervals within this factor of its lowest (give or take a fridge).
 FLAT_NIGHT = 1.2
 # How urgent each kind is (the `severity` message attribute subscribers filter on).
@@ -591,6 +592,7 @@ def meter_stuck(
     summary: IntervalSummary,
     readings_at: Callable[[int], Sequence[Point] | None],
     min_wh: float,
+    max_power_w: int = MAX_POWER_W,
 ) -> Alert | None:
     """The first whole interval of a frozen register: stuck over its readings, and not
     frozen since the interval before began. It is the first when the register rose into it
@@ -601,7 +603,9 @@ def meter_stuck(
     own readings asked for only when they did): the alert it opens keeps that to one a
     freeze."""
     if not stuck_register(summary, min_wh):
-        if frozen_power(summary) and stuck_power(summary, min_wh, readings_at(summary.start_ms)):
+        if frozen_power(summary) and stuck_power(
+            summary, min_wh, readings_at(summary.start_ms), max_power_w
+        ):
             return _stuck_power_alert(device_id, summary)
         return None
     if summary.lead_mwh == 0:
@@ -626,26 +630,36 @@ def frozen_power(summary: IntervalSummary) -> bool:
     )
 
 
-def register_rates_w(points: Sequence[Point], span_ms: int = RATE_SPAN_MS) -> list[float]:
+def register_rates_w(
+    points: Sequence[Point], max_power_w: int = MAX_POWER_W, span_ms: int = RATE_SPAN_MS
+) -> list[float]:
     """The load the register counted (W) over each run of readings that ends at a reading
     and is the shortest to span at least `span_ms`: long enough that a register counting
     whole watt-hours still says it within a few watts, sliding so that no part of the
-    interval goes unjudged. The register is taken at its highest so far, so a spurious
-    backward value counts as no load, not as a negative one."""
-    highest = list(accumulate((p.energy_mwh for p in points), max))
+    interval goes unjudged. A run across a step that the aggregates count otherwise than
+    as the register's rise (`aggregate.contributions`: the register going back, a swapped
+    meter's, the step after a spurious value, a jump beyond what `max_power_w` could use)
+    says nothing."""
+    counted = contributions([], list(points), max_power_w)  # what the aggregates count
+    uncounted = [0]
+    for (before, point), energy in zip(pairwise(points), counted[1:], strict=True):
+        uncounted.append(uncounted[-1] + (energy != point.energy_mwh - before.energy_mwh))
     rates: list[float] = []
     first = 0
     for last, point in enumerate(points):
         while first + 1 < last and point.ts_ms - points[first + 1].ts_ms >= span_ms:
             first += 1
         elapsed = point.ts_ms - points[first].ts_ms
-        if elapsed >= span_ms:
-            rates.append((highest[last] - highest[first]) * 3600 / elapsed)
+        if elapsed >= span_ms and uncounted[last] == uncounted[first]:
+            rates.append((point.energy_mwh - points[first].energy_mwh) * 3600 / elapsed)
     return rates
 
 
 def stuck_power(
-    summary: IntervalSummary, min_wh: float, points: Sequence[Point] | None = None
+    summary: IntervalSummary,
+    min_wh: float,
+    points: Sequence[Point] | None = None,
+    max_power_w: int = MAX_POWER_W,
 ) -> bool:
     """Whether the power readings stayed at one value while the register counted something
     else: a power sensor that froze (or one that reports a constant). Something else over
@@ -660,7 +674,7 @@ def stuck_power(
     frozen_w = summary.power_min_dw / 10
     return any(
         abs(rate - frozen_w) >= max(POWER_MOVE_W, POWER_MOVE_FRACTION * max(rate, frozen_w))
-        for rate in register_rates_w(points or ())
+        for rate in register_rates_w(points or (), max_power_w)
     )
 
 
@@ -704,6 +718,7 @@ class DetectorRules:
     unusual: UnusualRules
     baseload: BaseloadRules
     stuck_min_wh: float
+    max_power_w: int = MAX_POWER_W  # the readings' bound: a register step beyond it is not counted
 
 
 def opened(alert: Alert, raised_ms: int) -> OpenAlert:
@@ -802,7 +817,7 @@ def closed_interval_alerts(
     sustained unusual usage or a night something stayed on."""
     found = [
         baseload_change(device_id, summary, energies_at, rules.baseload),
-        meter_stuck(device_id, summary, readings_at, rules.stuck_min_wh),
+        meter_stuck(device_id, summary, readings_at, rules.stuck_min_wh, rules.max_power_w),
     ]
     if summary.own_energy_wh >= rules.unusual.min_excess_wh:
         found += [

@@ -562,6 +562,7 @@ def detector_rules(config: ProcessorSettings, calendar: Calendar) -> alerts.Dete
     return alerts.DetectorRules(
         high_usage_threshold_wh=config.high_usage_threshold_wh, unusual=unusual,
         baseload=baseload, stuck_min_wh=config.meter_stuck_min_wh,
+        max_power_w=config.rules.max_power_w,
     )  # fmt: skip
 
 

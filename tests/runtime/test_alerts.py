@@ -692,12 +692,23 @@ def test_a_steady_load_the_power_readings_agree_with_is_never_stuck(
     assert not alerts.stuck_power(summary, 25.0, points)
 
 
-def test_a_backward_register_value_in_a_frozen_interval_is_no_load_not_a_stuck_meter() -> None:
-    """A steady 400 W the frozen readings agree with, and one spurious backward value of the
-    register (the aggregates count it as nothing, docs/data-quality.md): not stuck."""
+@pytest.mark.parametrize(
+    "glitch",
+    [
+        lambda e, i: e - 50_000 if i == 45 else e,  # one spurious backward value
+        lambda e, i: e - 5_000_000 if i >= 45 else e,  # a swap to a meter counting lower
+        lambda e, i: e + 9_000_000 if i >= 45 else e,  # a jump no load could make
+    ],
+)
+def test_a_register_step_the_aggregates_do_not_count_is_not_a_stuck_meter(
+    glitch: Callable[[int, int], int],
+) -> None:
+    """A steady 400 W the frozen readings agree with (a load held still, as at the
+    morning's peak), and a register step that the aggregates do not count
+    (docs/data-quality.md): the runs of readings across it say nothing, so not stuck."""
     summary, points = _frozen_interval(lambda _t: 400.0, 10, 400.0, whole_wh=False)
-    points[45] = points[45]._replace(energy_mwh=points[45].energy_mwh - 50_000)
-    assert not alerts.stuck_power(summary, 25.0, points)
+    points = [p._replace(energy_mwh=glitch(p.energy_mwh, i)) for i, p in enumerate(points)]
+    assert not alerts.stuck_power(summary, 25.0, points, max_power_w=20_000)
 
 
 @settings(max_examples=200, deadline=None)
