@@ -603,9 +603,7 @@ def meter_stuck(
     own readings asked for only when they did): the alert it opens keeps that to one a
     freeze."""
     if not stuck_register(summary, min_wh):
-        if frozen_power(summary) and stuck_power(
-            summary, min_wh, readings_at(summary.start_ms), max_power_w
-        ):
+        if stuck_power(summary, min_wh, lambda: readings_at(summary.start_ms), max_power_w):
             return _stuck_power_alert(device_id, summary)
         return None
     if summary.lead_mwh == 0:
@@ -655,17 +653,22 @@ def register_rates_w(
     return rates
 
 
+def _none() -> None:
+    return None
+
+
 def stuck_power(
     summary: IntervalSummary,
     min_wh: float,
-    points: Sequence[Point] | None = None,
+    readings: Callable[[], Sequence[Point] | None] = _none,
     max_power_w: int = MAX_POWER_W,
 ) -> bool:
     """Whether the power readings stayed at one value while the register counted something
     else: a power sensor that froze (or one that reports a constant). Something else over
     the interval (by the minimum energy and a quarter of the larger), or, with its
-    `points`, over a part of it: a fridge that started while they held still shows in the
-    register by at least POWER_MOVE_W (and a tenth of the larger) within minutes."""
+    `readings` (asked for only when that did not decide it), over a part of it: a fridge
+    that started while they held still shows in the register by at least POWER_MOVE_W
+    (and a tenth of the larger) within minutes."""
     if not frozen_power(summary):
         return False
     counted, powered = summary.own_energy_wh, powered_energy_wh(summary)
@@ -674,7 +677,7 @@ def stuck_power(
     frozen_w = summary.power_min_dw / 10
     return any(
         abs(rate - frozen_w) >= max(POWER_MOVE_W, POWER_MOVE_FRACTION * max(rate, frozen_w))
-        for rate in register_rates_w(points or (), max_power_w)
+        for rate in register_rates_w(readings() or (), max_power_w)
     )
 
 

@@ -689,7 +689,7 @@ def test_a_steady_load_the_power_readings_agree_with_is_never_stuck(
     whole Wh: not stuck, at any load and reading interval."""
     summary, points = _frozen_interval(lambda _t: load_w, every_s, round(load_w, 1),
                                        whole_wh=whole_wh)  # fmt: skip
-    assert not alerts.stuck_power(summary, 25.0, points)
+    assert not alerts.stuck_power(summary, 25.0, lambda: points)
 
 
 @pytest.mark.parametrize(
@@ -708,7 +708,7 @@ def test_a_register_step_the_aggregates_do_not_count_is_not_a_stuck_meter(
     (docs/data-quality.md): the runs of readings across it say nothing, so not stuck."""
     summary, points = _frozen_interval(lambda _t: 400.0, 10, 400.0, whole_wh=False)
     points = [p._replace(energy_mwh=glitch(p.energy_mwh, i)) for i, p in enumerate(points)]
-    assert not alerts.stuck_power(summary, 25.0, points, max_power_w=20_000)
+    assert not alerts.stuck_power(summary, 25.0, lambda: points, max_power_w=20_000)
 
 
 @settings(max_examples=200, deadline=None)
@@ -730,7 +730,7 @@ def test_a_load_that_moves_while_the_power_readings_hold_is_stuck(
     summary, points = _frozen_interval(
         lambda t: moved_w if t > moved_at_s else frozen_w, every_s, frozen_w, whole_wh=whole_wh
     )
-    assert alerts.stuck_power(summary, 25.0, points)
+    assert alerts.stuck_power(summary, 25.0, lambda: points)
 
 
 CLEARING = alerts.DetectorRules(high_usage_threshold_wh=1000.0, unusual=RULES,
