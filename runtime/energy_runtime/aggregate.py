@@ -19,30 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from energy_runtime.codec import Point
 
 LOOKBACK = 3
 MS_PER_MINUTE = 60_000
-MS_PER_DAY = 86_400_000
 
 
 def interval_start_ms(ts_ms: int, interval_minutes: int) -> int:
     width = interval_minutes * MS_PER_MINUTE
     return ts_ms - ts_ms % width
-
-
-def day_start_ms(ts_ms: int) -> int:
-    return ts_ms - ts_ms % MS_PER_DAY
-
-
-def is_weekend(ts_ms: int) -> bool:
-    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).weekday() >= 5
-
-
-def day_of(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 
 
 def merge_points(*groups: Iterable[Point]) -> list[Point]:

@@ -493,11 +493,14 @@ KEY_ATTRIBUTES: Final = (
 # (docs/data-model.md):
 # - LATEST: the device's hot item (latest reading, the open interval, context before it);
 # - INT#<interval start, ISO UTC>: a closed interval (readings + aggregates), TTL;
-# - DAY#<YYYY-MM-DD>: a closed day's total, written once when the day closes (no TTL);
+# - LDAY#<YYYY-MM-DD>: a closed local day's total (the building's zone), written once when
+#   the day closes (no TTL); DAY#<YYYY-MM-DD>: a UTC day's, as versions before local days
+#   wrote them (read, never written: a versioned change, see docs/data-model.md);
 # - ALERT#<kind>#<period>: one alert per device, kind and period (pending, then sent), TTL.
 LATEST_SK: Final = "LATEST"
 INTERVAL_SK_PREFIX: Final = "INT#"
-DAY_SK_PREFIX: Final = "DAY#"
+DAY_SK_PREFIX: Final = "LDAY#"
+UTC_DAY_SK_PREFIX: Final = "DAY#"  # legacy: not a prefix of DAY_SK_PREFIX, queries tell them apart
 ALERT_SK_PREFIX: Final = "ALERT#"
 
 # Optional reading fields kept on the latest reading only (not needed for aggregates).

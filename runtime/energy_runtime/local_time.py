@@ -44,6 +44,16 @@ def is_zone(name: str) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class Day:
+    """One local calendar day: its date and the instants it begins and ends (23, 24 or 25
+    hours apart)."""
+
+    start_ms: int
+    end_ms: int  # the next day's start
+    name: str  # YYYY-MM-DD, local
+
+
 @dataclass(frozen=True, slots=True)
 class Calendar:
     """Local days and times of one zone."""
@@ -62,6 +72,14 @@ class Calendar:
         """The start (local midnight) of the local day `ts_ms` falls in."""
         local = self._local(ts_ms)
         return self._epoch_ms(dt.datetime(local.year, local.month, local.day))
+
+    def day(self, ts_ms: int) -> Day:
+        """The local day `ts_ms` falls in."""
+        local = self._local(ts_ms).date()
+        start = self._epoch_ms(dt.datetime(local.year, local.month, local.day))
+        following = local + dt.timedelta(days=1)
+        end = self._epoch_ms(dt.datetime(following.year, following.month, following.day))
+        return Day(start, end, local.isoformat())
 
     def shift_days(self, ts_ms: int, days: int) -> int:
         """The same local time of day `days` days later (earlier if negative)."""

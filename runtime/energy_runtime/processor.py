@@ -178,10 +178,14 @@ def _apply_device(
 ) -> Outcome:
     """Claim the plan's alerts, write its items, then publish what is pending."""
     try:
+        place = _Place(alerting.locate, plan.device_id)
+        # The building's clock (its thing's zone) decides a closed interval's day and how
+        # it is judged; only a closed interval needs it, so only then is the place looked up.
+        calendar = _calendar(plan.device_id, place(), cfg) if plan.closed_starts else None
         # Claimed before the aggregates are written: a retry after that merges nothing new
         # and would not raise these alerts again, but it finds their pending markers.
-        outbox = _claim_alerts(store, cfg, plan, alerting.locate)
-        written = store.write(plan)
+        outbox = _claim_alerts(store, cfg, plan, place, calendar or Calendar(cfg.time_zone))
+        written = store.write(plan, calendar)
     except ConcurrentUpdate:
         return Outcome("retry")
     except aws.transient_errors() as error:
@@ -461,7 +465,8 @@ def _claim_alerts(
     store: Store,
     config: ProcessorSettings,
     plan: Plan,
-    locate: Callable[[str], dict[str, str]],
+    place: Callable[[], dict[str, str]],
+    calendar: Calendar,
 ) -> list[alerts.Marker]:
     """Evaluate the plan's alerts and claim their markers; returns the ones to publish."""
     raised: list[tuple[int, alerts.Alert]] = []  # (the interval that raised it, the alert)
@@ -497,11 +502,6 @@ def _claim_alerts(
             known.update((s, found.get(s)) for s in missing)
         return {s: e for s in starts if (e := known[s]) is not None}
 
-    # Judging follows the building's clock: only a closed interval is judged, so the place
-    # (one DescribeThing, kept for minutes) is looked up only when there is one.
-    judging = bool(plan.newly_closed or plan.revised)
-    place = locate(plan.device_id) if judging else {}
-    calendar = _calendar(plan.device_id, place, config)
     rules = detector_rules(config, calendar)
     planned_points = {w.summary.start_ms: w.points for w in plan.intervals}
 
@@ -528,11 +528,10 @@ def _claim_alerts(
         candidates.append(alerts.silence_resolved(plan.device_id, *plan.silence_ended))
     if not candidates:
         return []
-    place = place if judging else locate(plan.device_id)
     outbox: list[alerts.Marker] = []
     seen: set[tuple[str, int, str]] = set()
     for alert in candidates:
-        marker = alert.marker(config.alert_period_minutes, place)
+        marker = alert.marker(config.alert_period_minutes, place())
         if (marker.kind, marker.period_ms, marker.status) in seen:
             continue  # one per device, kind and period: the first interval raises it
         seen.add((marker.kind, marker.period_ms, marker.status))
@@ -567,6 +566,19 @@ def detector_rules(config: ProcessorSettings, calendar: Calendar) -> alerts.Dete
 
 
 _unknown_zones: set[tuple[str, str]] = set()  # (device, zone) warned about, per container
+
+
+class _Place:
+    """A meter's place, looked up (DescribeThing, kept for minutes) when first asked."""
+
+    def __init__(self, locate: Callable[[str], dict[str, str]], device_id: str) -> None:
+        self._locate, self._device_id = locate, device_id
+        self._found: dict[str, str] | None = None
+
+    def __call__(self) -> dict[str, str]:
+        if self._found is None:
+            self._found = self._locate(self._device_id)
+        return self._found
 
 
 def _calendar(device_id: str, place: dict[str, str], config: ProcessorSettings) -> Calendar:

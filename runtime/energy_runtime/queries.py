@@ -9,6 +9,7 @@ functions below merge it in, so callers see every interval and every day with da
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +18,7 @@ from boto3.dynamodb.conditions import Key
 from energy_runtime import contract
 from energy_runtime.codec import decode_points
 from energy_runtime.contract import PARTITION_KEY, SORT_KEY, iso_utc
+from energy_runtime.local_time import UTC_ZONE, Calendar
 
 
 def _plain(value: Any) -> Any:
@@ -112,21 +114,34 @@ def device_intervals(table: Any, device_id: str) -> list[dict[str, Any]]:
     return rows
 
 
-def device_daily_energy(table: Any, device_id: str) -> dict[str, float]:
-    """Energy per UTC day (YYYY-MM-DD -> Wh): closed days from their DAY item, the days
-    still open summed from their intervals."""
-    closed = {
-        str(item["day"]): float(item["energy_wh"])
-        for item in _query_all(table, device_id, contract.DAY_SK_PREFIX)
-    }
+def device_daily_energy(
+    table: Any, device_id: str, time_zone: str | None = None
+) -> dict[str, float]:
+    """Energy per local day of the meter's building (YYYY-MM-DD -> Wh): closed days from
+    their day item, the days still open summed from their intervals by `time_zone` (None:
+    the zone the newest day item was totalled in, else UTC). A day only a version before
+    local days totalled keeps its UTC total (its legacy item) if it is older than every
+    local day and interval here."""
+    day_items = _query_all(table, device_id, contract.DAY_SK_PREFIX)
+    closed = {str(item["day"]): float(item["energy_wh"]) for item in day_items}
+    zone = time_zone or (str(day_items[-1]["time_zone"]) if day_items else UTC_ZONE)
+    calendar = Calendar(zone)
     open_days: dict[str, int] = defaultdict(int)
     for row in device_intervals(table, device_id):
-        day = row["interval_start"][:10]
+        day = calendar.day(_epoch_ms(row["interval_start"])).name
         if day not in closed:
             open_days[day] += round(row["energy_wh"] * 1000)
     daily = dict(closed)
     daily.update({day: mwh / 1000 for day, mwh in open_days.items()})
+    first = min(daily, default="9999-12-31")
+    for item in _query_all(table, device_id, contract.UTC_DAY_SK_PREFIX):
+        if str(item["day"]) < first:
+            daily[str(item["day"])] = float(item["energy_wh"])
     return dict(sorted(daily.items()))
+
+
+def _epoch_ms(iso: str) -> int:
+    return round(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
 def device_intervals_between(

@@ -20,6 +20,7 @@ from energy_runtime.aggregate import (
     summarize,
 )
 from energy_runtime.codec import Point
+from energy_runtime.local_time import Calendar, Day
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -92,7 +93,9 @@ class Plan:
     # a redelivered message archives these again (its first attempt may have stopped
     # between committing the items and writing the Parquet rows).
     touched: list[tuple[IntervalSummary, int]] = field(default_factory=list)
-    touched_days_ms: set[int] = field(default_factory=set)  # closed days to re-total
+    # Closed intervals the readings fall in, changed or not: their local days are totalled
+    # again (closed_days), so a replay repairs a total an earlier attempt did not write.
+    closed_starts: set[int] = field(default_factory=set)
     newly_closed: list[IntervalSummary] = field(default_factory=list)
     # Closed before, changed by late readings now: judged again, on what it now holds.
     revised: list[IntervalSummary] = field(default_factory=list)
@@ -188,7 +191,7 @@ def plan_device(
         summary = summarize(start, context, closed[start], max_power_w)
         context = (context + closed[start])[-LOOKBACK:]
         before = stored.get(start)
-        plan.touched_days_ms.add(start - start % 86_400_000)
+        plan.closed_starts.add(start)
         is_old_open = hot is not None and start == hot.open_start_ms
         closing = hot is None or start >= hot.open_start_ms  # closed now, not a revision
         if closing:
@@ -246,7 +249,14 @@ def plan_device(
         and hot.silent_since_ms == silent_since
     )
     plan.hot = None if unchanged else new_hot
-    # Days still open (the open interval's day or later) are totalled by the queries.
-    open_day = open_start - open_start % 86_400_000
-    plan.touched_days_ms = {day for day in plan.touched_days_ms if day < open_day}
     return plan
+
+
+def closed_days(plan: Plan, calendar: Calendar) -> list[Day]:
+    """The building's local days that the plan's closed intervals fall in, but for the open
+    interval's day (still open: the queries total it from its intervals). An interval
+    counts in the day it starts in."""
+    if plan.next_hot is None:
+        return []
+    open_day = calendar.day(plan.next_hot.open_start_ms)
+    return sorted({d for start in plan.closed_starts if (d := calendar.day(start)) < open_day})

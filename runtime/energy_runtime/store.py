@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from energy_runtime import alerts, contract
-from energy_runtime.aggregate import LOOKBACK, MS_PER_DAY, day_of
+from energy_runtime.aggregate import LOOKBACK
 from energy_runtime.alerts import Marker
 from energy_runtime.aws import backoff
 from energy_runtime.codec import Point, decode_points, encode_points
 from energy_runtime.contract import PARTITION_KEY as PK
 from energy_runtime.contract import SORT_KEY as SK
 from energy_runtime.contract import TTL_ATTRIBUTE, iso_utc
+from energy_runtime.local_time import Calendar, Day
 from energy_runtime.state import (
     HotState,
     IntervalWrite,
@@ -25,10 +26,19 @@ from energy_runtime.state import (
     OpenAlert,
     Plan,
     StoredInterval,
+    closed_days,
 )
 
 SILENT_SINCE = "silent_since_ms"  # on the hot item, while the sweep holds the meter silent
 OPEN_ALERTS = "open_alerts"  # on the hot item: kind -> the alert that has not cleared
+
+
+def _day_values(item: dict[str, Any]) -> tuple[object, ...]:
+    numbers = (float(item.get(name, {}).get("N", "nan")) for name in _DAY_NUMBERS)
+    return (item.get("time_zone", {}).get("S"), *numbers)
+
+
+_DAY_NUMBERS = ("start_ms", "end_ms", "energy_wh", "interval_count")
 
 
 class ConcurrentUpdate(Exception):
@@ -265,8 +275,10 @@ class Store:
             context.extend(parse_interval(item).points)
         return stored, context[-LOOKBACK:]
 
-    def write(self, plan: Plan) -> int:
-        """Apply a plan; returns the number of items written. Raises ConcurrentUpdate."""
+    def write(self, plan: Plan, calendar: Calendar | None = None) -> int:
+        """Apply a plan; returns the number of items written. Raises ConcurrentUpdate.
+        `calendar`: the building's clock its closed days are totalled by (None: the plan
+        closes no interval)."""
         from botocore.exceptions import ClientError
 
         written = 0
@@ -286,8 +298,8 @@ class Store:
                     **condition,
                 )
                 written += 1
-            for day_ms in sorted(plan.touched_days_ms):
-                written += self._total_day(plan.device_id, day_ms)
+            if calendar is not None and (days := closed_days(plan, calendar)):
+                written += self._total_days(plan.device_id, days, calendar)
             if plan.hot is not None:
                 if plan.expected_version is None:
                     condition = {"ConditionExpression": "attribute_not_exists(pk)"}
@@ -306,31 +318,56 @@ class Store:
             raise
         return written
 
-    def _total_day(self, device_id: str, day_ms: int) -> int:
-        """Re-total a closed day from its interval items; write its DAY item if it differs."""
+    def _total_days(self, device_id: str, days: list[Day], calendar: Calendar) -> int:
+        """Total each day again from its interval items and write its day item where it
+        differs. The day before the first is totalled too if it has no item: a version
+        that kept UTC days (a canary runs both), or a day no batch closed, leaves none."""
+        before = calendar.day(days[0].start_ms - 1)
+        stored = {
+            item["day"]["S"]: item
+            for item in self._query(
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+                ExpressionAttributeValues={
+                    ":pk": {"S": device_id},
+                    ":lo": {"S": contract.day_sk(before.name)},
+                    ":hi": {"S": contract.day_sk(days[-1].name)},
+                },
+            )
+        }
+        wanted = ([] if before.name in stored else [before]) + days
+        return sum(
+            self._total_day(device_id, day, calendar, stored.get(day.name)) for day in wanted
+        )
+
+    def _total_day(
+        self, device_id: str, day: Day, calendar: Calendar, current: dict[str, Any] | None
+    ) -> int:
+        """Write the day's item if its total from the interval items differs from `current`
+        (a day with no interval gets none)."""
         items = self._query(
             KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
             ExpressionAttributeValues={
                 ":pk": {"S": device_id},
-                ":lo": {"S": contract.interval_sk(day_ms)},
-                ":hi": {"S": contract.interval_sk(day_ms + MS_PER_DAY - 1)},
+                ":lo": {"S": contract.interval_sk(day.start_ms)},
+                ":hi": {"S": contract.interval_sk(day.end_ms - 1)},
             },
             ProjectionExpression="energy_wh",
         )
+        if not items:
+            return 0
         total_mwh = sum(round(float(item["energy_wh"]["N"]) * 1000) for item in items)
-        day = day_of(day_ms)
-        key = {PK: {"S": device_id}, SK: {"S": contract.day_sk(day)}}
-        current = self.db.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
         item = {
-            **key,
-            "day": {"S": day},
+            PK: {"S": device_id},
+            SK: {"S": contract.day_sk(day.name)},
+            "day": {"S": day.name},
+            "time_zone": {"S": calendar.zone_name},
+            "start_ms": _n(day.start_ms),
+            "end_ms": _n(day.end_ms),
             "energy_wh": _n(total_mwh / 1000),
             "interval_count": _n(len(items)),
         }
         # Compare values, not strings: DynamoDB normalises numbers ("58.0" reads as "58").
-        if current is not None and [
-            float(current.get(name, {}).get("N", "nan")) for name in ("energy_wh", "interval_count")
-        ] == [total_mwh / 1000, len(items)]:
+        if current is not None and _day_values(current) == _day_values(item):
             return 0
         self.db.put_item(TableName=self.table, Item=item)
         return 1

@@ -27,7 +27,7 @@ def test_table_keys() -> None:
     assert (contract.PARTITION_KEY, contract.SORT_KEY) == ("pk", "sk")
     assert contract.TTL_ATTRIBUTE == "expires_at"
     assert contract.interval_sk(1_795_000_500_000) == "INT#2026-11-18T11:15:00Z"
-    assert contract.day_sk("2026-11-18") == "DAY#2026-11-18"
+    assert contract.day_sk("2026-11-18") == "LDAY#2026-11-18"
     assert contract.alert_sk("high_usage", "2026-11-18T11:00:00Z") == (
         "ALERT#high_usage#2026-11-18T11:00:00Z"
     )

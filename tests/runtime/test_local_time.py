@@ -125,3 +125,26 @@ def test_a_meter_s_zone_is_its_thing_s_or_the_environment_s() -> None:
     assert processor._calendar("m", {"time_zone": "Nowhere/Else"}, config) == Calendar(
         "Europe/Lisbon"
     )
+
+
+@given(
+    st.integers(
+        min_value=ms("2026-01-01T00:00:00+00:00") // QUARTER,
+        max_value=ms("2027-12-31T00:00:00+00:00") // QUARTER,
+    ),
+    st.sampled_from(["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "UTC"]),
+)
+def test_a_day_holds_its_instant_and_ends_where_the_next_begins(quarter: int, name: str) -> None:
+    calendar, instant = Calendar(name), quarter * QUARTER
+    day = calendar.day(instant)
+    assert day.start_ms <= instant < day.end_ms
+    assert calendar.day(day.end_ms).start_ms == day.end_ms
+    assert day.name == dt.datetime.fromtimestamp(instant / 1000, zone(name)).date().isoformat()
+    assert (day.end_ms - day.start_ms) // HOUR in (23, 24, 25) or name == "Australia/Lord_Howe"
+
+
+def test_the_autumn_change_day_has_25_hours() -> None:
+    day = BERLIN.day(ms("2026-10-25T12:00:00+01:00"))
+    assert (day.name, day.start_ms, day.end_ms) == (
+        "2026-10-25", ms("2026-10-25T00:00:00+02:00"), ms("2026-10-26T00:00:00+01:00"))  # fmt: skip
+    assert day.end_ms - day.start_ms == 25 * HOUR

@@ -97,7 +97,7 @@ def test_a_day_item_is_written_when_the_day_closes_and_fixed_by_late_data(cloud:
     cloud.pipeline(records_of("m-1", readings))
     day = queries.iso_utc((midnight - 600) * 1000)[:10]
     day_item = cloud.dynamodb.get_item(
-        TableName="energy", Key={"pk": {"S": "m-1"}, "sk": {"S": f"DAY#{day}"}}
+        TableName="energy", Key={"pk": {"S": "m-1"}, "sk": {"S": f"LDAY#{day}"}}
     )["Item"]
     assert float(day_item["energy_wh"]["N"]) == 58.0  # up to 23:59:40
     cloud.pipeline(records_of("m-1", [late], seq=500))
