@@ -516,6 +516,11 @@ def iso_utc(ts_ms: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def epoch_ms(iso: str) -> int:
+    """The instant of an ISO-8601 time with its offset (iso_utc's inverse)."""
+    return round(datetime.fromisoformat(iso).timestamp() * 1000)
+
+
 def interval_sk(start_ms: int) -> str:
     return INTERVAL_SK_PREFIX + iso_utc(start_ms)
 

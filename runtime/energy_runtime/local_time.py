@@ -76,10 +76,8 @@ class Calendar:
     def day(self, ts_ms: int) -> Day:
         """The local day `ts_ms` falls in."""
         local = self._local(ts_ms).date()
-        start = self._epoch_ms(dt.datetime(local.year, local.month, local.day))
-        following = local + dt.timedelta(days=1)
-        end = self._epoch_ms(dt.datetime(following.year, following.month, following.day))
-        return Day(start, end, local.isoformat())
+        following = dt.datetime.combine(local + dt.timedelta(days=1), dt.time())
+        return Day(self.day_start_ms(ts_ms), self._epoch_ms(following), local.isoformat())
 
     def shift_days(self, ts_ms: int, days: int) -> int:
         """The same local time of day `days` days later (earlier if negative)."""

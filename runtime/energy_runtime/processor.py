@@ -178,7 +178,7 @@ def _apply_device(
 ) -> Outcome:
     """Claim the plan's alerts, write its items, then publish what is pending."""
     try:
-        place = _Place(alerting.locate, plan.device_id)
+        place = cache(lambda: alerting.locate(plan.device_id))  # looked up when first asked
         # The building's clock (its thing's zone) decides a closed interval's day and how
         # it is judged; only a closed interval needs it, so only then is the place looked up.
         calendar = _calendar(plan.device_id, place(), cfg) if plan.closed_starts else None
@@ -566,19 +566,6 @@ def detector_rules(config: ProcessorSettings, calendar: Calendar) -> alerts.Dete
 
 
 _unknown_zones: set[tuple[str, str]] = set()  # (device, zone) warned about, per container
-
-
-class _Place:
-    """A meter's place, looked up (DescribeThing, kept for minutes) when first asked."""
-
-    def __init__(self, locate: Callable[[str], dict[str, str]], device_id: str) -> None:
-        self._locate, self._device_id = locate, device_id
-        self._found: dict[str, str] | None = None
-
-    def __call__(self) -> dict[str, str]:
-        if self._found is None:
-            self._found = self._locate(self._device_id)
-        return self._found
 
 
 def _calendar(device_id: str, place: dict[str, str], config: ProcessorSettings) -> Calendar:

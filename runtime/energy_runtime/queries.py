@@ -9,7 +9,6 @@ functions below merge it in, so callers see every interval and every day with da
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -128,7 +127,7 @@ def device_daily_energy(
     calendar = Calendar(zone)
     open_days: dict[str, int] = defaultdict(int)
     for row in device_intervals(table, device_id):
-        day = calendar.day(_epoch_ms(row["interval_start"])).name
+        day = calendar.day(contract.epoch_ms(row["interval_start"])).name
         if day not in closed:
             open_days[day] += round(row["energy_wh"] * 1000)
     daily = dict(closed)
@@ -138,10 +137,6 @@ def device_daily_energy(
         if str(item["day"]) < first:
             daily[str(item["day"])] = float(item["energy_wh"])
     return dict(sorted(daily.items()))
-
-
-def _epoch_ms(iso: str) -> int:
-    return round(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
 def device_intervals_between(

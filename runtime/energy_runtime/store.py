@@ -33,12 +33,12 @@ SILENT_SINCE = "silent_since_ms"  # on the hot item, while the sweep holds the m
 OPEN_ALERTS = "open_alerts"  # on the hot item: kind -> the alert that has not cleared
 
 
+_DAY_NUMBERS = ("start_ms", "end_ms", "energy_wh", "interval_count")
+
+
 def _day_values(item: dict[str, Any]) -> tuple[object, ...]:
     numbers = (float(item.get(name, {}).get("N", "nan")) for name in _DAY_NUMBERS)
     return (item.get("time_zone", {}).get("S"), *numbers)
-
-
-_DAY_NUMBERS = ("start_ms", "end_ms", "energy_wh", "interval_count")
 
 
 class ConcurrentUpdate(Exception):
@@ -141,9 +141,7 @@ def interval_item(device_id: str, write: IntervalWrite, ttl_days: int) -> dict[s
 
 
 def _interval_start_ms(sk: str) -> int:
-    from datetime import datetime
-
-    return round(datetime.fromisoformat(sk[len(contract.INTERVAL_SK_PREFIX) :]).timestamp() * 1000)
+    return contract.epoch_ms(sk[len(contract.INTERVAL_SK_PREFIX) :])
 
 
 def parse_interval(item: dict[str, Any]) -> StoredInterval:
