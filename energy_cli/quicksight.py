@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import available_timezones
 
 from energy_runtime import contract
 
@@ -68,6 +69,7 @@ class Names:
     interval_table: str
     raw_table: str
     high_usage_threshold_wh: float
+    time_zone: str  # the environment's (the processor's TIME_ZONE): the days of `daily`
 
     def resource_id(self, what: str) -> str:
         return f"{self.stage}-{what}"
@@ -98,25 +100,44 @@ def _latest_intervals(names: Names) -> str:
     )
 
 
+def _local(names: Names, column: str) -> str:
+    """A UTC timestamp column as the environment's wall-clock time (Athena's engine reads
+    a timestamp without zone as UTC and converts it); the zone was checked as an IANA name,
+    so quoting it cannot break out of the literal."""
+    if names.time_zone not in available_timezones():
+        raise ValueError(f"time zone {names.time_zone!r} is not an IANA time zone name")
+    return f"({column} AT TIME ZONE '{names.time_zone}')"
+
+
 def data_sets(names: Names) -> dict[str, tuple[str, list[tuple[str, str]]]]:
-    """Identifier -> (SQL, [(column, QuickSight type)]) of each data set."""
+    """Identifier -> (SQL, [(column, QuickSight type)]) of each data set.
+
+    Hours of day and days follow the environment's time zone, as the processor's daily
+    items do; the Parquet rows carry no building, so a building with its own `time_zone`
+    attribute is still counted by the environment's clock here. A local day straddles two
+    UTC `day` partitions, so `daily` carries the local day's year and month as columns
+    (filters on them do not prune partitions; `intervals` keeps the partition columns).
+    """
     partitions = [(name, "STRING") for name in contract.PARTITION_NAMES]
     latest = _latest_intervals(names)
+    local_day = f"CAST({_local(names, 'interval_start')} AS date)"
     return {
         "intervals": (
-            "SELECT device_id, interval_start, hour(interval_start) AS hour_of_day, energy_wh, "
-            "reading_count, power_min_w, power_max_w, power_mean_w, year, month, day, hour "
-            f"FROM ({latest})",
+            f"SELECT device_id, interval_start, hour({_local(names, 'interval_start')}) "
+            "AS hour_of_day, energy_wh, reading_count, power_min_w, power_max_w, "
+            f"power_mean_w, year, month, day, hour FROM ({latest})",
             [("device_id", "STRING"), ("interval_start", "DATETIME"),
              ("hour_of_day", "INTEGER"), ("energy_wh", "DECIMAL"), ("reading_count", "INTEGER"),
              ("power_min_w", "DECIMAL"), ("power_max_w", "DECIMAL"),
              ("power_mean_w", "DECIMAL"), *partitions],
         ),
         "daily": (
-            "SELECT device_id, date_trunc('day', interval_start) AS day, "
-            "sum(energy_wh) / 1000 AS energy_kwh, "
+            "SELECT device_id, day, sum(energy_wh) / 1000 AS energy_kwh, "
             f"count_if(energy_wh > {names.high_usage_threshold_wh:g}) AS high_usage_intervals, "
-            f"year, month FROM ({latest}) GROUP BY 1, 2, year, month",
+            "CAST(year(day) AS varchar) AS year, "
+            "lpad(CAST(month(day) AS varchar), 2, '0') AS month "
+            f"FROM (SELECT device_id, energy_wh, {local_day} AS day FROM ({latest})) "
+            "GROUP BY device_id, day",
             [("device_id", "STRING"), ("day", "DATETIME"), ("energy_kwh", "DECIMAL"),
              ("high_usage_intervals", "INTEGER"), ("year", "STRING"), ("month", "STRING")],
         ),

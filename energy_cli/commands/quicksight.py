@@ -59,6 +59,7 @@ def setup(
         interval_table=found.output(output.INTERVAL_TABLE_NAME),
         raw_table=found.output(output.RAW_TABLE_NAME),
         high_usage_threshold_wh=float(processor[contract.HIGH_USAGE_THRESHOLD_WH.name]),
+        time_zone=processor[contract.TIME_ZONE.name],
     )
 
     def report(change: quicksight.Change) -> None:

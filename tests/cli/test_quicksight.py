@@ -27,6 +27,7 @@ NAMES = quicksight.Names(
     interval_table="interval_aggregates",
     raw_table="raw_readings",
     high_usage_threshold_wh=500.0,
+    time_zone="Europe/Berlin",
 )
 
 
@@ -289,6 +290,28 @@ def test_a_principal_that_is_not_a_quicksight_arn_is_one_line(cli: Any) -> None:
     result = cli("quicksight", "setup", "--env", "prod", "--principal", "alice")
     assert result.code == 1 and result.err.count("\n") == 1
     assert "not a QuickSight user or group ARN" in result.err
+
+
+def test_days_and_hours_of_day_follow_the_environments_zone() -> None:
+    sets = quicksight.data_sets(NAMES)
+    daily, columns = sets["daily"]
+    local = "(interval_start AT TIME ZONE 'Europe/Berlin')"
+    # One row per device and local day: grouped by the local date, never by a UTC
+    # partition (a Berlin day starts at 22:00 or 23:00 UTC, in the previous UTC day).
+    assert f"CAST({local} AS date) AS day" in daily and daily.endswith("GROUP BY device_id, day")
+    assert "year(day)" in daily and "month(day)" in daily
+    assert [c for c, _ in columns] == [
+        "device_id", "day", "energy_kwh", "high_usage_intervals", "year", "month",
+    ]  # fmt: skip
+    assert f"hour({local}) AS hour_of_day" in sets["intervals"][0]
+    utc = quicksight.data_sets(quicksight.Names(**{**NAMES.__dict__, "time_zone": "UTC"}))
+    assert "AT TIME ZONE 'UTC'" in utc["daily"][0]
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "UTC'; DROP TABLE x; --", ""])
+def test_a_zone_that_is_not_an_iana_name_is_refused(zone: str) -> None:
+    with pytest.raises(ValueError, match="not an IANA time zone"):
+        quicksight.data_sets(quicksight.Names(**{**NAMES.__dict__, "time_zone": zone}))
 
 
 @pytest.mark.parametrize("identifier", ["intervals", "daily", "raw"])
