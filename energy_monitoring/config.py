@@ -186,6 +186,11 @@ class ScheduleSettings(_Settings):
     )
 
 
+# S3's minimum storage durations: an object leaving these classes earlier is billed the rest.
+GLACIER_MINIMUM_DAYS = 90
+DEEP_ARCHIVE_MINIMUM_DAYS = 180
+
+
 class RetentionSettings(_Settings):
     log_retention_days: Annotated[int, AfterValidator(OneOf(LOG_RETENTION_DAYS))] = setting(
         90, doc="CloudWatch Logs retention"
@@ -199,6 +204,15 @@ class RetentionSettings(_Settings):
         le=3650,
         doc="raw/, quarantine/ and error objects move to Glacier Flexible Retrieval (Athena "
         "skips them); processed/ stays in Standard-IA",
+    )
+    archive_deep_archive_after_days: int | None = setting(
+        None,
+        ge=121,
+        le=36500,
+        doc="raw/, quarantine/ and error objects move on to Glacier Deep Archive (restores "
+        "take up to 12 hours instead of 3 to 5; about 40% of Glacier Flexible Retrieval's "
+        "price; pays once objects are kept a year or more); null keeps them in Glacier "
+        "Flexible Retrieval",
     )
     archive_expire_after_days: int = setting(
         1825, ge=32, le=36500, doc="archive objects are deleted"
@@ -541,6 +555,20 @@ def _check_cross_field(config: EnvironmentConfig, where: str) -> None:
             f"{where}.retention: archive_ia_after_days < archive_glacier_after_days < "
             "archive_expire_after_days must hold"
         )
+    deep = retention.archive_deep_archive_after_days
+    if deep is not None and not (
+        retention.archive_glacier_after_days + GLACIER_MINIMUM_DAYS
+        <= deep
+        <= retention.archive_expire_after_days - DEEP_ARCHIVE_MINIMUM_DAYS
+    ):
+        raise ConfigError(
+            f"{where}.retention.archive_deep_archive_after_days: {deep} must be at least "
+            f"{GLACIER_MINIMUM_DAYS} days after archive_glacier_after_days "
+            f"({retention.archive_glacier_after_days}) and {DEEP_ARCHIVE_MINIMUM_DAYS} days "
+            f"before archive_expire_after_days ({retention.archive_expire_after_days}): S3 "
+            "bills each class's minimum storage duration for objects that leave it earlier "
+            "(null: no Deep Archive)"
+        )
     batching = config.batching
     if batching.handoff_batch_size > 10 and batching.handoff_window_seconds < 1:
         raise ConfigError(
@@ -572,11 +600,15 @@ def _check_cross_field(config: EnvironmentConfig, where: str) -> None:
             "a disaster-recovery copy must be in another region"
         )
     data = config.data
-    if data.interval_ttl_days <= data.max_reading_age_days:
+    reach = contract.interval_reach_days(
+        data.max_reading_age_days, data.baseline_days, data.baseload_nights
+    )
+    if data.interval_ttl_days <= reach:
         raise ConfigError(
-            f"{where}.data.interval_ttl_days: must exceed data.max_reading_age_days "
-            f"({data.max_reading_age_days}): a late reading must find its interval still "
-            "stored (the processor refuses to start otherwise)"
+            f"{where}.data.interval_ttl_days: must exceed data.max_reading_age_days + "
+            f"data.baseline_days + data.baseload_nights + 1 ({reach}): a late reading must "
+            "find its interval, and the days its alerts compare it with, still stored (the "
+            "processor refuses to start otherwise)"
         )
     publish_minutes = config.fleet.readings_per_message * config.fleet.reading_interval_seconds / 60
     sweep_minutes = config.schedules.silence_sweep_minutes

@@ -74,6 +74,9 @@ def cost(
     ] = None,
     ia_after_days: Annotated[int | None, typer.Option(min=30)] = None,
     glacier_after_days: Annotated[int | None, typer.Option(min=31)] = None,
+    deep_archive_after_days: Annotated[
+        int | None, typer.Option(min=0, help="raw/ moves on to Glacier Deep Archive (0: never).")
+    ] = None,
     expire_after_days: Annotated[int | None, typer.Option(min=32)] = None,
     replica: Annotated[
         bool | None,
@@ -137,6 +140,8 @@ def cost(
         "expire_after_days": expire_after_days,
     }
     design = replace(design, **{k: v for k, v in overrides.items() if v is not None})
+    if deep_archive_after_days is not None:
+        design = replace(design, deep_archive_after_days=deep_archive_after_days or None)
     if replica is False:
         design = replace(design, replica_region=None)
     elif replica and design.replica_region is None:

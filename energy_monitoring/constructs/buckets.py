@@ -107,13 +107,21 @@ def archive_lifecycle(config: EnvironmentConfig) -> list[s3.LifecycleRule]:
         storage_class=s3.StorageClass.GLACIER,
         transition_after=cdk.Duration.days(retention.archive_glacier_after_days),
     )
+    cold = [infrequent, glacier]
+    if retention.archive_deep_archive_after_days is not None:
+        cold.append(
+            s3.Transition(
+                storage_class=s3.StorageClass.DEEP_ARCHIVE,
+                transition_after=cdk.Duration.days(retention.archive_deep_archive_after_days),
+            )
+        )
     expire = cdk.Duration.days(retention.archive_expire_after_days)
     return [
         *(
             s3.LifecycleRule(
                 id=f"tier-{prefix.strip('/')}",
                 prefix=prefix,
-                transitions=[infrequent, glacier],
+                transitions=cold,
                 expiration=expire,
             )
             for prefix in GLACIER_PREFIXES

@@ -31,7 +31,7 @@ How each count follows from the design (docs/cost.md has the reasoning and sourc
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -54,11 +54,15 @@ READING_JSON_BYTES = 141
 RECORD_OVERHEAD_BYTES = 120
 # A Parquet row in the raw archive (payload kept as base64, snappy): measured by the demo.
 RAW_PARQUET_BYTES_PER_READING = 41.0
-# An interval row in processed/ (Parquet, snappy) and an interval item in DynamoDB.
+# An interval row in processed/ (Parquet, snappy).
 PROCESSED_PARQUET_BYTES_PER_ROW = 60.0
-INTERVAL_ITEM_BYTES = 220
-DAILY_ITEM_BYTES = 160
-LATEST_ITEM_BYTES = 700  # under 1 KB: one write unit
+# DynamoDB items as DynamoDB sizes them, measured on what the processor writes for 10 s
+# readings (tests/runtime/test_store.py): an interval keeps its 90 readings (~540 B), a
+# local day its zone and bounds; LATEST, the mean over an interval as its open interval
+# fills (at most ~700 B: one write unit, like the others).
+INTERVAL_ITEM_BYTES = 600
+DAILY_ITEM_BYTES = 110
+LATEST_ITEM_BYTES = 520
 # CPU time per reading of the batching handler (`make bench`: 54,000 to 130,000 readings per
 # CPU-second on the machines measured; the slower figure, so the model errs high) and the
 # processor's time per device and invocation (its share of a BatchGetItem, a PutItem of
@@ -159,6 +163,7 @@ class Design:
     audit_data_events: bool = False
     replica_region: str | None = None
     replicate_processed: bool = True
+    deep_archive_after_days: int | None = None  # raw/ on from Glacier Flexible Retrieval
 
     @property
     def replicated(self) -> bool:
@@ -191,6 +196,7 @@ class Design:
             audit_data_events=config.audit.data_events,
             replica_region=config.dr.replica_region,
             replicate_processed=config.dr.replicate_processed,
+            deep_archive_after_days=config.retention.archive_deep_archive_after_days,
         )
 
     @property
@@ -394,16 +400,18 @@ def monthly_lines(fleet: Fleet, design: Design) -> list[Line]:
     ]
     raw_gb_month = readings * RAW_PARQUET_BYTES_PER_READING / GB
     processed_gb_month = c.processed_rows * PROCESSED_PARQUET_BYTES_PER_ROW / GB
-    standard, infrequent, glacier = _tiers(raw_gb_month, processed_gb_month, design)
     objects_month = c.s3_processed_puts + c.s3_raw_puts
     lines += [
         Line("S3", "put_requests", objects_month / 1000, "processed/ and raw/ objects"),
         Line("S3", "get_requests", c.processor_invocations / 1000, "the processor's reads"),
-        Line("S3", "standard_gb_month", standard, "steady state, with lifecycle"),
-        Line("S3", "standard_ia_gb_month", infrequent),
-        Line("S3", "glacier_gb_month", glacier),
-        Line("S3", "transition_ia_requests", objects_month / 1000),
-        Line("S3", "transition_glacier_requests", c.s3_raw_puts / 1000),
+        *_storage_lines(
+            c,
+            raw_gb_month,
+            processed_gb_month,
+            objects_month,
+            design,
+            lambda item, quantity, note="": Line("S3", item, quantity, note),
+        ),
     ]
     firehose_gb = (
         c.kinesis_records
@@ -450,7 +458,6 @@ def _replica_lines(
     environment's own region's S3 prices (the price list need not hold the replica's)."""
     processed_gb = processed_gb_month if design.replicate_processed else 0.0
     objects = c.s3_raw_puts + (c.s3_processed_puts if design.replicate_processed else 0)
-    standard, infrequent, glacier = _tiers(raw_gb_month, processed_gb, design)
     note = f"in {design.replica_region}, at {design.region} prices"
 
     def line(item: str, quantity: float, why: str = note) -> Line:
@@ -461,25 +468,41 @@ def _replica_lines(
             "inter_region_transfer_gb", raw_gb_month + processed_gb, f"to {design.replica_region}"
         ),
         line("put_requests", objects / 1000),
-        line("standard_gb_month", standard),
-        line("standard_ia_gb_month", infrequent),
-        line("glacier_gb_month", glacier),
-        line("transition_ia_requests", objects / 1000),
-        line("transition_glacier_requests", c.s3_raw_puts / 1000),
+        *_storage_lines(c, raw_gb_month, processed_gb, objects, design, line),
     ]
 
 
-def _tiers(raw_gb_month: float, processed_gb_month: float, design: Design) -> tuple[float, ...]:
-    """Steady-state GB per storage class: each month's data spends its first days in
-    Standard, then Standard-IA, raw/ then Glacier, until it expires."""
+def _storage_lines(
+    c: Counts,
+    raw_gb_month: float,
+    processed_gb_month: float,
+    objects_month: float,
+    design: Design,
+    line: Callable[..., Line],  # (item, quantity[, note]) -> the service's Line
+) -> list[Line]:
+    """Steady-state GB per storage class and the lifecycle's transitions: each month's
+    data spends its first days in Standard, then Standard-IA, raw/ then Glacier (and Deep
+    Archive where set), until it expires."""
     months = lambda days: days / 30.4  # noqa: E731
     ia, glacier, expire = design.ia_after_days, design.glacier_after_days, design.expire_after_days
+    deep = min(design.deep_archive_after_days or expire, expire)
     standard = (raw_gb_month + processed_gb_month) * months(min(ia, expire))
     infrequent = raw_gb_month * months(max(0, min(glacier, expire) - ia)) + (
         processed_gb_month * months(max(0, expire - ia))
     )
-    cold = raw_gb_month * months(max(0, expire - glacier))
-    return standard, infrequent, cold
+    lines = [
+        line("standard_gb_month", standard, "steady state, with lifecycle"),
+        line("standard_ia_gb_month", infrequent),
+        line("glacier_gb_month", raw_gb_month * months(max(0, deep - glacier))),
+        line("transition_ia_requests", objects_month / 1000),
+        line("transition_glacier_requests", c.s3_raw_puts / 1000),
+    ]
+    if deep < expire:
+        lines += [
+            line("deep_archive_gb_month", raw_gb_month * months(expire - deep)),
+            line("transition_deep_archive_requests", c.s3_raw_puts / 1000),
+        ]
+    return lines
 
 
 @dataclass(frozen=True)

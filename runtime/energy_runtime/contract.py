@@ -326,10 +326,11 @@ WARMUP_DAYS = Variable(
     "(at most the weekend days BASELINE_DAYS holds)",
 )  # fmt: skip
 INTERVAL_TTL_DAYS = Variable(
-    name="INTERVAL_TTL_DAYS", kind=int, functions=(PROCESSOR,), default=400, minimum=2,
+    name="INTERVAL_TTL_DAYS", kind=int, functions=(PROCESSOR,), default=35, minimum=2,
     maximum=3650,
-    description="TTL of interval items in DynamoDB (must exceed MAX_READING_AGE_DAYS: a "
-    "late reading must find its interval still stored)",
+    description="TTL of interval items in DynamoDB (older ranges are read from the archive; "
+    "must exceed MAX_READING_AGE_DAYS + BASELINE_DAYS + BASELOAD_NIGHTS + 1: a late "
+    "reading must find its interval, and the days its alerts compare it with, still stored)",
 )  # fmt: skip
 METER_GROUP_NAME = Variable(
     name="METER_GROUP_NAME", kind=str, functions=(PROCESSOR,),
@@ -385,6 +386,14 @@ VARIABLES: Final = (
     WARMUP_DAYS, INTERVAL_TTL_DAYS, METER_GROUP_NAME, SILENT_AFTER_MINUTES, METER_STUCK_MIN_WH,
     BASELOAD_MIN_STEP_W, BASELOAD_NIGHTS, ALERT_PERIOD_MINUTES, MAX_READINGS_PER_INTERVAL,
 )  # fmt: skip
+
+
+def interval_reach_days(max_reading_age_days: int, baseline_days: int, nights: int) -> int:
+    """How old an interval item the processor may still need: a reading up to the maximum
+    age lands in its interval, which is compared with the `baseline_days` before it; a
+    night's base load with the `nights` in a row and the baseline before those (+1: the
+    night that ends today began yesterday). INTERVAL_TTL_DAYS must exceed it."""
+    return max_reading_age_days + baseline_days + nights + 1
 
 
 def weekend_days_within(days: int) -> int:

@@ -147,13 +147,16 @@ def load_processor_settings(env: Mapping[str, str] | None = None) -> ProcessorSe
     env = os.environ if env is None else env
     rules = _reading_rules(env)
     ttl_days = _int(env, contract.INTERVAL_TTL_DAYS)
-    if ttl_days * 86_400 <= rules.max_age_s:
-        raise SettingsError(
-            f"{contract.INTERVAL_TTL_DAYS.name}={ttl_days} must exceed "
-            f"{contract.MAX_READING_AGE_DAYS.name}={rules.max_age_s // 86_400}: a late "
-            "reading must find its interval still stored"
-        )
     baseline_days = _int(env, contract.BASELINE_DAYS)
+    nights = _int(env, contract.BASELOAD_NIGHTS)
+    reach = contract.interval_reach_days(rules.max_age_s // 86_400, baseline_days, nights)
+    if ttl_days <= reach:
+        raise SettingsError(
+            f"{contract.INTERVAL_TTL_DAYS.name}={ttl_days} must exceed {reach} "
+            f"({contract.MAX_READING_AGE_DAYS.name} + {contract.BASELINE_DAYS.name} + "
+            f"{contract.BASELOAD_NIGHTS.name} + 1): a late reading must find its interval, "
+            "and the days its alerts compare it with, still stored"
+        )
     warmup_days = _int(env, contract.WARMUP_DAYS)
     if warmup_days > contract.weekend_days_within(baseline_days):
         raise SettingsError(
@@ -184,6 +187,6 @@ def load_processor_settings(env: Mapping[str, str] | None = None) -> ProcessorSe
         silent_after_minutes=_int(env, contract.SILENT_AFTER_MINUTES),
         meter_stuck_min_wh=_float(env, contract.METER_STUCK_MIN_WH),
         baseload_min_step_w=_float(env, contract.BASELOAD_MIN_STEP_W),
-        baseload_nights=_int(env, contract.BASELOAD_NIGHTS),
+        baseload_nights=nights,
         rules=rules,
     )

@@ -150,7 +150,8 @@ def test_the_archives_copy_costs_its_transfer_puts_storage_and_key() -> None:
     # Every replicated object is one PUT in the replica region and one transfer of its bytes;
     # the copy's storage is the archive's (raw/ and processed/ are all it holds).
     assert both[("S3 replica", "put_requests")] == pytest.approx(both[("S3", "put_requests")])
-    for tier in ("standard_gb_month", "standard_ia_gb_month", "glacier_gb_month"):
+    for tier in ("standard_gb_month", "standard_ia_gb_month", "glacier_gb_month",
+                 "deep_archive_gb_month"):  # fmt: skip
         assert both[("S3 replica", tier)] == pytest.approx(both[("S3", tier)])
     assert raw[("S3 replica", "put_requests")] < both[("S3 replica", "put_requests")]
     assert both[("KMS", "keys")] == alone[("KMS", "keys")] + 1
@@ -159,6 +160,29 @@ def test_the_archives_copy_costs_its_transfer_puts_storage_and_key() -> None:
                       region="eu-central-1", apartments=10_000)  # fmt: skip
     transfer = next(usd for line, _, usd in bill.lines if line.item == "inter_region_transfer_gb")
     assert transfer == pytest.approx(both[("S3 replica", "inter_region_transfer_gb")] * 0.02)
+
+
+def test_deep_archive_holds_what_glacier_held_after_its_day_at_less_than_half_the_price(
+    cli: Any,
+) -> None:
+    fleet = model.Fleet(apartments=10_000, reading_interval_s=10, readings_per_message=30)
+    deep = model.Design.from_config(_prod(), region="eu-central-1")
+    assert (deep.glacier_after_days, deep.deep_archive_after_days) == (90, 180)
+    flexible = replace(deep, deep_archive_after_days=None)
+
+    def lines(design: model.Design) -> dict[str, float]:
+        return {l.item: l.quantity for l in model.monthly_lines(fleet, design) if l.service == "S3"}  # noqa: E741
+
+    with_deep, without = lines(deep), lines(flexible)
+    assert "deep_archive_gb_month" not in without
+    # The same bytes, 90 of 1,735 cold days in Glacier and the rest in Deep Archive.
+    cold = with_deep["glacier_gb_month"] + with_deep["deep_archive_gb_month"]
+    assert cold == pytest.approx(without["glacier_gb_month"])
+    assert with_deep["glacier_gb_month"] == pytest.approx(cold * 90 / 1735)
+    assert with_deep["transition_deep_archive_requests"] == with_deep["transition_glacier_requests"]
+    on = cost(cli, "--env", "prod")["by_service"]["S3"]
+    off = cost(cli, "--env", "prod", "--deep-archive-after-days", "0")["by_service"]["S3"]
+    assert on < 0.7 * off  # five years of raw/: most of S3's bill was Glacier
 
 
 def test_the_copy_is_billed_where_the_environment_has_one(cli: Any) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from energy_runtime import contract
+from energy_runtime.settings import SettingsError, load_processor_settings
 
 from energy_monitoring.application_paths import CDK_JSON
 from energy_monitoring.config import (
@@ -198,23 +199,60 @@ def test_bad_setting_stops_synthesis_of_the_app() -> None:
         build_app(context=context)
 
 
-def test_interval_ttl_must_outlive_the_reading_age_limit() -> None:
+def test_interval_ttl_must_outlive_the_oldest_interval_the_processor_reads() -> None:
     with pytest.raises(ConfigError, match=r"dev\.data\.interval_ttl_days: 1 is below the minimum"):
         parse_environment("dev", dev_with(data__interval_ttl_days=1))
-    # The processor refuses to start unless interval items outlive the oldest reading it
-    # accepts: synthesis stops first.
-    with pytest.raises(ConfigError, match=r"dev\.data\.interval_ttl_days: must exceed data\."):
+    # A reading 7 days late lands in its interval, judged against the 14 days before it;
+    # a night's base load against 2 nights and the 14 before those: 7 + 14 + 2 + 1 = 24.
+    # The processor refuses to start below that (the same rule): synthesis stops first.
+    with pytest.raises(ConfigError, match=r"dev\.data\.interval_ttl_days: must exceed .*\(24\)"):
+        parse_environment("dev", dev_with(data__interval_ttl_days=24))
+    parse_environment("dev", dev_with(data__interval_ttl_days=25))
+    with pytest.raises(ConfigError, match=r"\(47\): a late reading"):
         parse_environment(
-            "dev", dev_with(data__interval_ttl_days=30, data__max_reading_age_days=30)
+            "dev", dev_with(data__interval_ttl_days=31, data__max_reading_age_days=30)
         )
-    parse_environment("dev", dev_with(data__interval_ttl_days=31, data__max_reading_age_days=30))
+    names = {v.name: "x" for v in contract.variables_of(contract.PROCESSOR) if v.default is None}
+    for ttl, fits in ((24, False), (25, True)):
+        environment = contract.default_environment(
+            contract.PROCESSOR, **names, INTERVAL_TTL_DAYS=str(ttl)
+        )
+        if fits:
+            load_processor_settings(environment)
+        else:
+            with pytest.raises(SettingsError, match="INTERVAL_TTL_DAYS=24 must exceed 24"):
+                load_processor_settings(environment)
+
+
+@pytest.mark.parametrize(
+    ("deep", "expire", "fits"),
+    [(180, 365, True), (179, 1825, False), (186, 365, False), (None, 180, True)],
+)
+def test_deep_archive_leaves_each_class_after_its_minimum_storage_duration(
+    deep: int | None, expire: int, fits: bool
+) -> None:
+    # Glacier after 90 days: its 90-day minimum, then Deep Archive's 180 before expiry.
+    raw = dev_with(
+        retention__archive_deep_archive_after_days=deep,
+        retention__archive_expire_after_days=expire,
+        data__interval_ttl_days=35,
+    )
+    if fits:
+        parsed = parse_environment("dev", raw)
+        assert parsed.retention.archive_deep_archive_after_days == deep
+    else:
+        with pytest.raises(ConfigError, match=rf"archive_deep_archive_after_days: {deep} must"):
+            parse_environment("dev", raw)
 
 
 def test_the_warm_up_must_fit_the_weekend_days_of_the_baseline() -> None:
     # 14 days hold 4 weekend days: a warm-up of 5 would never let a weekend be judged.
     with pytest.raises(ConfigError, match=r"dev\.data\.warmup_days: must be at most the 4"):
         parse_environment("dev", dev_with(data__warmup_days=5, data__baseline_days=14))
-    parse_environment("dev", dev_with(data__warmup_days=5, data__baseline_days=21))
+    parse_environment(
+        "dev",
+        dev_with(data__warmup_days=5, data__baseline_days=21, data__interval_ttl_days=35),
+    )
 
 
 def test_a_meter_is_not_silent_before_it_could_have_published_twice() -> None:

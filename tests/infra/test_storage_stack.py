@@ -98,13 +98,18 @@ def test_archive_tiers_and_expires_as_configured(
         "TransitionInDays": retention.archive_ia_after_days,
     }
     glacier = {"StorageClass": "GLACIER", "TransitionInDays": retention.archive_glacier_after_days}
+    cold = [infrequent, glacier]
+    if environment != "dev":  # dev keeps 180 days: too short for Deep Archive's minimum
+        deep = retention.archive_deep_archive_after_days
+        assert deep is not None and deep >= retention.archive_glacier_after_days + 90
+        cold.append({"StorageClass": "DEEP_ARCHIVE", "TransitionInDays": deep})
 
     assert all(rule["Status"] == "Enabled" for rule in rules.values())
     # Every prefix of the contract's layout tiers and expires.
     for prefix in ("raw/", "quarantine/", "firehose-errors/", "iot-errors/"):
         rule = rules[f"tier-{prefix.strip('/')}"]
         assert rule["Prefix"] == prefix
-        assert rule["Transitions"] == [infrequent, glacier]
+        assert rule["Transitions"] == cold
         assert rule["ExpirationInDays"] == retention.archive_expire_after_days
     # Athena skips Glacier Flexible Retrieval objects: aggregates stop at Standard-IA.
     processed = rules["tier-processed"]

@@ -29,7 +29,7 @@ def test_the_values_given_are_the_values_used() -> None:
     processor = load_processor_settings(PROCESSOR)
     assert processor.processed_prefix == contract.PROCESSED_PREFIX
     assert processor.high_usage_threshold_wh == 1500.0
-    assert processor.interval_ttl_days == 400
+    assert processor.interval_ttl_days == 35
     assert processor.rules.max_age_s == 7 * 86_400
 
 
@@ -88,6 +88,7 @@ def test_bad_batching_values_are_named(change: dict[str, str], named: str) -> No
         ({"BASELINE_DAYS": "3"}, "BASELINE_DAYS"),
         ({"WARMUP_DAYS": "5"}, "WARMUP_DAYS"),  # 14 days hold 4 weekend days
         ({"INTERVAL_TTL_DAYS": "7"}, "INTERVAL_TTL_DAYS"),  # not beyond the reading age
+        ({"INTERVAL_TTL_DAYS": "24"}, "INTERVAL_TTL_DAYS"),  # nor the baseline's nights
         ({"PROCESSED_PREFIX": "processed"}, "PROCESSED_PREFIX"),
         ({"ALERT_PERIOD_MINUTES": "0"}, "ALERT_PERIOD_MINUTES"),
         ({"TIME_ZONE": "Mars/Olympus_Mons"}, "TIME_ZONE"),
