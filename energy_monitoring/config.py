@@ -93,6 +93,34 @@ class StreamSettings(_Settings):
     retention_hours: int = setting(24, ge=24, le=8760, doc="stream retention")
 
 
+class TableSettings(_Settings):
+    billing: Literal["on_demand", "provisioned"] = setting(
+        "on_demand",
+        doc="DynamoDB capacity mode: on_demand takes any load at once; provisioned (with "
+        "auto scaling between the limits below) costs about a third at a steady fleet's "
+        "rate, and throttles a load above what it has scaled to (docs/cost.md)",
+    )
+    min_write_capacity: int = setting(
+        5, ge=1, le=40_000, doc="provisioned: the fewest write capacity units auto scaling keeps"
+    )
+    max_write_capacity: int = setting(
+        1000, ge=1, le=40_000, doc="provisioned: the most write capacity units it scales to"
+    )
+    min_read_capacity: int = setting(
+        5, ge=1, le=40_000, doc="provisioned: the fewest read capacity units auto scaling keeps"
+    )
+    max_read_capacity: int = setting(
+        1000, ge=1, le=40_000, doc="provisioned: the most read capacity units it scales to"
+    )
+    target_utilization_percent: int = setting(
+        70,
+        ge=20,
+        le=90,
+        doc="provisioned: the consumed share of capacity auto scaling aims at (the rest is "
+        "headroom for each window's burst of writes)",
+    )
+
+
 class StreamTriggerSettings(_Settings):
     """How the batching Lambda reads the stream and the processor reads the hand-off queue
     (cdk.json key `batching`)."""
@@ -380,6 +408,7 @@ class EnvironmentConfig(_Settings):
     )
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
+    table: TableSettings = Field(default_factory=TableSettings)
     batching: StreamTriggerSettings = Field(default_factory=StreamTriggerSettings)
     functions: FunctionSettings = Field(default_factory=FunctionSettings)
     data: DataSettings = Field(default_factory=DataSettings)
@@ -555,6 +584,14 @@ def _check_cross_field(config: EnvironmentConfig, where: str) -> None:
             f"{where}.retention: archive_ia_after_days < archive_glacier_after_days < "
             "archive_expire_after_days must hold"
         )
+    table = config.table
+    for kind in ("write", "read"):
+        low, high = getattr(table, f"min_{kind}_capacity"), getattr(table, f"max_{kind}_capacity")
+        if low > high:
+            raise ConfigError(
+                f"{where}.table.min_{kind}_capacity: {low} is above table.max_{kind}_capacity "
+                f"({high})"
+            )
     deep = retention.archive_deep_archive_after_days
     if deep is not None and not (
         retention.archive_glacier_after_days + GLACIER_MINIMUM_DAYS

@@ -64,6 +64,10 @@ def cost(
     shards: Annotated[
         int | None, typer.Option(min=1, max=500, help="Kinesis shards (provisioned).")
     ] = None,
+    table_billing: Annotated[
+        Literal["on_demand", "provisioned"] | None,
+        typer.Option(help="DynamoDB capacity mode (provisioned: with auto scaling)."),
+    ] = None,
     firehose_buffer_seconds: Annotated[int | None, typer.Option(min=60, max=900)] = None,
     firehose_buffer_mb: Annotated[int | None, typer.Option(min=64, max=128)] = None,
     interval_minutes: Annotated[
@@ -131,6 +135,7 @@ def cost(
         "batch_size": batch_size,
         "capacity_mode": capacity_mode,
         "shards": shards,
+        "table_billing": table_billing,
         "firehose_buffer_s": firehose_buffer_seconds,
         "firehose_buffer_mb": firehose_buffer_mb,
         "interval_minutes": interval_minutes,
@@ -202,6 +207,10 @@ def _show(env: str, result: Report) -> None:
         console.note(f"warning: {warning}")
 
 
+# DynamoDB's default per-table capacity quota (units of each kind).
+TABLE_QUOTA = 40_000
+
+
 def _plot(path: Path, fleet: Fleet, design: Design, prices: Any) -> None:
     from energy_monitoring.costs import model
     from energy_monitoring.costs.capacity import shards_needed
@@ -216,9 +225,16 @@ def _plot(path: Path, fleet: Fleet, design: Design, prices: Any) -> None:
     series: dict[str, list[float]] = {"this pipeline": [], "naive": [], "SiteWise": [], "floor": []}
     for size in PLOT_FLEETS:
         sized = replace(fleet, apartments=size)
-        # The platform engineer adds shards as the fleet grows (what the warnings ask).
+        # The platform engineer adds shards and table capacity as the fleet grows (what
+        # the warnings ask).
         needed, _, _ = shards_needed(sized, design)
-        found = model.report(sized, replace(design, shards=max(design.shards, needed)), prices)
+        grown = replace(
+            design,
+            shards=max(design.shards, needed),
+            table_write_capacity=(design.table_write_capacity[0], TABLE_QUOTA),
+            table_read_capacity=(design.table_read_capacity[0], TABLE_QUOTA),
+        )
+        found = model.report(sized, grown, prices)
         series["this pipeline"].append(found.current.per_apartment)
         series["naive"].append(found.naive.per_apartment)
         series["SiteWise"].append(found.sitewise.per_apartment)
@@ -232,7 +248,7 @@ def _plot(path: Path, fleet: Fleet, design: Design, prices: Any) -> None:
     axes.set_ylabel("USD per apartment and month")
     axes.set_title(
         f"{design.region}: {fleet.reading_interval_s} s readings, {fleet.readings_per_message} "
-        f"per message, window {design.window_s} s, shards as needed"
+        f"per message, window {design.window_s} s, shards and capacity as needed"
     )
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()

@@ -9,8 +9,11 @@ from energy_monitoring.costs.model import (
     BATCHING_S_PER_READING,
     PROCESSOR_S_PER_DEVICE,
     PROCESSOR_S_PER_INVOCATION,
+    SECONDS_PER_MONTH,
     Design,
     Fleet,
+    counts,
+    provisioned_capacity,
 )
 
 # Service limits (AWS documentation: Kinesis Data Streams quotas, DynamoDB service quotas,
@@ -21,6 +24,8 @@ ON_DEMAND_INITIAL_WRITE_BYTES_PER_S = 4 * 1024 * 1024
 PARTITION_WRITE_UNITS_PER_S = 1000
 TABLE_ON_DEMAND_INITIAL_WRITES_PER_S = 4000
 FIREHOSE_ACTIVE_PARTITIONS = 500
+# A provisioned table banks up to 300 s of unused capacity for bursts (best effort).
+BURST_BANK_S = 300
 FRESHNESS_TARGET_S = 300
 HANDOFF_BATCH_SIZE = 100
 
@@ -90,6 +95,8 @@ def warnings(fleet: Fleet, design: Design) -> list[str]:
             f"{TABLE_ON_DEMAND_INITIAL_WRITES_PER_S:,} a new on-demand table takes at once; "
             "pre-warm the table (warm throughput) before the fleet arrives"
         )
+    if design.table_billing == "provisioned":
+        found += _provisioned_table(fleet, design, burst)
     per_device = 1 / max(design.window_s, 1)
     if per_device > PARTITION_WRITE_UNITS_PER_S:  # one device is one partition key
         found.append(f"DynamoDB: {per_device:.0f} writes/s per device's partition")
@@ -101,5 +108,44 @@ def warnings(fleet: Fleet, design: Design) -> list[str]:
             f"freshness: the table is up to {design.freshness_s:.0f} s behind the stream "
             f"(batching.window_seconds {design.window_s} + hand-off and processing), more "
             f"than {FRESHNESS_TARGET_S} s"
+        )
+    return found
+
+
+def _provisioned_table(fleet: Fleet, design: Design, burst_per_s: float) -> list[str]:
+    """Provisioned capacity holds the mean rate; each window's writes arrive at once and
+    are carried by the capacity DynamoDB banks while the table is below it."""
+    found = []
+    month = counts(fleet, design, seconds=SECONDS_PER_MONTH)
+    for kind, units, limit in (
+        ("write", month.dynamodb_write_units, design.table_write_capacity[1]),
+        ("read", month.dynamodb_read_units + month.sweep_read_units
+         + month.baseload_read_units, design.table_read_capacity[1]),
+    ):  # fmt: skip
+        mean = units / SECONDS_PER_MONTH
+        needed = mean / design.table_target_utilization
+        if needed > limit:
+            found.append(
+                f"DynamoDB: {mean:,.0f} {kind} units/s on average need {needed:,.0f} capacity "
+                f"units at {design.table_target_utilization:.0%} utilization; "
+                f"table.max_{kind}_capacity is {limit:,}: {kind}s are throttled"
+            )
+    capacity = provisioned_capacity(month.dynamodb_write_units, design, "write")
+    per_window = month.dynamodb_write_units * design.window_s / SECONDS_PER_MONTH
+    if per_window > capacity * BURST_BANK_S:
+        found.append(
+            f"DynamoDB: a window's {per_window:,.0f} writes arrive at once, more than the "
+            f"{BURST_BANK_S} s of unused capacity a table of {capacity:,.0f} write units banks "
+            f"({capacity * BURST_BANK_S:,.0f}): shorten batching.window_seconds or lower "
+            "table.target_utilization_percent"
+        )
+    # At least one partition per 1,000 write units, each taking 1,000 writes/s at most.
+    partitions = max(1, math.ceil(capacity / PARTITION_WRITE_UNITS_PER_S))
+    if burst_per_s > partitions * PARTITION_WRITE_UNITS_PER_S:
+        found.append(
+            f"DynamoDB: about {burst_per_s:,.0f} writes/s at each window's end; a table of "
+            f"{capacity:,.0f} write units may hold {partitions} partition(s) of "
+            f"{PARTITION_WRITE_UNITS_PER_S:,} writes/s: the processor retries throttled "
+            "writes (later data in the table); raise table.min_write_capacity"
         )
     return found

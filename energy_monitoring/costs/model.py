@@ -164,6 +164,10 @@ class Design:
     replica_region: str | None = None
     replicate_processed: bool = True
     deep_archive_after_days: int | None = None  # raw/ on from Glacier Flexible Retrieval
+    table_billing: str = "on_demand"  # or "provisioned", with auto scaling:
+    table_target_utilization: float = 0.7
+    table_write_capacity: tuple[int, int] = (5, 1000)  # (min, max) capacity units
+    table_read_capacity: tuple[int, int] = (5, 1000)
 
     @property
     def replicated(self) -> bool:
@@ -197,7 +201,12 @@ class Design:
             replica_region=config.dr.replica_region,
             replicate_processed=config.dr.replicate_processed,
             deep_archive_after_days=config.retention.archive_deep_archive_after_days,
-        )
+            table_billing=config.table.billing,
+            table_target_utilization=config.table.target_utilization_percent / 100,
+            table_write_capacity=(config.table.min_write_capacity,
+                                  config.table.max_write_capacity),
+            table_read_capacity=(config.table.min_read_capacity, config.table.max_read_capacity),
+        )  # fmt: skip
 
     @property
     def freshness_s(self) -> float:
@@ -382,20 +391,7 @@ def monthly_lines(fleet: Fleet, design: Design) -> list[Line]:
         + fleet.apartments * (LATEST_ITEM_BYTES + 100)
     ) / GB
     lines += [
-        Line("DynamoDB", "write_request_units", c.dynamodb_write_units / 1e6),
-        Line("DynamoDB", "read_request_units", c.dynamodb_read_units / 1e6),
-        Line(
-            "DynamoDB",
-            "read_request_units",
-            c.sweep_read_units / 1e6,
-            "the silence sweep: every meter's LATEST item each period",
-        ),
-        Line(
-            "DynamoDB",
-            "read_request_units",
-            c.baseload_read_units / 1e6,
-            "the baseload judgement: three nights' intervals at each night's end",
-        ),
+        *_table_capacity_lines(c, design),
         Line("DynamoDB", "storage_gb_month", table_gb, "100 B index overhead per item"),
     ]
     raw_gb_month = readings * RAW_PARQUET_BYTES_PER_READING / GB
@@ -448,6 +444,40 @@ def monthly_lines(fleet: Fleet, design: Design) -> list[Line]:
         Line("SNS", "publishes", c.sns_publishes / 1e6, "alerts"),
     ]
     return lines
+
+
+def provisioned_capacity(units_per_month: float, design: Design, kind: str) -> float:
+    """Capacity units auto scaling holds for a steady load: the mean rate over the target
+    utilization, within the table's limits (`kind` "write" or "read")."""
+    low, high = design.table_write_capacity if kind == "write" else design.table_read_capacity
+    needed = units_per_month / SECONDS_PER_MONTH / design.table_target_utilization
+    return float(min(max(needed, low), high))
+
+
+def _table_capacity_lines(c: Counts, design: Design) -> list[Line]:
+    """DynamoDB's request units: billed per request on demand, or as the capacity units
+    auto scaling holds for the month's mean rate when provisioned."""
+    reads = {
+        "the processor's consistent reads": c.dynamodb_read_units,
+        "the silence sweep: every meter's LATEST item each period": c.sweep_read_units,
+        "the baseload judgement: three nights' intervals at each night's end": (
+            c.baseload_read_units
+        ),
+    }
+    if design.table_billing == "provisioned":
+        percent = f"{design.table_target_utilization:.0%} utilization"
+        writes = provisioned_capacity(c.dynamodb_write_units, design, "write")
+        read_capacity = provisioned_capacity(sum(reads.values()), design, "read")
+        return [
+            Line("DynamoDB", "write_capacity_unit_hours", writes * HOURS_PER_MONTH / 1e3,
+                 f"{writes:,.0f} units at {percent}"),
+            Line("DynamoDB", "read_capacity_unit_hours", read_capacity * HOURS_PER_MONTH / 1e3,
+                 f"{read_capacity:,.0f} units at {percent}"),
+        ]  # fmt: skip
+    return [
+        Line("DynamoDB", "write_request_units", c.dynamodb_write_units / 1e6),
+        *(Line("DynamoDB", "read_request_units", units / 1e6, why) for why, units in reads.items()),
+    ]
 
 
 def _replica_lines(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
@@ -11,7 +12,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 from energy_runtime import contract
 
-from energy_monitoring.config import EnvironmentConfig
+from energy_monitoring.config import EnvironmentConfig, TableSettings
 from energy_monitoring.constructs.audit_trail import AuditTrail
 from energy_monitoring.constructs.buckets import ARCHIVE_EXPORT, ArchiveBuckets, archive_export_name
 from energy_monitoring.constructs.catalog import AnalyticsCatalog
@@ -69,7 +70,7 @@ class StorageStack(cdk.Stack):
                 name=contract.PARTITION_KEY, type=dynamodb.AttributeType.STRING
             ),
             sort_key=dynamodb.Attribute(name=contract.SORT_KEY, type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            **_capacity(config.table),
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=key,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
@@ -79,6 +80,9 @@ class StorageStack(cdk.Stack):
             deletion_protection=config.deletion_protection,
             removal_policy=removal,
         )
+
+        if config.table.billing == "provisioned":
+            _auto_scale(table, config.table)
 
         buckets = ArchiveBuckets(self, "Archive", config=config, key=key, replica=replica)
         catalog = AnalyticsCatalog(
@@ -179,3 +183,26 @@ class StorageStack(cdk.Stack):
                 description=description,
                 export_name=archive_export_name(config) if output_id == ARCHIVE_EXPORT else None,
             )
+
+
+def _capacity(settings: TableSettings) -> dict[str, Any]:
+    """The table's billing mode and, provisioned, the capacity it starts with."""
+    if settings.billing == "on_demand":
+        return {"billing_mode": dynamodb.BillingMode.PAY_PER_REQUEST}
+    return {
+        "billing_mode": dynamodb.BillingMode.PROVISIONED,
+        "write_capacity": settings.min_write_capacity,
+        "read_capacity": settings.min_read_capacity,
+    }
+
+
+def _auto_scale(table: dynamodb.Table, settings: TableSettings) -> None:
+    """Target tracking on consumed capacity (Application Auto Scaling creates its
+    service-linked role for DynamoDB on the first registration: no role here)."""
+    target = settings.target_utilization_percent
+    table.auto_scale_write_capacity(
+        min_capacity=settings.min_write_capacity, max_capacity=settings.max_write_capacity
+    ).scale_on_utilization(target_utilization_percent=target)
+    table.auto_scale_read_capacity(
+        min_capacity=settings.min_read_capacity, max_capacity=settings.max_read_capacity
+    ).scale_on_utilization(target_utilization_percent=target)

@@ -72,6 +72,52 @@ def test_capacity_warnings_name_the_number_that_trips_them(cli: Any) -> None:
     assert shards and "need" in shards[0] and "shard_count is 2" in shards[0]
     stale = cost(cli, "--env", "dev")["warnings"]
     assert any(w.startswith("freshness") and "315 s" in w for w in stale)
+    # Prod's table scales to 2,000 write units: 1,000,000 apartments write about 4,500/s.
+    table = [w for w in big["warnings"] if w.startswith("DynamoDB") and "on average" in w]
+    assert any("table.max_write_capacity is 2,000" in w for w in table), big["warnings"]
+    # 100,000 apartments on 10 shards: each window's writes land faster than the one
+    # partition a table of ~640 write units may have takes them.
+    bursty = cost(cli, "--env", "prod", "--apartments", "100000", "--shards", "10")
+    assert any("writes/s at each window's end" in w and "1 partition(s)" in w
+               for w in bursty["warnings"]), bursty["warnings"]  # fmt: skip
+
+
+def test_a_provisioned_table_bills_the_capacity_auto_scaling_holds() -> None:
+    fleet = model.Fleet(apartments=10_000, reading_interval_s=10, readings_per_message=30)
+    provisioned = model.Design.from_config(_prod(), region="eu-central-1")
+    assert provisioned.table_billing == "provisioned"
+    on_demand = replace(provisioned, table_billing="on_demand")
+    month = model.counts(fleet, provisioned, seconds=model.SECONDS_PER_MONTH)
+
+    def dynamodb(design: model.Design) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for line in model.monthly_lines(fleet, design):
+            if line.service == "DynamoDB":
+                found[line.item] = found.get(line.item, 0.0) + line.quantity
+        return found
+
+    held, per_request = dynamodb(provisioned), dynamodb(on_demand)
+    assert "write_request_units" not in held and "write_capacity_unit_hours" not in per_request
+    # The mean rate over 70% utilization, all month (in thousands of unit-hours).
+    writes = month.dynamodb_write_units / model.SECONDS_PER_MONTH / 0.7
+    assert held["write_capacity_unit_hours"] == pytest.approx(writes * 730 / 1000)
+    reads = month.dynamodb_read_units + month.sweep_read_units + month.baseload_read_units
+    assert per_request["read_request_units"] == pytest.approx(reads / 1e6)
+    assert held["read_capacity_unit_hours"] == pytest.approx(
+        reads / model.SECONDS_PER_MONTH / 0.7 * 730 / 1000
+    )
+    price_list = prices.load()
+
+    def usd(design: model.Design) -> float:
+        bill = model.bill(model.monthly_lines(fleet, design), price_list,
+                          region="eu-central-1", apartments=10_000)  # fmt: skip
+        return sum(usd for line, _, usd in bill.lines if line.service == "DynamoDB")
+
+    assert usd(provisioned) < 0.5 * usd(on_demand)
+    # A small fleet pays the minimum it is held at.
+    tiny = model.Fleet(apartments=10, reading_interval_s=10, readings_per_message=30)
+    lines = {l.item: l.quantity for l in model.monthly_lines(tiny, provisioned)}  # noqa: E741
+    assert lines["write_capacity_unit_hours"] == pytest.approx(25 * 730 / 1000)
 
 
 def test_prices_come_from_the_file_and_a_file_overrides_them(cli: Any, tmp_path: Path) -> None:
@@ -80,14 +126,14 @@ def test_prices_come_from_the_file_and_a_file_overrides_them(cli: Any, tmp_path:
         assert price.source.startswith("https://aws.amazon.com/") and price.checked
         assert {"us-east-1", "eu-central-1"} <= set(price.usd)
     doubled = tmp_path / "prices.json"
-    entry = built_in.entries[("DynamoDB", "write_request_units")]
+    entry = built_in.entries[("DynamoDB", "write_capacity_unit_hours")]
     doubled.write_text(json.dumps({"prices": [{
         "service": entry.service, "item": entry.item, "unit": entry.unit,
         "usd": {region: 2 * value for region, value in entry.usd.items()},
     }]}))  # fmt: skip
     base = cost(cli, "--env", "prod")
     dearer = cost(cli, "--env", "prod", "--prices", doubled)
-    line = next(l for l in base["lines"] if l["item"] == "write_request_units")  # noqa: E741
+    line = next(l for l in base["lines"] if l["item"] == "write_capacity_unit_hours")  # noqa: E741
     assert dearer["total_usd_per_month"] == pytest.approx(
         base["total_usd_per_month"] + line["usd_per_month"], abs=0.05
     )

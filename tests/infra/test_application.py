@@ -238,6 +238,7 @@ ACCOUNT_UNIQUE_NAMES = {
 NAMED_BY_AWS = {"AWSIotLogsV2"}  # IoT Core's log group: one per account (iot_logging)
 # Properties called ...Name that name nothing account-wide (or refer to another resource).
 NOT_ACCOUNT_UNIQUE = {
+    ("AWS::ApplicationAutoScaling::ScalingPolicy", "PolicyName"),  # per scalable target
     ("AWS::CloudWatch::Alarm", "MetricName"),
     ("AWS::CodeDeploy::DeploymentGroup", "DeploymentConfigName"),
     ("AWS::IAM::Policy", "PolicyName"),  # inline in its role

@@ -245,6 +245,15 @@ def test_deep_archive_leaves_each_class_after_its_minimum_storage_duration(
             parse_environment("dev", raw)
 
 
+def test_a_provisioned_tables_minimum_is_not_above_its_maximum() -> None:
+    with pytest.raises(ConfigError, match=r"dev\.table\.min_read_capacity: 50 is above"):
+        parse_environment("dev", dev_with(table__min_read_capacity=50, table__max_read_capacity=40))
+    with pytest.raises(ConfigError, match=r"dev\.table\.billing: .*'reserved'"):
+        parse_environment("dev", dev_with(table__billing="reserved"))
+    parse_environment("dev", dev_with(table__billing="provisioned", table__min_write_capacity=40,
+                                      table__max_write_capacity=40))  # fmt: skip
+
+
 def test_the_warm_up_must_fit_the_weekend_days_of_the_baseline() -> None:
     # 14 days hold 4 weekend days: a warm-up of 5 would never let a weekend be judged.
     with pytest.raises(ConfigError, match=r"dev\.data\.warmup_days: must be at most the 4"):

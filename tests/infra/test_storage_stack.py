@@ -25,7 +25,7 @@ def test_key_rotates(synthesized: SynthesizedApp, environment: str) -> None:
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
-def test_table_is_per_device_on_demand_encrypted_with_pitr_and_ttl(
+def test_table_is_per_device_encrypted_with_pitr_and_ttl(
     synthesized: SynthesizedApp, environment: str, environments: dict[str, Any]
 ) -> None:
     table = synthesized.one(environment, "Storage", "AWS::DynamoDB::Table")["Properties"]
@@ -34,13 +34,58 @@ def test_table_is_per_device_on_demand_encrypted_with_pitr_and_ttl(
         {"AttributeName": "pk", "KeyType": "HASH"},
         {"AttributeName": "sk", "KeyType": "RANGE"},
     ]
-    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    settings = environments[environment].table
+    if settings.billing == "on_demand":
+        assert table["BillingMode"] == "PAY_PER_REQUEST" and "ProvisionedThroughput" not in table
+    else:
+        assert "BillingMode" not in table  # CloudFormation's default: PROVISIONED
+        assert table["ProvisionedThroughput"] == {
+            "ReadCapacityUnits": settings.min_read_capacity,
+            "WriteCapacityUnits": settings.min_write_capacity,
+        }
     assert table["SSESpecification"]["SSEEnabled"] is True
     assert table["SSESpecification"]["SSEType"] == "KMS"
     assert "Fn::GetAtt" in table["SSESpecification"]["KMSMasterKeyId"]
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["DeletionProtectionEnabled"] is environments[environment].deletion_protection
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_a_provisioned_table_scales_both_capacities_on_utilization(
+    synthesized: SynthesizedApp, environment: str, environments: dict[str, Any]
+) -> None:
+    settings = environments[environment].table
+    resources = synthesized.template(environment, "Storage")["Resources"]
+    targets = {r["Properties"]["ScalableDimension"]: (logical_id, r["Properties"])
+               for logical_id, r in resources.items()
+               if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"}  # fmt: skip
+    policies = [r["Properties"] for r in resources.values()
+                if r["Type"] == "AWS::ApplicationAutoScaling::ScalingPolicy"]  # fmt: skip
+    if settings.billing == "on_demand":
+        assert targets == {} and policies == []
+        return
+    (table_id,) = [k for k, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"]
+    for kind in ("Write", "Read"):
+        logical_id, target = targets[f"dynamodb:table:{kind}CapacityUnits"]
+        assert target["ServiceNamespace"] == "dynamodb"
+        assert target["ResourceId"] == {"Fn::Join": ["", ["table/", {"Ref": table_id}]]}
+        low = getattr(settings, f"min_{kind.lower()}_capacity")
+        high = getattr(settings, f"max_{kind.lower()}_capacity")
+        assert (target["MinCapacity"], target["MaxCapacity"]) == (low, high)
+        # Application Auto Scaling's own service-linked role (it creates it on first use).
+        assert target["RoleARN"].endswith(
+            "/aws-service-role/dynamodb.application-autoscaling.amazonaws.com/"
+            "AWSServiceRoleForApplicationAutoScaling_DynamoDBTable"
+        )
+        (policy,) = [p for p in policies if p["ScalingTargetId"] == {"Ref": logical_id}]
+        tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+        assert tracking == {
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": f"DynamoDB{kind}CapacityUtilization"
+            },
+            "TargetValue": settings.target_utilization_percent,
+        }
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
