@@ -60,10 +60,9 @@ class Device:
     def intervals(
         self, minutes: int, max_power_w: int
     ) -> Iterator[tuple[aggregate.IntervalSummary, list[Point]]]:
-        context: list[Point] = []
-        for start, group in aggregate.split_by_interval(sorted(self.points), minutes).items():
-            yield aggregate.summarize(start, context, group, max_power_w), group
-            context = (context + group)[-aggregate.LOOKBACK :]
+        groups = aggregate.split_by_interval(sorted(self.points), minutes)
+        for _, group, summary in aggregate.summarize_each(groups, [], max_power_w):
+            yield summary, group
 
 
 def _points(payload: bytes) -> list[Point]:

@@ -17,7 +17,7 @@ of readings only, never of the order or batches they arrived in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from energy_runtime.codec import Point
@@ -113,6 +113,18 @@ def summarize(
         last_ts_ms=points[-1].ts_ms,
         lead_mwh=energies[0],
     )
+
+
+def summarize_each(
+    groups: Mapping[int, list[Point]], context: list[Point], max_power_w: int
+) -> Iterator[tuple[int, list[Point], IntervalSummary]]:
+    """(start, readings, summary) of each interval in start order, each reading's energy
+    counted from the LOOKBACK readings before it, across intervals: `context` for the
+    first, then the intervals before."""
+    for start in sorted(groups):
+        group = groups[start]
+        yield start, group, summarize(start, context, group, max_power_w)
+        context = (context + group)[-LOOKBACK:]
 
 
 def split_by_interval(points: list[Point], interval_minutes: int) -> dict[int, list[Point]]:

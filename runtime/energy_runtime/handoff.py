@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from energy_runtime.aggregate import merge_points, split_by_interval, summarize
+from energy_runtime.aggregate import merge_points, split_by_interval, summarize_each
 from energy_runtime.codec import Point, encode_points
 from energy_runtime.readings import Decoded, Reason, Rejection
 
@@ -80,9 +80,8 @@ def device_entry(
     if optional:
         latest["optional"] = optional
     intervals = []
-    earlier: list[Point] = []
-    for start_ms, group in split_by_interval(points, interval_minutes).items():
-        summary = summarize(start_ms, earlier, group, max_power_w)
+    groups = split_by_interval(points, interval_minutes)
+    for start_ms, group, summary in summarize_each(groups, [], max_power_w):
         intervals.append(
             {
                 "start_ms": start_ms,
@@ -96,7 +95,6 @@ def device_entry(
                 "last_ts_ms": summary.last_ts_ms,
             }
         )
-        earlier = group
     return {"device_id": device_id, "latest": latest, "intervals": intervals}
 
 

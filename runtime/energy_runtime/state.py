@@ -18,6 +18,7 @@ from energy_runtime.aggregate import (
     merge_points,
     split_by_interval,
     summarize,
+    summarize_each,
 )
 from energy_runtime.codec import Point
 from energy_runtime.local_time import Calendar, Day
@@ -187,16 +188,14 @@ def plan_device(
             closed[start] = merged
 
     context = late_context if late else (hot.tail if hot else [])
-    for start in sorted(closed):
-        summary = summarize(start, context, closed[start], max_power_w)
-        context = (context + closed[start])[-LOOKBACK:]
+    for start, readings, summary in summarize_each(closed, context, max_power_w):
         before = stored.get(start)
         plan.closed_starts.add(start)
         is_old_open = hot is not None and start == hot.open_start_ms
         closing = hot is None or start >= hot.open_start_ms  # closed now, not a revision
         if closing:
             plan.newly_closed.append(summary)
-        if before and before.points == closed[start] and before.energy_mwh == summary.energy_mwh:
+        if before and before.points == readings and before.energy_mwh == summary.energy_mwh:
             if start in touched_starts:
                 plan.touched.append((summary, before.rev))
             continue
@@ -204,11 +203,11 @@ def plan_device(
             plan.revised.append(summary)
         base_rev = max(before.rev if before else 0, hot.open_rev if hot and is_old_open else 0)
         plan.intervals.append(
-            IntervalWrite(summary, closed[start], base_rev + 1, before.rev if before else None)
+            IntervalWrite(summary, readings, base_rev + 1, before.rev if before else None)
         )
         plan.changed.append((summary, base_rev + 1))
         plan.touched.append((summary, base_rev + 1))
-    tail = context
+    tail = (context + [p for start in sorted(closed) for p in closed[start]])[-LOOKBACK:]
 
     open_summary = summarize(open_start, tail, open_points, max_power_w)
     new_latest = max(latest, hot.latest) if hot else latest
