@@ -32,6 +32,15 @@ function lineChart(id, series, w, h, opts) {
     if (label) el('title', {}, s.lastChild, label);
   }
   if (opts.area) el('path', {d: d + `L${X(x1)} ${Y(0)}L${X(x0)} ${Y(0)}Z`, fill: opts.fill, stroke: 'none'}, s);
+  // Bands (what an alert expected, low to high) over the curve, within the chart.
+  for (const [t0, t1, lo, hi, color, label] of opts.bands || []) {
+    if (t1 < x0 || t0 > x1) continue;
+    const a = X(Math.max(t0, x0)), b = X(Math.min(t1, x1));
+    const top = Y(Math.min(hi, y1)), bottom = Y(Math.max(lo, 0));
+    const band = el('rect', {x: a, y: top, width: Math.max(2, b - a), height: Math.max(1, bottom - top),
+                             fill: color, opacity: 0.45, class: 'band'}, s);
+    el('title', {}, band, label);
+  }
   el('path', {d, fill: 'none', stroke: opts.stroke, 'stroke-width': opts.width || 1.5}, s);
   for (const [t, color, label] of opts.marks || []) {
     if (!inside(t)) continue;
@@ -81,9 +90,22 @@ for (const name of names) {
   const marks = D.alerts.filter(a => a.device_id === name && a.interval_start).map(a =>
     [Date.parse(a.interval_start), a.status === 'resolved' ? '#1e8449' : '#c0392b',
      `${a.kind} ${a.status || 'alert'} ${a.interval_start}` + (a.expected_wh != null ? `, expected ${a.expected_wh} Wh` : '')]);
+  // An alert that says what it expected: its usual level (one robust sigma either side,
+  // from its z-score) from its interval until it cleared (or the end of the run).
+  const bands = D.alerts.filter(a => a.device_id === name && a.interval_start && a.status !== 'resolved'
+                                  && a.expected_wh !== '' && a.expected_wh != null).map(a => {
+    const t0 = Date.parse(a.interval_start);
+    const cleared = D.alerts.find(r => r.device_id === name && r.kind === a.kind && r.status === 'resolved'
+                                       && Date.parse(r.interval_start) > t0);
+    const t1 = cleared ? Date.parse(cleared.interval_start) : Infinity;
+    const z = Number(a.robust_z), sigma = z > 0 ? (Number(a.energy_wh) - Number(a.expected_wh)) / z : 0;
+    const kw = wh => wh * perHour / 1000;
+    return [t0, t1, kw(Number(a.expected_wh) - sigma), kw(Number(a.expected_wh) + sigma), '#1e8449',
+            `${a.kind}: expected ${a.expected_wh} Wh per interval` + (sigma ? ` ± ${sigma.toFixed(1)}` : '')];
+  });
   const spans = D.incidents.filter(i => i.device_id === name).map(i =>
     [i.start_s * 1000, i.end_s * 1000, i.expects ? '#f5cba7' : '#d5dbdb', `${i.kind} (expects ${i.expects || 'nothing'})`]);
-  if (series.length) lineChart(cell.id, series, 220, 70, {stroke: '#2471a3', fill: '#d6eaf8', area: true, pad: 4, width: 1, marks, spans});
+  if (series.length) lineChart(cell.id, series, 220, 70, {stroke: '#2471a3', fill: '#d6eaf8', area: true, pad: 4, width: 1, marks, spans, bands});
 }
 done('apartments');
 // Top consumers

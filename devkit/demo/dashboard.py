@@ -21,7 +21,9 @@ from devkit.simulator.incidents import RaisedAlert
 from devkit.simulator.meters import Simulation
 
 _CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
-ALERT_COLUMNS = ("device_id", "kind", "status", "interval_start", "energy_wh", "expected_wh")
+ALERT_COLUMNS = (
+    "device_id", "kind", "status", "interval_start", "energy_wh", "expected_wh", "robust_z",
+)  # fmt: skip
 CHARTS = ("building", "apartments", "top", "reasons", "latency", "requests", "alerts", "cost")
 
 

@@ -41,10 +41,14 @@ def scenario_output() -> tuple[dict[str, Any], Results, Simulation]:
             )
         results.intervals[device] = rows
     silence = simulation.incidents[0]
+    unusual_at = iso_utc((simulation.start + 3 * 3600) * 1000)
     results.alerts = [
         {"device_id": "apt-0001", "kind": "high_usage", "energy_wh": 2500.0},
         {"device_id": silence.device_id, "kind": "meter_silent", "status": "alert",
          "interval_start": iso_utc(silence.start_s * 1000)},
+        {"device_id": "apt-0002", "kind": "unusual_usage", "status": "alert",
+         "interval_start": unusual_at, "energy_wh": 500.0, "expected_wh": 100.0,
+         "robust_z": 8.0},
     ]  # fmt: skip
     summary: dict[str, Any] = {
         "ok": True,
@@ -120,7 +124,15 @@ def test_charts_render_in_headless_chromium(tmp_path: Path) -> None:
     assert "high_usage" in dom
     # The silent meter's alert on its load curve, over its incident's span, and the table
     # says it matched the incident.
-    assert dom.count('class="mark"') == 1
+    assert dom.count('class="mark"') == 2
+    # The unusual interval's expected level as a band (100 Wh ± 50: its z of 8 over 400 Wh).
+    (band,) = re.findall(r'<rect[^>]*class="band"[^>]*>.*?</rect>', dom)
+    assert "unusual_usage: expected 100 Wh per interval ± 50.0" in band
     assert re.search(r"<td>meter_silent</td><td>alert</td>(<td>[^<]*</td>)*"
                      r"<td>meter_silent</td></tr>", dom)  # fmt: skip
-    assert "<td>high_usage</td><td></td><td></td><td>2500</td><td></td><td>(not judged)</td>" in dom
+    assert (
+        "<td>high_usage</td><td></td><td></td><td>2500</td><td></td><td></td><td>(not judged)</td>"
+        in dom
+    )
+    # How unusual, and that no incident was injected there.
+    assert "<td>100</td><td>8</td><td>none: a false alert</td>" in dom
