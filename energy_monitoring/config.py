@@ -97,7 +97,7 @@ class TableSettings(_Settings):
     billing: Literal["on_demand", "provisioned"] = setting(
         "on_demand",
         doc="DynamoDB capacity mode: on_demand takes any load at once; provisioned (with "
-        "auto scaling between the limits below) costs about a third at a steady fleet's "
+        "auto scaling between the limits below) costs about 40% of it at a steady fleet's "
         "rate, and throttles a load above what it has scaled to (docs/cost.md)",
     )
     min_write_capacity: int = setting(

@@ -147,6 +147,7 @@ def cost(
     design = replace(design, **{k: v for k, v in overrides.items() if v is not None})
     if deep_archive_after_days is not None:
         design = replace(design, deep_archive_after_days=deep_archive_after_days or None)
+    _check_lifecycle(design)
     if replica is False:
         design = replace(design, replica_region=None)
     elif replica and design.replica_region is None:
@@ -164,6 +165,28 @@ def cost(
     _show(env, result)
     if plot is not None:
         console.note(f"plot: {plot}")
+
+
+def _check_lifecycle(design: Any) -> None:
+    """The archive's tiers as synthesis would accept them (config.py's rules), so that no
+    day is billed in two classes."""
+    from energy_monitoring.config import DEEP_ARCHIVE_MINIMUM_DAYS, GLACIER_MINIMUM_DAYS
+
+    ia, glacier, expire = design.ia_after_days, design.glacier_after_days, design.expire_after_days
+    if not ia < glacier < expire:
+        raise CliError(
+            f"--ia-after-days {ia} < --glacier-after-days {glacier} < --expire-after-days "
+            f"{expire} must hold"
+        )
+    deep = design.deep_archive_after_days
+    if deep is not None and not (
+        glacier + GLACIER_MINIMUM_DAYS <= deep <= expire - DEEP_ARCHIVE_MINIMUM_DAYS
+    ):
+        raise CliError(
+            f"--deep-archive-after-days {deep} must be at least {GLACIER_MINIMUM_DAYS} days "
+            f"after Glacier ({glacier}) and {DEEP_ARCHIVE_MINIMUM_DAYS} before expiry "
+            f"({expire}); 0: no Deep Archive"
+        )
 
 
 def _show(env: str, result: Report) -> None:

@@ -89,7 +89,7 @@ def warnings(fleet: Fleet, design: Design) -> list[str]:
             "devices: it cannot keep up; add shards (each processes its own devices)"
         )
     burst = devices_per_invocation / max(processor_s, 1) * slots
-    if burst > TABLE_ON_DEMAND_INITIAL_WRITES_PER_S:
+    if design.table_billing == "on_demand" and burst > TABLE_ON_DEMAND_INITIAL_WRITES_PER_S:
         found.append(
             f"DynamoDB: about {burst:,.0f} writes/s at each window's end, above the "
             f"{TABLE_ON_DEMAND_INITIAL_WRITES_PER_S:,} a new on-demand table takes at once; "

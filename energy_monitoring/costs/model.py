@@ -406,7 +406,9 @@ def monthly_lines(fleet: Fleet, design: Design) -> list[Line]:
             processed_gb_month,
             objects_month,
             design,
-            lambda item, quantity, note="": Line("S3", item, quantity, note),
+            lambda item, quantity: Line(
+                "S3", item, quantity, "steady state, with lifecycle" if "standard" in item else ""
+            ),
         ),
     ]
     firehose_gb = (
@@ -508,7 +510,7 @@ def _storage_lines(
     processed_gb_month: float,
     objects_month: float,
     design: Design,
-    line: Callable[..., Line],  # (item, quantity[, note]) -> the service's Line
+    line: Callable[[str, float], Line],  # (item, quantity) -> the service's Line
 ) -> list[Line]:
     """Steady-state GB per storage class and the lifecycle's transitions: each month's
     data spends its first days in Standard, then Standard-IA, raw/ then Glacier (and Deep
@@ -521,7 +523,7 @@ def _storage_lines(
         processed_gb_month * months(max(0, expire - ia))
     )
     lines = [
-        line("standard_gb_month", standard, "steady state, with lifecycle"),
+        line("standard_gb_month", standard),
         line("standard_ia_gb_month", infrequent),
         line("glacier_gb_month", raw_gb_month * months(max(0, deep - glacier))),
         line("transition_ia_requests", objects_month / 1000),
