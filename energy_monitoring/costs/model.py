@@ -537,6 +537,12 @@ def _storage_lines(
     return lines
 
 
+# The services a message passes through from the meter to the table and the alerts.
+MESSAGE_PATH_SERVICES = (
+    "IoT Core", "Kinesis", "Lambda", "SQS", "DynamoDB", "KMS", "CloudWatch", "SNS",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Bill:
     lines: list[tuple[Line, float, float]]  # (line, unit price, usd)
@@ -618,6 +624,8 @@ SITEWISE_POINTS_PER_MESSAGE = 10
 
 @dataclass
 class Report:
+    """A month of the pipeline beside the naive design, SiteWise and the floor."""
+
     fleet: Fleet
     design: Design
     current: Bill
@@ -625,6 +633,14 @@ class Report:
     floor: Bill
     sitewise: Bill
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def message_path_per_apartment(self) -> float:
+        """What the services every message passes through cost, the archive (S3, its copy,
+        Firehose) and the audit trail aside: the least this design costs at this many
+        messages."""
+        services = self.current.by_service()
+        return sum(services.get(s, 0.0) for s in MESSAGE_PATH_SERVICES) / self.fleet.apartments
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -635,6 +651,7 @@ class Report:
             "naive_per_apartment_usd_per_month": round(self.naive.per_apartment, 6),
             "floor_per_apartment_usd_per_month": round(self.floor.per_apartment, 6),
             "sitewise_per_apartment_usd_per_month": round(self.sitewise.per_apartment, 6),
+            "message_path_per_apartment_usd_per_month": round(self.message_path_per_apartment, 6),
             "naive_ratio": round(self.naive.total / self.current.total, 1),
             "above_floor_ratio": round(self.current.total / self.floor.total, 2),
             "freshness_s": self.design.freshness_s,

@@ -43,6 +43,20 @@ def test_the_bill_adds_up_and_sits_between_the_floor_and_the_naive_design(cli: A
     assert messaging[0]["usd_per_month"] == 0
 
 
+def test_the_message_path_alone_is_what_the_target_would_have_to_fit(cli: Any) -> None:
+    found = cost(cli, "--env", "prod", "--apartments", "10000", "--no-replica")
+    path = found["message_path_per_apartment_usd_per_month"]
+    services = found["by_service"]
+    assert path == pytest.approx(
+        sum(services[s] for s in model.MESSAGE_PATH_SERVICES if s in services) / 10_000,
+        abs=1e-5,
+    )
+    assert "Firehose" not in model.MESSAGE_PATH_SERVICES and "S3" not in model.MESSAGE_PATH_SERVICES
+    # docs/cost.md: with the archive free, prod's messages alone cost more than $0.015.
+    assert 0.015 < path < found["per_apartment_usd_per_month"]
+    assert path == pytest.approx(0.0183, abs=0.0002)
+
+
 def test_each_setting_moves_the_bill_the_way_the_design_says(cli: Any) -> None:
     base = cost(cli, "--env", "prod")
     by = base["by_service"]
