@@ -20,9 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import available_timezones
 
-from energy_runtime import contract
+from energy_runtime import contract, local_time
 
 from energy_cli.aws import error_code
 
@@ -104,7 +103,7 @@ def _local(names: Names, column: str) -> str:
     """A UTC timestamp column as the environment's wall-clock time (Athena's engine reads
     a timestamp without zone as UTC and converts it); the zone was checked as an IANA name,
     so quoting it cannot break out of the literal."""
-    if names.time_zone not in available_timezones():
+    if not local_time.is_zone(names.time_zone):
         raise ValueError(f"time zone {names.time_zone!r} is not an IANA time zone name")
     return f"({column} AT TIME ZONE '{names.time_zone}')"
 

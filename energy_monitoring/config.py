@@ -219,6 +219,19 @@ GLACIER_MINIMUM_DAYS = 90
 DEEP_ARCHIVE_MINIMUM_DAYS = 180
 
 
+def tiers_in_order(ia_days: int, glacier_days: int, expire_days: int) -> bool:
+    """Standard-IA, then Glacier, then expiry: the archive's lifecycle in order."""
+    return ia_days < glacier_days < expire_days
+
+
+def deep_archive_fits(glacier_days: int, deep_days: int | None, expire_days: int) -> bool:
+    """Deep Archive (where set) after Glacier's minimum and its own before expiry, so no
+    object is billed for a class it left early."""
+    return deep_days is None or (
+        glacier_days + GLACIER_MINIMUM_DAYS <= deep_days <= expire_days - DEEP_ARCHIVE_MINIMUM_DAYS
+    )
+
+
 class RetentionSettings(_Settings):
     log_retention_days: Annotated[int, AfterValidator(OneOf(LOG_RETENTION_DAYS))] = setting(
         90, doc="CloudWatch Logs retention"
@@ -575,10 +588,10 @@ def _check_cross_field(config: EnvironmentConfig, where: str) -> None:
         raise ConfigError(f"{where}.account: only dev may be env-agnostic; set account and region")
     _check_region_has_layers(config, where)
     retention = config.retention
-    if not (
-        retention.archive_ia_after_days
-        < retention.archive_glacier_after_days
-        < retention.archive_expire_after_days
+    if not tiers_in_order(
+        retention.archive_ia_after_days,
+        retention.archive_glacier_after_days,
+        retention.archive_expire_after_days,
     ):
         raise ConfigError(
             f"{where}.retention: archive_ia_after_days < archive_glacier_after_days < "
@@ -593,10 +606,8 @@ def _check_cross_field(config: EnvironmentConfig, where: str) -> None:
                 f"({high})"
             )
     deep = retention.archive_deep_archive_after_days
-    if deep is not None and not (
-        retention.archive_glacier_after_days + GLACIER_MINIMUM_DAYS
-        <= deep
-        <= retention.archive_expire_after_days - DEEP_ARCHIVE_MINIMUM_DAYS
+    if not deep_archive_fits(
+        retention.archive_glacier_after_days, deep, retention.archive_expire_after_days
     ):
         raise ConfigError(
             f"{where}.retention.archive_deep_archive_after_days: {deep} must be at least "

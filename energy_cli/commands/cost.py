@@ -170,18 +170,21 @@ def cost(
 def _check_lifecycle(design: Any) -> None:
     """The archive's tiers as synthesis would accept them (config.py's rules), so that no
     day is billed in two classes."""
-    from energy_monitoring.config import DEEP_ARCHIVE_MINIMUM_DAYS, GLACIER_MINIMUM_DAYS
+    from energy_monitoring.config import (
+        DEEP_ARCHIVE_MINIMUM_DAYS,
+        GLACIER_MINIMUM_DAYS,
+        deep_archive_fits,
+        tiers_in_order,
+    )
 
     ia, glacier, expire = design.ia_after_days, design.glacier_after_days, design.expire_after_days
-    if not ia < glacier < expire:
+    if not tiers_in_order(ia, glacier, expire):
         raise CliError(
             f"--ia-after-days {ia} < --glacier-after-days {glacier} < --expire-after-days "
             f"{expire} must hold"
         )
     deep = design.deep_archive_after_days
-    if deep is not None and not (
-        glacier + GLACIER_MINIMUM_DAYS <= deep <= expire - DEEP_ARCHIVE_MINIMUM_DAYS
-    ):
+    if not deep_archive_fits(glacier, deep, expire):
         raise CliError(
             f"--deep-archive-after-days {deep} must be at least {GLACIER_MINIMUM_DAYS} days "
             f"after Glacier ({glacier}) and {DEEP_ARCHIVE_MINIMUM_DAYS} before expiry "

@@ -119,8 +119,7 @@ def _provisioned_table(fleet: Fleet, design: Design, burst_per_s: float) -> list
     month = counts(fleet, design, seconds=SECONDS_PER_MONTH)
     for kind, units, limit in (
         ("write", month.dynamodb_write_units, design.table_write_capacity[1]),
-        ("read", month.dynamodb_read_units + month.sweep_read_units
-         + month.baseload_read_units, design.table_read_capacity[1]),
+        ("read", month.table_read_units, design.table_read_capacity[1]),
     ):  # fmt: skip
         mean = units / SECONDS_PER_MONTH
         needed = mean / design.table_target_utilization

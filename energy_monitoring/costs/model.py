@@ -245,6 +245,11 @@ class Counts:
     baseload_read_units: float
     processed_rows: float  # a row per device and processor invocation (its open interval)
 
+    @property
+    def table_read_units(self) -> float:
+        """Every read of the table: the processor's, the silence sweep's, the baseload's."""
+        return self.dynamodb_read_units + self.sweep_read_units + self.baseload_read_units
+
     def as_json(self) -> dict[str, float]:
         return {name: round(value, 1) for name, value in asdict(self).items()}
 
@@ -469,7 +474,7 @@ def _table_capacity_lines(c: Counts, design: Design) -> list[Line]:
     if design.table_billing == "provisioned":
         percent = f"{design.table_target_utilization:.0%} utilization"
         writes = provisioned_capacity(c.dynamodb_write_units, design, "write")
-        read_capacity = provisioned_capacity(sum(reads.values()), design, "read")
+        read_capacity = provisioned_capacity(c.table_read_units, design, "read")
         return [
             Line("DynamoDB", "write_capacity_unit_hours", writes * HOURS_PER_MONTH / 1e3,
                  f"{writes:,.0f} units at {percent}"),
