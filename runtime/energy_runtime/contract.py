@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, Literal, get_args
 
 # --- the functions ---------------------------------------------------------------------
 
@@ -121,6 +121,13 @@ MAX_RECEIVED_AT_AHEAD_MS: Final = 86_400_000
 # A payload is one reading or {"readings": [...]}: three levels. Deeper input is refused
 # before it is parsed (a deep enough nest makes any recursive parser or encoder fail).
 MAX_NESTING_DEPTH: Final = 4
+# A message is JSON text, or that text gzip-compressed (RFC 1952, one member): a meter that
+# can compress sends a fifth of the bytes. The gzip magic cannot begin a JSON text, so each
+# message names its own encoding, and meters of either kind share a fleet. A compressed
+# payload is held to MAX_PAYLOAD_BYTES once inflated too (inflation stops there).
+PayloadEncoding = Literal["gzip", "json"]
+PAYLOAD_ENCODINGS: Final = get_args(PayloadEncoding)
+GZIP_MAGIC: Final = b"\x1f\x8b"
 # The encoded size of one reading (codec.py) at most: time, register and power deltas as
 # varints of their largest possible values. It bounds every item by construction.
 MAX_POINT_BYTES: Final = 16
@@ -134,6 +141,7 @@ class QuarantineReason:
 
     BAD_ENVELOPE = "bad_envelope"  # Kinesis data is not the topic rule's JSON
     OVERSIZED = "oversized_payload"
+    BAD_COMPRESSION = "bad_compression"  # begins as gzip, but does not inflate whole
     NOT_UTF8 = "not_utf8"
     MALFORMED_JSON = "malformed_json"
     NOT_A_READING = "not_a_reading"  # JSON, but neither a reading nor {"readings": [...]}

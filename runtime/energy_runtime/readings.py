@@ -13,6 +13,7 @@ import json
 import math
 import re
 import time
+import zlib
 from base64 import b64decode
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +21,7 @@ from typing import Any
 
 from energy_runtime.codec import Point
 from energy_runtime.contract import (
+    GZIP_MAGIC,
     MAX_ABS_EPOCH_S,
     MAX_ENERGY_WH,
     MAX_NESTING_DEPTH,
@@ -100,6 +102,30 @@ def too_deep(raw: bytes, limit: int = MAX_NESTING_DEPTH) -> bool:
         if not nest:
             return False
     return b"(" in nest
+
+
+_GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip header and trailer, not zlib's or raw deflate
+
+
+def inflate(raw: bytes, limit: int) -> bytes | tuple[str, str]:
+    """A gzip payload's JSON text, or a (reason, detail) pair. Inflation stops one byte past
+    `limit`, so a small payload that would inflate to gigabytes costs a bounded amount of
+    memory and time, and is refused as oversized like any other payload."""
+    inflater = zlib.decompressobj(_GZIP_WBITS)
+    try:
+        text = inflater.decompress(raw, limit + 1)
+    except zlib.error as error:
+        return Reason.BAD_COMPRESSION, f"gzip: {error}"
+    if len(text) > limit:
+        return Reason.OVERSIZED, f"{len(raw)} gzip bytes inflate beyond {limit} bytes"
+    if not inflater.eof:
+        return Reason.BAD_COMPRESSION, f"gzip stream ends early ({len(raw)} bytes)"
+    if inflater.unused_data:
+        return (
+            Reason.BAD_COMPRESSION,
+            f"{len(inflater.unused_data)} bytes after the gzip stream (one member only)",
+        )
+    return text
 
 
 def _optional_problem(name: str, value: Any) -> str | None:
@@ -246,6 +272,14 @@ def decode_record(
             sequence_number,
             raw,
         )
+    if raw[:2] == GZIP_MAGIC:
+        inflated = inflate(raw, max_payload_bytes)
+        if isinstance(inflated, tuple):
+            reason, detail = inflated
+            return _reject_record(out, reason, detail, device_id, received_at, sequence_number, raw)
+        # What follows judges (and quarantines) the JSON text: a quarantined line keeps
+        # text a replay can send again, whichever encoding the meter used.
+        raw = inflated
     if too_deep(raw):
         return _reject_record(
             out,

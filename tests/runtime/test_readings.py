@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from typing import Any
@@ -169,3 +170,78 @@ def test_no_payload_can_crash_the_decoder_or_lose_a_reading(payload: bytes) -> N
     assert received == out.accepted_count + len(out.rejected)
     for rejection in out.rejected:
         json.dumps(rejection.raw)  # what the quarantine writes must serialise
+
+
+# --- gzip-compressed messages (fleet.payload_encoding) ------------------------------------
+
+
+def _decode(payload: bytes, limit: int = 131_072) -> Decoded:
+    out = Decoded()
+    received = decode_record(kinesis_record("m-1", payload, RECEIVED_MS, 1), limit, RULES, out)
+    assert received == out.accepted_count + len(out.rejected)
+    return out
+
+
+def _outcome(out: Decoded) -> tuple[Any, ...]:
+    return (
+        out.points,
+        out.latest,
+        [(r.reason, r.index, r.raw if r.index is not None else None) for r in out.rejected],
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_a_gzip_message_reads_exactly_as_its_json_text(value: Any) -> None:
+    """Old meters (JSON) and new ones (gzip) share a fleet: the same readings, the same
+    rejections, whichever encoding carried them."""
+    text = json.dumps(value).encode()
+    assert _outcome(_decode(gzip.compress(text, mtime=0))) == _outcome(_decode(text))
+
+
+def test_a_whole_gzip_message_quarantined_keeps_its_text_for_a_replay() -> None:
+    out = _decode(gzip.compress(b'{"readings": [{"ts": 1,'))
+    assert [r.reason for r in out.rejected] == [Reason.MALFORMED_JSON]
+    assert out.rejected[0].raw == '{"readings": [{"ts": 1,'
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (gzip.compress(json.dumps(GOOD).encode())[:-4], Reason.BAD_COMPRESSION),  # truncated
+        (gzip.compress(json.dumps(GOOD).encode()) + b"\x00", Reason.BAD_COMPRESSION),
+        (gzip.compress(json.dumps(GOOD).encode()) * 2, Reason.BAD_COMPRESSION),  # two members
+        (b"\x1f\x8b\x08\x00" + b"\xff" * 40, Reason.BAD_COMPRESSION),  # not deflate inside
+        (gzip.compress(b"[" * 500 + b"]" * 500), Reason.TOO_DEEP),
+        (gzip.compress(b"\xff\xfe garbage"), Reason.NOT_UTF8),
+        (gzip.compress(gzip.compress(json.dumps(GOOD).encode())), Reason.NOT_UTF8),  # one layer
+    ],
+)
+def test_each_gzip_defect_is_quarantined_with_its_reason(payload: bytes, reason: str) -> None:
+    out = _decode(payload)
+    assert [r.reason for r in out.rejected] == [reason] and out.accepted_count == 0
+
+
+def test_a_gzip_bomb_inflates_only_to_the_payload_limit() -> None:
+    bomb = gzip.compress(b" " * 50_000_000, compresslevel=9)  # 49 KB that inflate to 50 MB
+    assert len(bomb) < 131_072
+    out = _decode(bomb)
+    assert [r.reason for r in out.rejected] == [Reason.OVERSIZED]
+    assert "inflate beyond 131072" in out.rejected[0].detail
+    assert len(out.rejected[0].raw) < 5_000  # an excerpt of what was sent, not the inflation
+
+
+def test_a_gzip_message_at_the_limit_once_inflated_is_read() -> None:
+    body = json.dumps({"readings": [GOOD] * 2000}, separators=(",", ":")).encode()
+    assert _decode(gzip.compress(body), limit=len(body)).accepted_count == 2000
+    assert _decode(gzip.compress(body), limit=len(body) - 1).rejected[0].reason == (
+        Reason.OVERSIZED
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=96))
+def test_no_bytes_after_the_gzip_magic_can_crash_the_decoder(tail: bytes) -> None:
+    out = _decode(b"\x1f\x8b" + tail)
+    for rejection in out.rejected:
+        json.dumps(rejection.raw)
