@@ -379,8 +379,14 @@ class FleetSettings(_Settings):
         30,
         ge=1,
         le=200,
-        doc="readings a meter sends in one MQTT message (30 compact readings fit one 5 KB "
-        "IoT metering step; more are billed as further steps)",
+        doc="readings a meter sends in one MQTT message (30 plain JSON readings fit one 5 KB "
+        "IoT metering step, ~270 gzip ones; more are billed as further steps)",
+    )
+    payload_encoding: contract.PayloadEncoding = setting(
+        "gzip",
+        doc="how a meter encodes a message: gzip (RFC 1952; 30 readings in ~0.7 KB instead "
+        "of ~4.3 KB, one Firehose 5 KB step) or json (plain text, for firmware without "
+        "zlib). The batching function reads both, so a fleet may mix them",
     )
     offline_buffer_readings: int = setting(
         8640,

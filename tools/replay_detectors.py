@@ -124,7 +124,7 @@ def replay(
     simulation = Simulation(scenario)
     devices: dict[str, Device] = {}
     for message in simulation.messages():
-        devices.setdefault(message.device_id, Device()).points.extend(_points(message.payload))
+        devices.setdefault(message.device_id, Device()).points.extend(_points(message.text))
     places = scenario.places()
     out = Replayed()
     energies = {

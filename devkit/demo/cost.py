@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from energy_runtime import contract
+
 from devkit.settings import LOCAL_ENVIRONMENT, dev_config
 from energy_monitoring.costs import model, prices
 
@@ -41,6 +43,7 @@ def compare(
     duration_s: float,
     interval_s: int,
     readings_per_message: int,
+    payload_encoding: contract.PayloadEncoding,
     reading_bytes: float,
     measured: dict[str, float],
     alerts: int,
@@ -55,7 +58,8 @@ def compare(
         apartments=apartments,
         reading_interval_s=interval_s,
         readings_per_message=readings_per_message,
-        reading_bytes=round(reading_bytes),
+        payload_encoding=payload_encoding,
+        reading_bytes=reading_bytes,
         alerts_per_apartment_day=alerts / max(apartments * days, 1e-9),
         extra_message_rate=extra_message_rate,
         late_message_rate=late_message_rate,

@@ -88,6 +88,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="readings per MQTT message (fleet.readings_per_message)",
     )
     parser.add_argument(
+        "--payload-encoding",
+        choices=contract.PAYLOAD_ENCODINGS,
+        default=fleet.payload_encoding,
+        help="how the meters encode a message (fleet.payload_encoding)",
+    )
+    parser.add_argument(
         "--speed",
         type=float,
         default=0.0,
@@ -575,6 +581,7 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         days=args.days,
         interval_s=args.interval,
         readings_per_message=args.readings_per_message,
+        payload_encoding=args.payload_encoding,
         speed=args.speed or 1440.0,
         seed=args.seed,
         faults=Faults(
@@ -633,7 +640,8 @@ def _publish(
     print(
         f"==> {scenario.apartments} apartments, {scenario.days:g} simulated day(s)"
         f" at {scenario.interval_s}-s readings,"
-        f" {scenario.readings_per_message} per message, {scenario.speed:g}x real time",
+        f" {scenario.readings_per_message} per {scenario.payload_encoding} message,"
+        f" {scenario.speed:g}x real time",
         flush=True,
     )
     print(
@@ -840,6 +848,7 @@ def _cost(
         duration_s=scenario.duration_s,
         interval_s=scenario.interval_s,
         readings_per_message=scenario.readings_per_message,
+        payload_encoding=scenario.payload_encoding,
         reading_bytes=stats.payload_bytes / max(stats.readings, 1),
         measured=measured,
         alerts=len(results.alerts),

@@ -163,7 +163,7 @@ def meter_drops(dropped: list[Message], duplicated: set[tuple[str, bytes]]) -> M
         if message.kind == "duplicate" or (key in duplicated and key not in dropped_copies):
             copies += message.readings
         elif message.last_ts:  # readings, not garbage
-            body = json.loads(message.payload)
+            body = json.loads(message.text)
             for reading in body.get("readings", [body]):
                 missing.setdefault(message.device_id, set()).add(int(reading["ts"]))
     return MeterDrops(

@@ -3,7 +3,8 @@
 Simulated time runs `speed` times faster than the wall clock. Every `interval_s` of
 simulated time each meter takes a reading (event time, import register in Wh with mWh
 resolution, power in W); every `readings_per_message` readings it publishes them as one
-message (`{"readings": [...]}`, or a bare reading when that is 1) to its own topic.
+message (`{"readings": [...]}`, or a bare reading when that is 1) to its own topic, as
+JSON text or gzip-compressed (`fleet.payload_encoding`).
 
 Faults are injected at configurable rates, and the ground truth records what the pipeline
 must make of them (see `GroundTruth`):
@@ -11,7 +12,8 @@ must make of them (see `GroundTruth`):
 - late: a message is held back and published `late_delay_s` of simulated time later;
 - reset: the meter is swapped for a new one whose register starts at zero;
 - garbage: an extra message that is malformed (not JSON, a missing field, a wrong type,
-  a negative register); each garbage message holds exactly one reading's worth of input.
+  a negative register, a cut-off gzip stream); each garbage message holds exactly one
+  reading's worth of input.
 
 Labelled incidents (`devkit.simulator.incidents`) change what an apartment uses (a heater
 left on for a night, a week away) or what its meter sends (silent for an hour: it keeps
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gzip
 import heapq
 import json
 import random
@@ -49,7 +52,13 @@ from devkit.settings import dev_config
 from devkit.simulator import incidents as labelled
 from devkit.simulator.profiles import DAY_S, ApartmentProfile, Event
 
-GARBAGE_KINDS = ("not-json", "missing-field", "wrong-type", "negative-register")
+GARBAGE_KINDS = ("not-json", "missing-field", "wrong-type", "negative-register", "cut-gzip")
+
+
+def encode_payload(text: bytes, encoding: contract.PayloadEncoding) -> bytes:
+    """A message as a meter of that encoding sends it. No timestamp in the gzip header
+    (mtime=0): a retransmission is byte for byte the message it repeats."""
+    return gzip.compress(text, mtime=0) if encoding == "gzip" else text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +92,7 @@ class Scenario:
     days: float = 1.0
     interval_s: int = FLEET.reading_interval_seconds
     readings_per_message: int = FLEET.readings_per_message
+    payload_encoding: contract.PayloadEncoding = FLEET.payload_encoding
     speed: float = 1440.0  # simulated seconds per wall-clock second
     start_epoch_s: int = 0  # 0: midnight UTC, `days` before today
     seed: int = 7
@@ -100,6 +110,7 @@ class Scenario:
             "days": self.days > 0,
             "interval_s": self.interval_s >= 1,
             "readings_per_message": self.readings_per_message >= 1,
+            "payload_encoding": self.payload_encoding in contract.PAYLOAD_ENCODINGS,
             "speed": self.speed > 0,
             "apartments_per_building": self.apartments_per_building >= 1,
         }
@@ -187,6 +198,14 @@ class Message:
     last_ts: int  # event time of its newest reading (0 for garbage)
     kind: str  # "readings", "duplicate", "late" or a garbage kind
 
+    @property
+    def text(self) -> bytes:
+        """The payload's JSON text, whichever encoding carried it (readings only: garbage
+        need not inflate)."""
+        if self.payload[:2] == contract.GZIP_MAGIC:
+            return gzip.decompress(self.payload)
+        return self.payload
+
 
 class Publisher(Protocol):
     def publish(self, message: Message) -> None: ...
@@ -211,14 +230,18 @@ def _reading(
     }
 
 
-def _garbage(kind: str, ts: int) -> bytes:
+def _garbage(kind: str, ts: int, encoding: contract.PayloadEncoding) -> bytes:
     if kind == "not-json":
         return b"\x00\xff{not json"
+    if kind == "cut-gzip":  # a stream cut short, whatever the meter's encoding
+        return gzip.compress(json.dumps({"ts": ts, "energy_wh": 1.0}).encode(), mtime=0)[:-6]
     if kind == "missing-field":
-        return json.dumps({"ts": ts, "power_w": 120.0}).encode()
-    if kind == "wrong-type":
-        return json.dumps({"ts": ts, "energy_wh": "lots", "power_w": 120.0}).encode()
-    return json.dumps({"ts": ts, "energy_wh": -5.0, "power_w": 120.0}).encode()
+        text = json.dumps({"ts": ts, "power_w": 120.0}).encode()
+    elif kind == "wrong-type":
+        text = json.dumps({"ts": ts, "energy_wh": "lots", "power_w": 120.0}).encode()
+    else:
+        text = json.dumps({"ts": ts, "energy_wh": -5.0, "power_w": 120.0}).encode()
+    return encode_payload(text, encoding)
 
 
 class Simulation:
@@ -359,7 +382,9 @@ class Simulation:
                     continue
                 pending[device] = []
                 body = batch[0] if len(batch) == 1 else {"readings": batch}
-                payload = json.dumps(body, separators=(",", ":")).encode()
+                payload = encode_payload(
+                    json.dumps(body, separators=(",", ":")).encode(), sc.payload_encoding
+                )
                 message = Message(ts, device, payload, len(batch), ts, "readings")
                 silent_until = self._silent_until(device, ts)
                 if silent_until is not None:  # kept, and sent when it can send again
@@ -388,7 +413,8 @@ class Simulation:
                 if rng.random() < faults.garbage_rate:
                     kind = rng.choice(GARBAGE_KINDS)
                     truth.garbage_messages += 1
-                    yield Message(ts, device, _garbage(kind, ts), 1, 0, kind)
+                    garbage = _garbage(kind, ts, sc.payload_encoding)
+                    yield Message(ts, device, garbage, 1, 0, kind)
         while held:
             yield heapq.heappop(held)[2]
         for truth in self.truth.values():
@@ -599,6 +625,9 @@ def main(argv: list[str] | None = None) -> None:
         help="seconds between readings",
     )
     parser.add_argument("--readings-per-message", type=int, default=FLEET.readings_per_message)
+    parser.add_argument(
+        "--payload-encoding", choices=contract.PAYLOAD_ENCODINGS, default=FLEET.payload_encoding
+    )
     parser.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--endpoint", help="AWS IoT endpoint host[:port] (ATS)")
@@ -615,6 +644,7 @@ def main(argv: list[str] | None = None) -> None:
         days=args.days,
         interval_s=args.interval,
         readings_per_message=args.readings_per_message,
+        payload_encoding=args.payload_encoding,
         speed=args.speed,
         seed=args.seed,
         faults=Faults(duplicate_rate=0, late_rate=0, reset_rate=0, garbage_rate=0)

@@ -48,6 +48,10 @@ def cost(
     readings_per_message: Annotated[
         int | None, typer.Option(min=1, max=200, help="Readings per MQTT message [fleet].")
     ] = None,
+    payload_encoding: Annotated[
+        Literal["gzip", "json"] | None,
+        typer.Option(help="How meters encode a message [fleet]."),
+    ] = None,
     basic_ingest: Annotated[
         bool | None,
         typer.Option("--basic-ingest/--no-basic-ingest", help="Publish through Basic Ingest."),
@@ -126,6 +130,7 @@ def cost(
         apartments=apartments,
         reading_interval_s=interval or config.fleet.reading_interval_seconds,
         readings_per_message=readings_per_message or config.fleet.readings_per_message,
+        payload_encoding=payload_encoding or config.fleet.payload_encoding,
         alerts_per_apartment_day=alerts_per_day,
     )
     design = model.Design.from_config(config, region=region or config.region or DEFAULT_REGION)
@@ -277,7 +282,8 @@ def _plot(path: Path, fleet: Fleet, design: Design, prices: Any) -> None:
     axes.set_ylabel("USD per apartment and month")
     axes.set_title(
         f"{design.region}: {fleet.reading_interval_s} s readings, {fleet.readings_per_message} "
-        f"per message, window {design.window_s} s, shards and capacity as needed"
+        f"per {fleet.payload_encoding} message, window {design.window_s} s, "
+        "shards and capacity as needed"
     )
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()

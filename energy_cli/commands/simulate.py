@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -50,6 +50,10 @@ def simulate(
         int | None,
         typer.Option(min=1, max=1000, help="Readings per message [default: fleet setting, 30]."),
     ] = None,
+    payload_encoding: Annotated[
+        Literal["gzip", "json"] | None,
+        typer.Option(help="How the meters encode a message [default: fleet setting, gzip]."),
+    ] = None,
     speed: Annotated[
         float, typer.Option(min=0.01, help="Simulated seconds per wall-clock second.")
     ] = 60.0,
@@ -82,6 +86,7 @@ def simulate(
         days=days,
         interval_s=interval or fleet.interval_s,
         readings_per_message=readings_per_message or fleet.readings_per_message,
+        payload_encoding=payload_encoding or fleet.payload_encoding,
         speed=speed,
         seed=seed,
         start_epoch_s=int(time.time()) - duration_s,

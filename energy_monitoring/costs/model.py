@@ -50,10 +50,17 @@ GB = 1024**3
 # What a reading weighs, measured on the simulator's JSON readings (8 fields, as
 # docs/contract.md defines them; 141 B on average): `make demo` reports its run's figure.
 READING_JSON_BYTES = 141
+# A gzip message (fleet.payload_encoding), measured on a day of the simulator's messages of
+# 6 to 190 readings: ~160 B (its header, trailer and the text's keys), then ~18 B a reading
+# (30: ~0.7 KB, against ~4.3 KB as text). tests/devkit/test_meters.py holds this within 10%.
+GZIP_MESSAGE_BYTES = 160
+GZIP_BYTES_PER_READING = 18
 # The topic rule's Kinesis record around the payload: base64 of it plus device and time.
 RECORD_OVERHEAD_BYTES = 120
-# A Parquet row in the raw archive (payload kept as base64, snappy): measured by the demo.
-RAW_PARQUET_BYTES_PER_READING = 41.0
+# A Parquet row in the raw archive per reading it carries (payload kept as base64, snappy):
+# JSON text measured by the demo. Base64 of gzip, which snappy cannot shrink, weighs 0.72
+# of it (a simulated day of 200 meters written side by side: 31.6 B against 43.6 B).
+RAW_PARQUET_BYTES_PER_READING = {"json": 41.0, "gzip": 30.0}
 # An interval row in processed/ (Parquet, snappy).
 PROCESSED_PARQUET_BYTES_PER_ROW = 60.0
 # DynamoDB items as DynamoDB sizes them, measured on what the processor writes for 10 s
@@ -116,7 +123,9 @@ class Fleet:
     apartments: int
     reading_interval_s: int
     readings_per_message: int
-    reading_bytes: int = READING_JSON_BYTES
+    payload_encoding: str = "gzip"  # fleet.payload_encoding
+    # Bytes a reading adds to a message as sent (a measured run's figure); None: the model's.
+    reading_bytes: float | None = None
     alerts_per_apartment_day: float = 0.5
     # Messages beyond the readings' own: retransmissions (QoS 1 duplicates) and malformed
     # ones, as a share of them (the demo injects both).
@@ -125,9 +134,29 @@ class Fleet:
     # takes its processor invocation into one more, older hour partition of processed/.
     late_message_rate: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.payload_encoding not in contract.PAYLOAD_ENCODINGS:
+            raise ValueError(
+                f"payload_encoding must be one of {contract.PAYLOAD_ENCODINGS}, "
+                f"got {self.payload_encoding!r}"
+            )
+
     @property
-    def message_bytes(self) -> int:
-        return self.readings_per_message * self.reading_bytes + 16  # {"readings":[...]}
+    def gzip(self) -> bool:
+        return self.payload_encoding == "gzip"
+
+    @property
+    def message_bytes(self) -> float:
+        n = self.readings_per_message
+        if self.reading_bytes is not None:
+            return n * self.reading_bytes + (0 if self.gzip else 16)
+        if self.gzip:
+            return GZIP_MESSAGE_BYTES + n * GZIP_BYTES_PER_READING
+        return n * READING_JSON_BYTES + 16  # {"readings":[...]}
+
+    @property
+    def raw_parquet_bytes_per_reading(self) -> float:
+        return RAW_PARQUET_BYTES_PER_READING[self.payload_encoding]
 
     @property
     def record_bytes(self) -> float:
@@ -310,7 +339,7 @@ def counts(
     with_late = processor * (1 - math.exp(-late / processor)) if processor else 0.0
     processed_puts = processor * _hour_partitions(covered_s) + with_late
     flushes = seconds / design.firehose_buffer_s
-    by_size = readings * RAW_PARQUET_BYTES_PER_READING / (design.firehose_buffer_mb * 2**20)
+    by_size = readings * fleet.raw_parquet_bytes_per_reading / (design.firehose_buffer_mb * 2**20)
     raw_puts = max(flushes, by_size)
     return Counts(
         messages=messages,
@@ -399,7 +428,7 @@ def monthly_lines(fleet: Fleet, design: Design) -> list[Line]:
         *_table_capacity_lines(c, design),
         Line("DynamoDB", "storage_gb_month", table_gb, "100 B index overhead per item"),
     ]
-    raw_gb_month = readings * RAW_PARQUET_BYTES_PER_READING / GB
+    raw_gb_month = readings * fleet.raw_parquet_bytes_per_reading / GB
     processed_gb_month = c.processed_rows * PROCESSED_PARQUET_BYTES_PER_ROW / GB
     objects_month = c.s3_processed_puts + c.s3_raw_puts
     lines += [
@@ -581,7 +610,9 @@ def naive_lines(fleet: Fleet, design: Design) -> list[Line]:
     rule action and a Lambda invocation per message, three DynamoDB items and an S3
     object per reading."""
     readings = fleet.apartments * SECONDS_PER_MONTH / fleet.reading_interval_s
-    single = replace(fleet, readings_per_message=1)
+    # A reading as plain JSON text (a meter sending each reading alone gains nothing by
+    # compressing it).
+    single = replace(fleet, readings_per_message=1, payload_encoding="json", reading_bytes=None)
     return [
         Line("IoT Core", "connectivity", fleet.apartments * HOURS_PER_MONTH * 60 / 1e6),
         Line("IoT Core", "messaging",

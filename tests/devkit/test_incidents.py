@@ -62,7 +62,7 @@ def test_a_heater_night_a_week_away_a_silent_hour_and_a_stuck_meter_happen_as_la
     messages = list(simulation.messages())
     registers: dict[str, list[tuple[int, float, float]]] = {}  # (ts, register, power) by device
     for message in messages:
-        body = json.loads(message.payload)
+        body = json.loads(message.text)
         readings = body.get("readings", [body])
         registers.setdefault(message.device_id, []).extend(
             (r["ts"], r["energy_wh"], r["power_w"]) for r in readings
@@ -114,7 +114,7 @@ def test_a_heater_night_a_week_away_a_silent_hour_and_a_stuck_meter_happen_as_la
     assert sent == sum(t.readings for t in simulation.truth.values())
     per_device: dict[str, list[int]] = {}
     for message in messages:
-        body = json.loads(message.payload)
+        body = json.loads(message.text)
         per_device.setdefault(message.device_id, []).extend(
             r["ts"] for r in body.get("readings", [body]))  # fmt: skip
     assert all(len(stamps) == len(set(stamps)) for stamps in per_device.values())

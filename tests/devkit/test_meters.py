@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from energy_runtime import contract
 from energy_runtime.aggregate import LOOKBACK
+from energy_runtime.contract import QuarantineReason
+from energy_runtime.readings import Decoded, decode_record
+from energy_runtime.settings import ReadingRules
 
 from devkit.emulators.broker import RULE_CLIENT_NAME, start_broker
 from devkit.emulators.mqtt import connect, tls_client
 from devkit.emulators.pki import CertificateAuthority
 from devkit.runner.processes import wait_until
 from devkit.simulator.meters import Faults, Message, MqttPublisher, Scenario, Simulation, main
+from energy_monitoring.costs import model
 
 START = 1_794_700_800  # a Monday, 00:00 UTC
 
@@ -36,7 +42,7 @@ def test_a_clean_run_publishes_every_reading_once_in_order() -> None:
     simulation, messages = simulate(apartments=3, days=0.25, readings_per_message=6, faults=faults)
     per_device: dict[str, list[dict]] = {}
     for message in messages:
-        per_device.setdefault(message.device_id, []).extend(readings_of(message.payload))
+        per_device.setdefault(message.device_id, []).extend(readings_of(message.text))
     steps = 0.25 * 86_400 / 10 + 1
     for device, readings in per_device.items():
         assert len(readings) == steps == simulation.truth[device].readings
@@ -69,7 +75,8 @@ def test_faults_are_injected_and_accounted_for() -> None:
     truth = simulation.truth.values()
     assert kinds["duplicate"] > 0 and kinds["late"] > 0
     garbage = sum(
-        kinds[k] for k in ("not-json", "missing-field", "wrong-type", "negative-register")
+        kinds[k]
+        for k in ("not-json", "missing-field", "wrong-type", "negative-register", "cut-gzip")
     )
     assert garbage == sum(t.garbage_messages for t in truth) > 0
     assert sum(m.readings for m in messages if m.kind == "duplicate") == sum(
@@ -84,6 +91,44 @@ def test_faults_are_injected_and_accounted_for() -> None:
     for t in swapped:
         assert t.expected_energy_wh < t.physical_energy_wh
     assert LOOKBACK >= 1
+
+
+@pytest.mark.parametrize("per_message", [6, 30, 90])
+def test_gzip_messages_weigh_what_the_cost_model_says(per_message: int) -> None:
+    """The model prices IoT 5 KB steps, Kinesis payload units and Firehose's 5 KB rounding
+    from these sizes, so they are held to what the simulator really sends."""
+    faults = Faults(duplicate_rate=0, late_rate=0, reset_rate=0, garbage_rate=0)
+    _, messages = simulate(apartments=4, days=1, readings_per_message=per_message,
+                           payload_encoding="gzip", faults=faults)  # fmt: skip
+    full = [m for m in messages if m.readings == per_message]
+    assert full and all(m.payload[:2] == contract.GZIP_MAGIC for m in full)
+    measured = sum(len(m.payload) for m in full) / len(full)
+    fleet = model.Fleet(apartments=1, reading_interval_s=10, readings_per_message=per_message)
+    assert measured == pytest.approx(fleet.message_bytes, rel=0.10)
+    plain = model.Fleet(apartments=1, reading_interval_s=10, readings_per_message=per_message,
+                        payload_encoding="json")  # fmt: skip
+    assert sum(len(m.text) for m in full) / len(full) == pytest.approx(
+        plain.message_bytes, rel=0.10
+    )
+
+
+def test_gzip_and_json_fleets_send_the_same_readings() -> None:
+    faults = Faults(duplicate_rate=0.05, late_rate=0.05, reset_rate=0, garbage_rate=0.05)
+    _, packed = simulate(apartments=3, days=0.05, payload_encoding="gzip", faults=faults)
+    _, plain = simulate(apartments=3, days=0.05, payload_encoding="json", faults=faults)
+    assert [(m.device_id, m.kind, m.text) for m in packed if m.last_ts] == [
+        (m.device_id, m.kind, m.payload) for m in plain if m.last_ts
+    ]
+    cut = [m for m in packed if m.kind == "cut-gzip"]
+    out = Decoded(now_ms=START * 1000)
+    for i, message in enumerate(cut):
+        envelope = {"payload": base64.b64encode(message.payload).decode(),
+                    "device_id": message.device_id, "received_at": START * 1000}  # fmt: skip
+        data = base64.b64encode(json.dumps(envelope).encode()).decode()
+        record = {"kinesis": {"partitionKey": message.device_id, "sequenceNumber": str(i),
+                              "data": data, "approximateArrivalTimestamp": START}}  # fmt: skip
+        decode_record(record, 131_072, ReadingRules(), out)
+    assert [r.reason for r in out.rejected] == [QuarantineReason.BAD_COMPRESSION] * len(cut)
 
 
 def test_same_seed_same_scenario() -> None:

@@ -31,7 +31,7 @@ def stored_as_the_pipeline_would(arrived: list[Message]) -> Results:
         if not message.last_ts:
             results.quarantined += message.readings
             continue
-        body = json.loads(message.payload)
+        body = json.loads(message.text)
         for reading in body.get("readings", [body]):
             readings[message.device_id][reading["ts"]] = reading["energy_wh"]
     for device, registers in readings.items():
