@@ -30,6 +30,7 @@ from energy_runtime import contract
 
 from devkit.metering import WRITE_ACTIONS, write_units
 from devkit.settings import dev_config
+from devkit.simulator.meters import encode_payload
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "runtime"))
@@ -47,7 +48,10 @@ KINESIS_BATCH_SIZE = 10_000
 
 
 def device_messages(
-    devices: int, start_s: int, seconds: int, encoding: str = FLEET.payload_encoding
+    devices: int,
+    start_s: int,
+    seconds: int,
+    encoding: contract.PayloadEncoding = FLEET.payload_encoding,
 ) -> list[tuple[int, str, bytes]]:
     """(receive time ms, device, MQTT payload) for every device message in the window,
     in receive order; every device reads every READING_PERIOD_S and publishes every
@@ -72,8 +76,7 @@ def device_messages(
                     }
                 )
             payload = json.dumps({"readings": readings}).encode()
-            if encoding == "gzip":
-                payload = gzip.compress(payload, mtime=0)
+            payload = encode_payload(payload, encoding)
             out.append((publish * 1000 + 250, device, payload))
     out.sort()
     return out
@@ -117,7 +120,7 @@ def bare_decode(records: list[dict[str, Any]]) -> int:
     for record in records:
         envelope = json.loads(base64.b64decode(record["kinesis"]["data"]))
         payload = base64.b64decode(envelope["payload"])
-        if payload[:2] == b"\x1f\x8b":
+        if payload[:2] == contract.GZIP_MAGIC:
             payload = gzip.decompress(payload)
         body = json.loads(payload)
         count += len(body["readings"]) if "readings" in body else 1
