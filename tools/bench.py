@@ -331,7 +331,7 @@ def throughput(cloud: Cloud, devices: int, repeats: int) -> dict[str, Any]:
 
     processor_rate, processor_wall = best_rate(readings, apply_all, 1)
     # The same readings as the other encoding, side by side in this run.
-    other = "json" if FLEET.payload_encoding == "gzip" else "gzip"
+    other: contract.PayloadEncoding = "json" if FLEET.payload_encoding == "gzip" else "gzip"
     other_event = {
         "Records": kinesis_records(device_messages(devices, T0, 3600, other)[:KINESIS_BATCH_SIZE])
     }
