@@ -20,6 +20,7 @@ second time:
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Callable, Iterator
@@ -35,9 +36,6 @@ from energy_cli.functions import function_environment
 SQS_BATCH = 10  # ReceiveMessage's limit
 KINESIS_EVENT_RECORDS = 1000  # records per replayed batching event
 VISIBILITY_S = 120  # a message being replayed is hidden this long from other consumers
-# What a quarantined line keeps of an input it could not read whole (readings.py): such a
-# line cannot be replayed, the raw archive has the full record.
-EXCERPT_MARK = " bytes]"
 
 
 @dataclass
@@ -83,6 +81,11 @@ class _CurrentStderr:
 
 
 _STDERR: Any = _CurrentStderr()
+
+
+def _metrics_to_stderr() -> contextlib.AbstractContextManager[Any]:
+    """The handlers print their metrics (EMF JSON) to stdout too, for the same reason."""
+    return contextlib.redirect_stdout(_STDERR)
 
 
 def _queue_arn(sqs: Any, url: str) -> str:
@@ -148,7 +151,10 @@ def dead_letters(
     dynamodb, s3, sns, iot = (clients.client(name) for name in names)
     for batch in _messages(sqs, url, outcome.found):
         event = {"Records": [_sqs_record(m, arn, region) for m in batch]}
-        result = process_sqs_event(event, config=config, dynamodb=dynamodb, s3=s3, sns=sns, iot=iot)
+        with _metrics_to_stderr():
+            result = process_sqs_event(
+                event, config=config, dynamodb=dynamodb, s3=s3, sns=sns, iot=iot
+            )
         failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
         _delete(sqs, url, [m for m in batch if m["MessageId"] not in failed])
         outcome.replayed += len(batch)
@@ -290,7 +296,8 @@ def stream_failures(
             failures = 0
             for start in range(0, len(events), KINESIS_EVENT_RECORDS):
                 chunk = {"Records": events[start : start + KINESIS_EVENT_RECORDS]}
-                result = process_kinesis_event(chunk, config=config, sqs=sqs, s3=s3)
+                with _metrics_to_stderr():
+                    result = process_kinesis_event(chunk, config=config, sqs=sqs, s3=s3)
                 failures += len(result.get("batchItemFailures", []))
             outcome.replayed += len(events)
             if failures:
@@ -376,17 +383,17 @@ def quarantine(
         raw, device, received = line.get("raw"), line.get("device_id"), line.get("received_at")
         if (
             not isinstance(raw, str)
-            or raw.endswith(EXCERPT_MARK)
+            or raw.endswith(contract.EXCERPT_MARK)
             or not isinstance(device, str)
             or not isinstance(received, int)
         ):
             outcome.skipped += 1  # an excerpt, or no trusted device and receive time
             continue
-        envelope = {
-            "device_id": device,
-            "received_at": received,
-            "payload": base64.b64encode(raw.encode()).decode(),
-        }
+        if line.get(contract.QUARANTINE_RAW_ENCODING) == contract.QUARANTINE_RAW_BASE64:
+            payload = raw  # the bytes as the meter sent them (a gzip payload)
+        else:
+            payload = base64.b64encode(raw.encode()).decode()
+        envelope = {"device_id": device, "received_at": received, "payload": payload}
         events.append(
             _kinesis_record(
                 data=json.dumps(envelope).encode(), partition_key=device,
@@ -402,7 +409,8 @@ def quarantine(
     for first in range(0, len(events), KINESIS_EVENT_RECORDS):
         chunk = events[first : first + KINESIS_EVENT_RECORDS]
         counter = _QuarantineCounter()
-        process_kinesis_event({"Records": chunk}, config=config, sqs=sqs, s3=counter)
+        with _metrics_to_stderr():
+            process_kinesis_event({"Records": chunk}, config=config, sqs=sqs, s3=counter)
         outcome.replayed += len(chunk)
         outcome.still_failing += counter.lines
         outcome.applied += len(chunk) - counter.lines

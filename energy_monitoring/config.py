@@ -163,7 +163,15 @@ DeploymentConfig = Literal[
 
 class FunctionSettings(_Settings):
     architecture: Literal["arm64", "x86_64"] = setting("arm64", doc="Lambda architecture")
-    batching_memory_mb: int = setting(1024, ge=128, le=10240, doc="batching Lambda memory")
+    batching_memory_mb: int = setting(
+        contract.DEFAULT_LAMBDA_MEMORY_MB,
+        ge=128,
+        le=10240,
+        doc=(
+            "batching Lambda memory; a batch parses at most "
+            f"{contract.BATCH_TEXT_BYTES_PER_MEMORY_MB // 1024} KiB of text per MB of it"
+        ),
+    )
     batching_timeout_seconds: int = setting(120, ge=10, le=900, doc="batching Lambda timeout")
     processor_memory_mb: int = setting(1024, ge=128, le=10240, doc="processor Lambda memory")
     processor_timeout_seconds: int = setting(120, ge=10, le=900, doc="processor Lambda timeout")

@@ -36,7 +36,7 @@ def process_kinesis_event(
     if not records:
         return {"batchItemFailures": []}
     event_source_arn = records[0].get("eventSourceARN", "")
-    decoded = Decoded()
+    decoded = Decoded(text_budget=config.max_batch_text_bytes)
     received = 0
     rules, max_bytes = config.rules, config.max_payload_bytes
     # The decode loop allocates ~10 objects per reading and creates no reference cycles:

@@ -122,12 +122,28 @@ MAX_RECEIVED_AT_AHEAD_MS: Final = 86_400_000
 # before it is parsed (a deep enough nest makes any recursive parser or encoder fail).
 MAX_NESTING_DEPTH: Final = 4
 # A message is JSON text, or that text gzip-compressed (RFC 1952, one member): a meter that
-# can compress sends a fifth of the bytes. The gzip magic cannot begin a JSON text, so each
-# message names its own encoding, and meters of either kind share a fleet. A compressed
+# can compress sends about a sixth of the bytes. The gzip magic cannot begin a JSON text, so
+# each message names its own encoding, and meters of either kind share a fleet. A compressed
 # payload is held to MAX_PAYLOAD_BYTES once inflated too (inflation stops there).
 PayloadEncoding = Literal["gzip", "json"]
 PAYLOAD_ENCODINGS: Final = get_args(PayloadEncoding)
 GZIP_MAGIC: Final = b"\x1f\x8b"
+# A message inflating beyond this multiple of its size is oversized whatever its text: the
+# most compressible honest messages (a register standing still, hundreds of readings per
+# message) inflate under 32 times (tests/runtime/test_readings.py); a bomb hundreds of times.
+MAX_INFLATION_RATIO: Final = 64
+# The JSON text a batch parses, per MB of the function's memory: the readings parsed from a
+# byte of text take about 3.5 bytes, so at most about half the memory goes to them, however
+# far the messages inflate. One device reads at most a quarter of it, so a meter can neither
+# exhaust the function nor crowd out the other meters of its batch. A record beyond either
+# is quarantined unread (TEXT_BUDGET). At the default 1,024 MB that is 128 MiB per batch and
+# 32 MiB per device, above what honest meters send: a meter's 7-day backlog is about 9 MB
+# (60,480 readings), and a 6 MB event (Lambda's limit) of messages inflating 32 times at
+# most holds at most 6 MB x 9/16 (base64 twice) x 32 = 108 MB.
+BATCH_TEXT_BYTES_PER_MEMORY_MB: Final = 131_072
+DEVICE_SHARE_OF_BATCH_TEXT: Final = 4
+LAMBDA_MEMORY_VARIABLE: Final = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"  # set by Lambda itself
+DEFAULT_LAMBDA_MEMORY_MB: Final = 1024  # where that is not set (locally, and config's default)
 # The encoded size of one reading (codec.py) at most: time, register and power deltas as
 # varints of their largest possible values. It bounds every item by construction.
 MAX_POINT_BYTES: Final = 16
@@ -140,7 +156,8 @@ class QuarantineReason:
     """Quarantine reasons (the `reason` metric dimension): a short, fixed vocabulary."""
 
     BAD_ENVELOPE = "bad_envelope"  # Kinesis data is not the topic rule's JSON
-    OVERSIZED = "oversized_payload"
+    OVERSIZED = "oversized_payload"  # beyond MAX_PAYLOAD_BYTES, or MAX_INFLATION_RATIO
+    TEXT_BUDGET = "over_text_budget"  # its batch, or its device, read all the text it may
     BAD_COMPRESSION = "bad_compression"  # begins as gzip, but does not inflate whole
     NOT_UTF8 = "not_utf8"
     MALFORMED_JSON = "malformed_json"
@@ -164,6 +181,16 @@ class QuarantineReason:
 QUARANTINE_REASONS: Final = tuple(
     value for name, value in vars(QuarantineReason).items() if not name.startswith("_")
 )
+
+
+# A quarantine line keeps the input as text (`raw`), cut at RAW_EXCERPT_BYTES and marked
+# with its size (such a line cannot be replayed; raw/ has the whole record). A gzip payload
+# refused before it inflated is kept as base64 instead, and the line says so in
+# QUARANTINE_RAW_ENCODING, so a replay sends the bytes the meter sent.
+RAW_EXCERPT_BYTES: Final = 4096
+EXCERPT_MARK: Final = " bytes]"  # ends an excerpt: "...[<size> bytes]"
+QUARANTINE_RAW_ENCODING: Final = "raw_encoding"
+QUARANTINE_RAW_BASE64: Final = "base64"
 
 
 # --- the archive bucket --------------------------------------------------------------------

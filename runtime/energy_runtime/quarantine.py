@@ -14,7 +14,11 @@ from collections import defaultdict
 from typing import Any
 
 from energy_runtime.contract import MAX_RECEIVED_AT_AHEAD_MS as MAX_AHEAD_MS
-from energy_runtime.contract import MIN_RECEIVED_AT_MS, partition_path
+from energy_runtime.contract import (
+    MIN_RECEIVED_AT_MS,
+    QUARANTINE_RAW_ENCODING,
+    partition_path,
+)
 from energy_runtime.readings import Rejection
 
 
@@ -34,21 +38,19 @@ def _raw_text(raw: Any) -> str:
 
 
 def _line(rejection: Rejection, event_source_arn: str) -> str:
-    raw = _raw_text(rejection.raw)
-    return json.dumps(
-        {
-            "device_id": rejection.device_id,
-            "received_at": rejection.received_at,
-            "reason": rejection.reason,
-            "detail": rejection.detail,
-            "event_source_arn": event_source_arn,
-            "sequence_number": rejection.sequence_number,
-            "index": rejection.index,
-            "raw": raw,
-        },
-        separators=(",", ":"),
-        sort_keys=True,
-    )
+    line = {
+        "device_id": rejection.device_id,
+        "received_at": rejection.received_at,
+        "reason": rejection.reason,
+        "detail": rejection.detail,
+        "event_source_arn": event_source_arn,
+        "sequence_number": rejection.sequence_number,
+        "index": rejection.index,
+        "raw": _raw_text(rejection.raw),
+    }
+    if rejection.raw_encoding:  # only then: every other line reads as it always has
+        line[QUARANTINE_RAW_ENCODING] = rejection.raw_encoding
+    return json.dumps(line, separators=(",", ":"), sort_keys=True)
 
 
 def quarantine_objects(

@@ -14,29 +14,35 @@ import math
 import re
 import time
 import zlib
-from base64 import b64decode
+from base64 import b64decode, b64encode
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from energy_runtime.codec import Point
 from energy_runtime.contract import (
+    BATCH_TEXT_BYTES_PER_MEMORY_MB,
+    DEFAULT_LAMBDA_MEMORY_MB,
+    DEVICE_SHARE_OF_BATCH_TEXT,
+    EXCERPT_MARK,
     GZIP_MAGIC,
     MAX_ABS_EPOCH_S,
     MAX_ENERGY_WH,
+    MAX_INFLATION_RATIO,
     MAX_NESTING_DEPTH,
     MAX_RECEIVED_AT_AHEAD_MS,
     MIN_RECEIVED_AT_MS,
     OPTIONAL_FIELD_RANGES,
     OPTIONAL_FIELDS,
     OPTIONAL_MIN_MAGNITUDE,
+    QUARANTINE_RAW_BASE64,
     QUARANTINE_REASONS,
+    RAW_EXCERPT_BYTES,
     THING_NAME_PATTERN,
     QuarantineReason,
 )
 from energy_runtime.settings import ReadingRules
 
-RAW_EXCERPT_BYTES = 4096  # the quarantine keeps this much of an oversized/garbled payload
 _DEVICE_ID = re.compile(THING_NAME_PATTERN)
 
 
@@ -54,6 +60,7 @@ class Rejection:
     sequence_number: str
     index: int | None  # position in a device-side batch; None for the whole record
     raw: Any  # the reading as sent, or an excerpt of the raw payload
+    raw_encoding: str | None = None  # QUARANTINE_RAW_BASE64: `raw` is base64 of the bytes
 
 
 @dataclass(slots=True)
@@ -68,11 +75,38 @@ class Decoded:
     first_sequence: dict[str, str] = field(default_factory=dict)
     # the batch's clock: the latest plausible receive time is a day ahead of it
     now_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    # the JSON text the batch may parse (contract.BATCH_TEXT_BYTES_PER_MEMORY_MB), what it
+    # has parsed, and what each device's records made up of that
+    text_budget: int = DEFAULT_LAMBDA_MEMORY_MB * BATCH_TEXT_BYTES_PER_MEMORY_MB
+    text_read: int = 0
+    device_text: dict[str, int] = field(default_factory=dict)
+
+    def text_room(self, device_id: str) -> int:
+        """The bytes of text the batch may still parse for this device."""
+        share = self.text_budget // DEVICE_SHARE_OF_BATCH_TEXT
+        return min(self.text_budget - self.text_read, share - self.device_text.get(device_id, 0))
+
+    def budget_detail(self, device_id: str) -> str:
+        share = self.text_budget // DEVICE_SHARE_OF_BATCH_TEXT
+        return (
+            f"the batch may parse {max(self.text_room(device_id), 0)} more bytes of text "
+            f"for {device_id} ({self.device_text.get(device_id, 0)} of its {share} read, "
+            f"{self.text_read} of the batch's {self.text_budget})"
+        )
 
 
 def _excerpt(raw: bytes) -> str:
     text = raw[:RAW_EXCERPT_BYTES].decode("utf-8", errors="backslashreplace")
-    return text if len(raw) <= RAW_EXCERPT_BYTES else text + f"...[{len(raw)} bytes]"
+    return text if len(raw) <= RAW_EXCERPT_BYTES else text + f"...[{len(raw)}{EXCERPT_MARK}"
+
+
+_BASE64_EXCERPT_BYTES = RAW_EXCERPT_BYTES * 3 // 4  # as many characters once encoded
+
+
+def _base64_excerpt(raw: bytes) -> str:
+    """A compressed payload as base64, which a replay can send again if it is whole."""
+    text = b64encode(raw[:_BASE64_EXCERPT_BYTES]).decode()
+    return text if len(raw) <= _BASE64_EXCERPT_BYTES else text + f"...[{len(raw)}{EXCERPT_MARK}"
 
 
 _STRUCTURE = frozenset(b'[]{}"')
@@ -107,17 +141,27 @@ def too_deep(raw: bytes, limit: int = MAX_NESTING_DEPTH) -> bool:
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip header and trailer, not zlib's or raw deflate
 
 
-def inflate(raw: bytes, limit: int) -> bytes | tuple[str, str]:
+def inflate(raw: bytes, limit: int, room: int | None = None) -> bytes | tuple[str, str]:
     """A gzip payload's JSON text, or a (reason, detail) pair. Inflation stops one byte past
-    `limit`, so a small payload that would inflate to gigabytes costs a bounded amount of
-    memory and time, and is refused as oversized like any other payload."""
+    the first bound it would cross: `limit` bytes, MAX_INFLATION_RATIO times the payload
+    (both oversized_payload), or the `room` left in the batch's text budget (TEXT_BUDGET).
+    So a small payload that would inflate to gigabytes costs little memory and time."""
+    ratio_limit = MAX_INFLATION_RATIO * len(raw)
+    cap = min(limit, ratio_limit) if room is None else min(limit, ratio_limit, room)
     inflater = zlib.decompressobj(_GZIP_WBITS)
     try:
-        text = inflater.decompress(raw, limit + 1)
+        text = inflater.decompress(raw, cap + 1)
     except zlib.error as error:
         return Reason.BAD_COMPRESSION, f"gzip: {error}"
-    if len(text) > limit:
-        return Reason.OVERSIZED, f"{len(raw)} gzip bytes inflate beyond {limit} bytes"
+    if len(text) > cap:
+        if cap == limit:
+            return Reason.OVERSIZED, f"{len(raw)} gzip bytes inflate beyond {limit} bytes"
+        if cap == ratio_limit:
+            return (
+                Reason.OVERSIZED,
+                f"{len(raw)} gzip bytes inflate more than {MAX_INFLATION_RATIO} times",
+            )
+        return Reason.TEXT_BUDGET, f"{len(raw)} gzip bytes inflate beyond {cap} bytes"
     if not inflater.eof:
         return Reason.BAD_COMPRESSION, f"gzip stream ends early ({len(raw)} bytes)"
     if inflater.unused_data:
@@ -250,6 +294,7 @@ def decode_record(
         )
         return 1
     out.first_sequence.setdefault(device_id, sequence_number)
+    compressed = raw[:2] == GZIP_MAGIC  # refused before inflation, it is kept as base64
     if not MIN_RECEIVED_AT_MS <= received_at <= out.now_ms + MAX_RECEIVED_AT_AHEAD_MS:
         # Not a time the rule could have stamped: no age rule can judge the readings, and
         # the quarantine files them under the batch's clock instead.
@@ -261,6 +306,7 @@ def decode_record(
             None,
             sequence_number,
             raw,
+            compressed,
         )
     if len(raw) > max_payload_bytes:
         return _reject_record(
@@ -271,15 +317,39 @@ def decode_record(
             received_at,
             sequence_number,
             raw,
+            compressed,
         )
-    if raw[:2] == GZIP_MAGIC:
-        inflated = inflate(raw, max_payload_bytes)
+    # Memory grows with the text parsed, not with the bytes received: the batch's budget of
+    # text is charged before parsing (contract.BATCH_TEXT_BYTES_PER_MEMORY_MB).
+    room = out.text_room(device_id)
+    if compressed:
+        inflated = (
+            inflate(raw, max_payload_bytes, room)
+            if room > 0
+            else (Reason.TEXT_BUDGET, out.budget_detail(device_id))
+        )
         if isinstance(inflated, tuple):
             reason, detail = inflated
-            return _reject_record(out, reason, detail, device_id, received_at, sequence_number, raw)
+            if reason == Reason.TEXT_BUDGET:
+                detail = f"{detail}: {out.budget_detail(device_id)}" if room > 0 else detail
+            return _reject_record(
+                out, reason, detail, device_id, received_at, sequence_number, raw, True
+            )
         # What follows judges (and quarantines) the JSON text: a quarantined line keeps
         # text a replay can send again, whichever encoding the meter used.
         raw = inflated
+    elif len(raw) > room:
+        return _reject_record(
+            out,
+            Reason.TEXT_BUDGET,
+            f"{len(raw)} bytes: {out.budget_detail(device_id)}",
+            device_id,
+            received_at,
+            sequence_number,
+            raw,
+        )
+    out.text_read += len(raw)
+    out.device_text[device_id] = out.device_text.get(device_id, 0) + len(raw)
     if too_deep(raw):
         return _reject_record(
             out,
@@ -334,11 +404,20 @@ def _reject_record(
     received_at: int | None,
     sequence_number: str,
     raw: bytes,
+    compressed: bool = False,
 ) -> int:
-    """Quarantines a whole Kinesis record (not one reading of it); returns the count."""
-    out.rejected.append(
-        Rejection(reason, detail, device_id, received_at, sequence_number, None, _excerpt(raw))
-    )
+    """Quarantines a whole Kinesis record (not one reading of it); returns the count.
+    `compressed`: `raw` is the gzip payload as sent, kept as base64."""
+    if compressed:
+        rejection = Rejection(
+            reason, detail, device_id, received_at, sequence_number, None,
+            _base64_excerpt(raw), QUARANTINE_RAW_BASE64,
+        )  # fmt: skip
+    else:
+        rejection = Rejection(
+            reason, detail, device_id, received_at, sequence_number, None, _excerpt(raw)
+        )
+    out.rejected.append(rejection)
     return 1
 
 

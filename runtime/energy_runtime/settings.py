@@ -94,6 +94,22 @@ class BatchingSettings:
     max_payload_bytes: int
     max_readings_per_interval: int
     rules: ReadingRules
+    # the JSON text one batch parses at most (contract.BATCH_TEXT_BYTES_PER_MEMORY_MB)
+    max_batch_text_bytes: int = (
+        contract.DEFAULT_LAMBDA_MEMORY_MB * contract.BATCH_TEXT_BYTES_PER_MEMORY_MB
+    )
+
+
+def _memory_mb(env: Mapping[str, str]) -> int:
+    """The function's memory as Lambda states it (the default locally)."""
+    raw = env.get(contract.LAMBDA_MEMORY_VARIABLE) or str(contract.DEFAULT_LAMBDA_MEMORY_MB)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SettingsError(f"{contract.LAMBDA_MEMORY_VARIABLE}={raw!r} is not a positive integer")
+    return value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,6 +156,7 @@ def load_batching_settings(env: Mapping[str, str] | None = None) -> BatchingSett
         max_payload_bytes=_int(env, contract.MAX_PAYLOAD_BYTES),
         max_readings_per_interval=_int(env, contract.MAX_READINGS_PER_INTERVAL),
         rules=_reading_rules(env),
+        max_batch_text_bytes=_memory_mb(env) * contract.BATCH_TEXT_BYTES_PER_MEMORY_MB,
     )
 
 

@@ -3,6 +3,8 @@ batching function's stream failures, quarantined readings; each twice."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import time
 from pathlib import Path
@@ -157,3 +159,33 @@ def test_replay_wants_one_source_and_a_range_for_the_quarantine(cli: Any, tmp_pa
     assert both.code == 1 and "give one of" in both.err
     open_ended = cli("replay", "--env", "dev", "--outputs", outputs, "--quarantine", "--from", "x")
     assert open_ended.code == 1 and "--from and --to" in open_ended.err
+
+
+def test_a_gzip_message_refused_before_it_inflated_replays_as_the_meter_sent_it(
+    cli: Any, aws: Server, pipeline: Pipeline
+) -> None:
+    """Over a batch's text budget (here, a function with 1 MB: a 32 KiB share per device)
+    a meter's gzip messages are quarantined as sent, in base64; a replay with the budget
+    back sends those bytes. A message that does not inflate stays in the quarantine."""
+    tiny = load_batching_settings({**pipeline.environment, contract.LAMBDA_MEMORY_VARIABLE: "1"})
+    texts = [json.dumps({"readings": readings(T0 + 60 * n, 6)}).encode() for n in range(100)]
+    payloads = [gzip.compress(text, mtime=0) for text in texts] + [gzip.compress(texts[0])[:-5]]
+    records = [
+        json.dumps(
+            {"device_id": DEVICE, "received_at": (T0 + 60 * n + 55) * 1000,
+             "payload": base64.b64encode(payload).decode()}
+        ).encode()
+        for n, payload in enumerate(payloads)
+    ]  # fmt: skip
+    sqs, s3 = aws.client("sqs"), aws.client("s3")
+    process_kinesis_event(event(records), config=tiny, sqs=sqs, s3=s3)
+    share = tiny.max_batch_text_bytes // contract.DEVICE_SHARE_OF_BATCH_TEXT
+    read = share // len(texts[0])  # the messages that fit the device's share
+    assert 0 < read < 100
+
+    window = ("--from", "2026-11-18T11:00Z", "--to", "2026-11-18T14:00Z")
+    result = replay(cli, pipeline, "--quarantine", *window)
+    assert result.code == 1, result.err  # one line still fails
+    outcome = result.json()  # stdout is the result alone: the handlers' metrics go to stderr
+    assert outcome["found"] == outcome["replayed"] == 100 - read + 1
+    assert (outcome["applied"], outcome["still_failing"]) == (100 - read, 1)  # the cut one

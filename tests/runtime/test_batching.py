@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import json
+import random
+import tracemalloc
 from dataclasses import replace
 from typing import Any
 
@@ -164,3 +167,50 @@ def test_the_lambda_handler_reads_its_settings_and_emits_the_contract_metrics(
         blob["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "EnergyMonitoring" for blob in emf
     )
     assert len(cloud.drain_handoff()) == 1
+
+
+def _compressible_attack(size: int) -> bytes:
+    """JSON text of valid readings that inflates ~58 times (below MAX_INFLATION_RATIO): 100
+    readings repeated to fill MAX_PAYLOAD_BYTES, as a meter with a valid certificate can send."""
+    rng = random.Random(100)
+    block = [
+        {"ts": T0 - rng.randrange(6000) * 10, "energy_wh": 1000 + rng.randrange(10**6) / 1000,
+         "power_w": rng.randrange(5000)}
+        for _ in range(100)
+    ]  # fmt: skip
+    one = json.dumps(block, separators=(",", ":"))[1:-1]
+    text = '{"readings":[' + ",".join([one] * ((size - 20) // (len(one) + 1))) + "]}"
+    return gzip.compress(text.encode(), mtime=0)
+
+
+def test_one_meter_cannot_make_a_batch_parse_more_than_its_share_of_text(cloud: Cloud) -> None:
+    """300 messages of 2 KB that inflate to 128 KiB each: 36 MiB of text, ~120 MiB once
+    parsed. At 128 MB (16 MiB of text per batch, 4 MiB per device) the meter's records past
+    its share are quarantined unread; the batch's memory stays bounded, the other meter's
+    reading passes, and every record is counted."""
+    attack = _compressible_attack(cloud.batching.max_payload_bytes)
+    text = len(gzip.decompress(attack))
+    assert text / len(attack) < contract.MAX_INFLATION_RATIO
+    budget = 128 * contract.BATCH_TEXT_BYTES_PER_MEMORY_MB
+    config = replace(cloud.batching, max_batch_text_bytes=budget)
+    received = (T0 + 60) * 1000
+    records = [kinesis_record("m-hog", attack, received, n) for n in range(300)]
+    records.append(kinesis_record("m-1", {"readings": [GOOD]}, received, 300))
+    event = {"Records": records}
+    tracemalloc.start()
+    try:
+        result = batching.process_kinesis_event(event, config=config, sqs=cloud.sqs, s3=cloud.s3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result == {"batchItemFailures": []}
+    share = config.max_batch_text_bytes // contract.DEVICE_SHARE_OF_BATCH_TEXT
+    assert peak < 8 * share  # unbounded, this batch peaks above 100 MiB
+    lines = quarantined_lines(cloud)
+    refused = [line for line in lines if line["reason"] == contract.QuarantineReason.TEXT_BUDGET]
+    assert len(refused) == 300 - share // text
+    assert {line["device_id"] for line in refused} == {"m-hog"}
+    assert base64.b64decode(refused[0]["raw"]) == attack  # kept as sent, replayable
+    assert refused[0][contract.QUARANTINE_RAW_ENCODING] == contract.QUARANTINE_RAW_BASE64
+    handed = [json.loads(m["body"]) for m in cloud.drain_handoff()]
+    assert {d["device_id"] for body in handed for d in body["devices"]} == {"m-hog", "m-1"}

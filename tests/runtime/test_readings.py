@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import math
 from typing import Any
 
 import pytest
+from energy_runtime import contract
 from energy_runtime.codec import Point
 from energy_runtime.models import Reading
 from energy_runtime.readings import Decoded, Reason, check_reading, decode_record
@@ -222,21 +224,126 @@ def test_each_gzip_defect_is_quarantined_with_its_reason(payload: bytes, reason:
     assert [r.reason for r in out.rejected] == [reason] and out.accepted_count == 0
 
 
-def test_a_gzip_bomb_inflates_only_to_the_payload_limit() -> None:
-    bomb = gzip.compress(b" " * 50_000_000, compresslevel=9)  # 49 KB that inflate to 50 MB
+@pytest.mark.parametrize(
+    ("inflated", "detail"),
+    [
+        (50_000_000, "inflate beyond 131072 bytes"),  # 49 KB: the payload limit binds first
+        (131_000, f"inflate more than {contract.MAX_INFLATION_RATIO} times"),  # 160 B
+    ],
+)
+def test_a_gzip_bomb_inflates_only_to_the_first_bound_it_crosses(
+    inflated: int, detail: str
+) -> None:
+    bomb = gzip.compress(b" " * inflated, compresslevel=9)
     assert len(bomb) < 131_072
     out = _decode(bomb)
     assert [r.reason for r in out.rejected] == [Reason.OVERSIZED]
-    assert "inflate beyond 131072" in out.rejected[0].detail
+    assert detail in out.rejected[0].detail
     assert len(out.rejected[0].raw) < 5_000  # an excerpt of what was sent, not the inflation
+    assert out.text_read == 0  # refused before parsing: it spends none of the batch's text
+
+
+def _varied(count: int) -> list[dict[str, Any]]:
+    """Readings of a meter whose register and power move (they compress as real ones do)."""
+    return [
+        {"ts": T0 - 10 * i, "energy_wh": 1234.5 + 0.37 * i, "power_w": 100 + (i * 37) % 900}
+        for i in range(count)
+    ]
 
 
 def test_a_gzip_message_at_the_limit_once_inflated_is_read() -> None:
-    body = json.dumps({"readings": [GOOD] * 2000}, separators=(",", ":")).encode()
+    body = json.dumps({"readings": _varied(2000)}, separators=(",", ":")).encode()
+    assert len(body) <= contract.MAX_INFLATION_RATIO * len(gzip.compress(body))
     assert _decode(gzip.compress(body), limit=len(body)).accepted_count == 2000
     assert _decode(gzip.compress(body), limit=len(body) - 1).rejected[0].reason == (
         Reason.OVERSIZED
     )
+
+
+@pytest.mark.parametrize("per_message", [30, 90, 300])
+def test_the_most_compressible_honest_messages_inflate_well_within_the_ratio(
+    per_message: int,
+) -> None:
+    """A meter whose register stands still, every optional field constant: the best case for
+    compression an honest meter can make. It must stay far from the ratio a bomb reaches."""
+    still = {**GOOD, "voltage_v": 230.0, "current_a": 0.0, "power_factor": 1, "seq": 1}
+    body = json.dumps(
+        {"readings": [{**still, "ts": T0 - 10 * i, "seq": i} for i in range(per_message)]},
+        separators=(",", ":"),
+    ).encode()
+    payload = gzip.compress(body, mtime=0)
+    assert len(body) / len(payload) < contract.MAX_INFLATION_RATIO / 2
+    assert _decode(payload).accepted_count == per_message
+
+
+def _batch(payloads: list[tuple[str, bytes]], text_budget: int) -> tuple[Decoded, int]:
+    out = Decoded(now_ms=RECEIVED_MS, text_budget=text_budget)
+    received = 0
+    for seq, (device, payload) in enumerate(payloads):
+        record = kinesis_record(device, payload, RECEIVED_MS, seq)
+        received += decode_record(record, 131_072, RULES, out)
+    assert received == out.accepted_count + len(out.rejected)  # nothing lost
+    return out, received
+
+
+def test_a_device_past_its_share_of_the_batchs_text_is_quarantined_unread() -> None:
+    """One meter sending many messages that inflate far: its records past a quarter of the
+    batch's text are refused before they are inflated; the other meters are read whole."""
+    message = gzip.compress(
+        json.dumps({"readings": _varied(300)}, separators=(",", ":")).encode(), mtime=0
+    )
+    text = len(gzip.decompress(message))
+    budget = 40 * text  # a device may read 10 of these
+    payloads = [("m-hog", message)] * 30 + [(f"m-{i}", message) for i in range(20)]
+    out, _ = _batch(payloads, budget)
+    refused = [r for r in out.rejected if r.reason == Reason.TEXT_BUDGET]
+    assert {r.device_id for r in refused} == {"m-hog"} and len(refused) == 20
+    assert out.device_text["m-hog"] <= budget // contract.DEVICE_SHARE_OF_BATCH_TEXT
+    assert out.accepted_count == 10 * 300 + 20 * 300
+    assert all(r.raw_encoding == contract.QUARANTINE_RAW_BASE64 for r in refused)
+    assert base64.b64decode(refused[0].raw) == message  # a replay can send it again
+
+
+def test_a_batch_past_its_text_budget_quarantines_the_rest_and_reads_no_further() -> None:
+    body = json.dumps({"readings": _varied(30)}, separators=(",", ":")).encode()
+    budget = 25 * len(body)
+    out, _ = _batch([(f"m-{i}", body) for i in range(40)], budget)
+    assert out.accepted_count == 25 * 30 and out.text_read == budget
+    refused = [r for r in out.rejected if r.reason == Reason.TEXT_BUDGET]
+    assert len(refused) == 15 and all(r.raw == body.decode() for r in refused)
+    assert f"of the batch's {budget}" in refused[0].detail
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["m-1", "m-2", "m-3"]),
+            st.integers(min_value=0, max_value=400),  # readings in the message
+            st.booleans(),  # gzip
+            st.booleans(),  # constant readings (they compress far)
+        ),
+        max_size=40,
+    ),
+    st.integers(min_value=1, max_value=200_000),
+)
+def test_no_batch_parses_more_text_than_its_budget_and_every_record_is_accounted(
+    messages: list[tuple[str, int, bool, bool]], budget: int
+) -> None:
+    payloads = []
+    for device, count, compressed, constant in messages:
+        readings = [GOOD] * count if constant else _varied(count)
+        body = json.dumps({"readings": readings}, separators=(",", ":")).encode()
+        payloads.append((device, gzip.compress(body, mtime=0) if compressed else body))
+    out, _ = _batch(payloads, budget)
+    share = budget // contract.DEVICE_SHARE_OF_BATCH_TEXT
+    assert out.text_read <= budget
+    assert all(used <= share for used in out.device_text.values())
+    assert out.text_read == sum(out.device_text.values())
+    for rejection in out.rejected:
+        json.dumps(rejection.raw)
+        if rejection.raw_encoding == contract.QUARANTINE_RAW_BASE64:
+            assert base64.b64decode(rejection.raw.split("...[")[0])[:2] == contract.GZIP_MAGIC
 
 
 @settings(max_examples=300, deadline=None)
