@@ -57,10 +57,11 @@ GZIP_MESSAGE_BYTES = 160
 GZIP_BYTES_PER_READING = 18
 # The topic rule's Kinesis record around the payload: base64 of it plus device and time.
 RECORD_OVERHEAD_BYTES = 120
-# A Parquet row in the raw archive per reading it carries (payload kept as base64, snappy):
-# JSON text measured by the demo. Base64 of gzip, which snappy cannot shrink, weighs 0.72
-# of it (a simulated day of 200 meters written side by side: 31.6 B against 43.6 B).
-RAW_PARQUET_BYTES_PER_READING = {"json": 41.0, "gzip": 30.0}
+# A Parquet row in the raw archive per reading it carries (payload kept as base64, snappy),
+# for JSON text: 41 to 45 B from 1 to 90 readings a message. Base64 of gzip, which snappy
+# cannot shrink, weighs what it is: 4/3 of the message (Fleet.raw_parquet_bytes_per_reading).
+# tests/devkit/test_meters.py holds both within 10% of the simulator's messages.
+RAW_PARQUET_JSON_BYTES_PER_READING = 43.0
 # An interval row in processed/ (Parquet, snappy).
 PROCESSED_PARQUET_BYTES_PER_ROW = 60.0
 # DynamoDB items as DynamoDB sizes them, measured on what the processor writes for 10 s
@@ -123,7 +124,7 @@ class Fleet:
     apartments: int
     reading_interval_s: int
     readings_per_message: int
-    payload_encoding: str = "gzip"  # fleet.payload_encoding
+    payload_encoding: contract.PayloadEncoding = "gzip"  # fleet.payload_encoding
     # Bytes a reading adds to a message as sent (a measured run's figure); None: the model's.
     reading_bytes: float | None = None
     alerts_per_apartment_day: float = 0.5
@@ -156,7 +157,9 @@ class Fleet:
 
     @property
     def raw_parquet_bytes_per_reading(self) -> float:
-        return RAW_PARQUET_BYTES_PER_READING[self.payload_encoding]
+        if self.gzip:  # fewer readings per message: the header weighs on each one more
+            return self.message_bytes * 4 / 3 / self.readings_per_message
+        return RAW_PARQUET_JSON_BYTES_PER_READING
 
     @property
     def record_bytes(self) -> float:

@@ -15,6 +15,7 @@ from energy_runtime.contract import QuarantineReason
 from energy_runtime.readings import Decoded, decode_record
 from energy_runtime.settings import ReadingRules
 
+from devkit.emulators import firehose
 from devkit.emulators.broker import RULE_CLIENT_NAME, start_broker
 from devkit.emulators.mqtt import connect, tls_client
 from devkit.emulators.pki import CertificateAuthority
@@ -110,6 +111,15 @@ def test_gzip_messages_weigh_what_the_cost_model_says(per_message: int) -> None:
     assert sum(len(m.text) for m in full) / len(full) == pytest.approx(
         plain.message_bytes, rel=0.10
     )
+    # raw/ as Firehose writes it (the payload as base64, Parquet with snappy), both ways
+    for fleet_, payloads in ((fleet, [m.payload for m in full]), (plain, [m.text for m in full])):
+        rows = [
+            {"device_id": m.device_id, "received_at": int(m.publish_at * 1000),
+             "payload": base64.b64encode(payload).decode()}
+            for m, payload in zip(full, payloads, strict=True)
+        ]  # fmt: skip
+        measured = len(firehose.to_parquet(rows)) / (len(full) * per_message)
+        assert measured == pytest.approx(fleet_.raw_parquet_bytes_per_reading, rel=0.10)
 
 
 def test_gzip_and_json_fleets_send_the_same_readings() -> None:
