@@ -13,6 +13,7 @@ of fresh examples.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -69,13 +70,21 @@ odd_readings = st.fixed_dictionaries(
      "energy_wh": numbers, "power_w": numbers},
     optional={name: numbers for name in contract.OPTIONAL_FIELDS},
 )  # fmt: skip
-hostile_payloads = st.one_of(
+plain_hostile_payloads = st.one_of(
     st.binary(max_size=300),
     json_values.map(lambda v: json.dumps(v).encode()),
     st.lists(odd_readings, min_size=1, max_size=5).map(
         lambda items: json.dumps({"readings": items}).encode()
     ),
     st.integers(5, 2000).map(lambda depth: b"[" * depth + b"]" * depth),
+)
+# The same, gzip-compressed as a meter may send them, whole or cut short.
+hostile_payloads = st.one_of(
+    plain_hostile_payloads,
+    plain_hostile_payloads.map(lambda raw: gzip.compress(raw, mtime=0)),
+    st.tuples(plain_hostile_payloads, st.integers(1, 30)).map(
+        lambda cut: gzip.compress(cut[0], mtime=0)[: -cut[1]]
+    ),
 )
 received_times = st.one_of(
     st.just((START + 3600) * 1000),
@@ -148,7 +157,9 @@ def test_any_mix_of_input_ends_stored_or_quarantined(
     for i, (device, payload, received_at) in enumerate(hostile):
         # A valid meter's topic may carry garbage too; a payload it shares must not parse
         # as a reading of its series, so the valid meters' energy stays checkable.
-        if device in VALID and payload.lstrip()[:1] in (b"{", b"["):
+        if device in VALID and (
+            payload.lstrip()[:1] in (b"{", b"[") or payload[:2] == contract.GZIP_MAGIC
+        ):
             device = f"evil-{i}"
         records.append(kinesis_record(device, payload, received_at, 900_000 + i))
     order.shuffle(records)
