@@ -384,6 +384,7 @@ def quarantine(
         if (
             not isinstance(raw, str)
             or raw.endswith(contract.EXCERPT_MARK)
+            or line.get(contract.QUARANTINE_COUNT, 1) != 1  # stands for readings not kept
             or not isinstance(device, str)
             or not isinstance(received, int)
         ):

@@ -89,10 +89,13 @@ def process_kinesis_event(
         failed_rejections = quarantine.put_objects(s3, config.archive_bucket, objects)
         failed_sequences.update(r.sequence_number for r in failed_rejections)
 
-    reasons = Counter(r.reason for r in decoded.rejected)
+    reasons: Counter[str] = Counter()
+    for rejection in decoded.rejected:
+        reasons[rejection.reason] += rejection.count
+    quarantined = decoded.quarantined_count
     telemetry.count(contract.READINGS_RECEIVED, received)
     telemetry.count(contract.READINGS_ACCEPTED, decoded.accepted_count)
-    telemetry.count(contract.READINGS_QUARANTINED, len(decoded.rejected))
+    telemetry.count(contract.READINGS_QUARANTINED, quarantined)
     telemetry.count_by_reason(reasons)
     logger.info(
         "batch handed off",
@@ -100,7 +103,7 @@ def process_kinesis_event(
             "records": len(records),
             "readings_received": received,
             "readings_accepted": decoded.accepted_count,
-            "readings_quarantined": len(decoded.rejected),
+            "readings_quarantined": quarantined,
             "quarantined_by_reason": dict(reasons),
             "devices": len(by_device),
             "messages": len(messages),

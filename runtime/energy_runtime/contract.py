@@ -142,6 +142,19 @@ MAX_INFLATION_RATIO: Final = 64
 # most holds at most 6 MB x 9/16 (base64 twice) x 32 = 108 MB.
 BATCH_TEXT_BYTES_PER_MEMORY_MB: Final = 131_072
 DEVICE_SHARE_OF_BATCH_TEXT: Final = 4
+# A rejected reading holds about 1 KB until its quarantine line is written (the rejection,
+# its line, the object's body), whatever little text it was: each one kept is charged to the
+# same budget as this many bytes of text, so a meter sending millions of tiny defective
+# readings is held to the memory valid ones would take. Past its device's room, a record's
+# further rejected readings (or an interval's further rate-limited ones) are kept as one
+# line that counts them (QUARANTINE_COUNT), with the first of them; an excerpt of inflated
+# text is charged too, and cut to SHORT_EXCERPT_BYTES past the room.
+REJECTION_TEXT_BYTES: Final = 256
+# Each entry of a message's list is charged at least this much text: the smallest valid
+# reading is about 40 bytes, and an entry of 2 (`0,`) costs the decoder the time of one. A
+# record whose entries exceed the room is quarantined whole (TEXT_BUDGET).
+MIN_ENTRY_TEXT_BYTES: Final = 32
+SHORT_EXCERPT_BYTES: Final = 256
 LAMBDA_MEMORY_VARIABLE: Final = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"  # set by Lambda itself
 DEFAULT_LAMBDA_MEMORY_MB: Final = 1024  # where that is not set (locally, and config's default)
 # The encoded size of one reading (codec.py) at most: time, register and power deltas as
@@ -191,6 +204,7 @@ RAW_EXCERPT_BYTES: Final = 4096
 EXCERPT_MARK: Final = " bytes]"  # ends an excerpt: "...[<size> bytes]"
 QUARANTINE_RAW_ENCODING: Final = "raw_encoding"
 QUARANTINE_RAW_BASE64: Final = "base64"
+QUARANTINE_COUNT: Final = "count"  # on a line that stands for more than one reading
 
 
 # --- the archive bucket --------------------------------------------------------------------

@@ -15,7 +15,8 @@ from typing import Any
 
 from energy_runtime.aggregate import merge_points, split_by_interval, summarize_each
 from energy_runtime.codec import Point, encode_points
-from energy_runtime.readings import Decoded, Reason, Rejection
+from energy_runtime.contract import REJECTION_TEXT_BYTES
+from energy_runtime.readings import Decoded, Reason, Rejection, folded
 
 # SQS takes 256 KiB per message; stay well below with the envelope and JSON escaping.
 MAX_MESSAGE_BYTES = 200_000
@@ -35,31 +36,41 @@ def rate_limited(
 ) -> list[Rejection]:
     """Keep at most `max_per_interval` of the device's readings per interval (the earliest:
     a function of the batch's set of readings, whatever their order); the rest come back
-    as rejections and leave `decoded`."""
+    as rejections and leave `decoded`, one by one while the batch's budget has room for
+    them, then one rejection per interval that counts the rest."""
     if len(decoded.points[device_id]) <= max_per_interval:
         return []  # no interval can hold more (the usual case: nothing to sort)
     points = merge_points(decoded.points[device_id])
     rejected: list[Rejection] = []
+    refused = 0
     kept: list[Point] = []
     _, received_at, _ = decoded.latest[device_id]
     for start_ms, group in split_by_interval(points, interval_minutes).items():
         kept.extend(group[:max_per_interval])
+        first_unkept: Rejection | None = None
+        unkept = 0
         for point in group[max_per_interval:]:
-            rejected.append(
-                Rejection(
-                    Reason.RATE_LIMITED,
-                    f"more than {max_per_interval} readings in the interval from {start_ms}",
-                    device_id,
-                    received_at,
-                    decoded.first_sequence[device_id],
-                    None,
-                    {"ts_ms": point.ts_ms, "energy_mwh": point.energy_mwh,
-                     "power_dw": point.power_dw},
-                )
+            rejection = Rejection(
+                Reason.RATE_LIMITED,
+                f"more than {max_per_interval} readings in the interval from {start_ms}",
+                device_id,
+                received_at,
+                decoded.first_sequence[device_id],
+                None,
+                {"ts_ms": point.ts_ms, "energy_mwh": point.energy_mwh,
+                 "power_dw": point.power_dw},
             )  # fmt: skip
-    if rejected:
+            refused += 1
+            if decoded.spend(device_id, REJECTION_TEXT_BYTES):
+                rejected.append(rejection)
+            else:
+                first_unkept = first_unkept or rejection
+                unkept += 1
+        if first_unkept is not None:
+            rejected.append(folded(first_unkept, unkept, decoded, "more rate-limited readings"))
+    if refused:
         decoded.points[device_id] = kept
-        decoded.accepted_count -= len(rejected)
+        decoded.accepted_count -= refused
         newest, received_at, _ = decoded.latest[device_id]
         if newest not in kept:  # the newest kept reading stands for the device now
             decoded.latest[device_id] = (kept[-1], received_at, None)

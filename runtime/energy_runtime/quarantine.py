@@ -16,6 +16,7 @@ from typing import Any
 from energy_runtime.contract import MAX_RECEIVED_AT_AHEAD_MS as MAX_AHEAD_MS
 from energy_runtime.contract import (
     MIN_RECEIVED_AT_MS,
+    QUARANTINE_COUNT,
     QUARANTINE_RAW_ENCODING,
     partition_path,
 )
@@ -50,6 +51,8 @@ def _line(rejection: Rejection, event_source_arn: str) -> str:
     }
     if rejection.raw_encoding:  # only then: every other line reads as it always has
         line[QUARANTINE_RAW_ENCODING] = rejection.raw_encoding
+    if rejection.count > 1:
+        line[QUARANTINE_COUNT] = rejection.count
     return json.dumps(line, separators=(",", ":"), sort_keys=True)
 
 

@@ -31,6 +31,7 @@ from energy_runtime.contract import (
     MAX_INFLATION_RATIO,
     MAX_NESTING_DEPTH,
     MAX_RECEIVED_AT_AHEAD_MS,
+    MIN_ENTRY_TEXT_BYTES,
     MIN_RECEIVED_AT_MS,
     OPTIONAL_FIELD_RANGES,
     OPTIONAL_FIELDS,
@@ -38,6 +39,8 @@ from energy_runtime.contract import (
     QUARANTINE_RAW_BASE64,
     QUARANTINE_REASONS,
     RAW_EXCERPT_BYTES,
+    REJECTION_TEXT_BYTES,
+    SHORT_EXCERPT_BYTES,
     THING_NAME_PATTERN,
     QuarantineReason,
 )
@@ -61,6 +64,7 @@ class Rejection:
     index: int | None  # position in a device-side batch; None for the whole record
     raw: Any  # the reading as sent, or an excerpt of the raw payload
     raw_encoding: str | None = None  # QUARANTINE_RAW_BASE64: `raw` is base64 of the bytes
+    count: int = 1  # readings this stands for (more: the first of them, the rest counted)
 
 
 @dataclass(slots=True)
@@ -75,24 +79,55 @@ class Decoded:
     first_sequence: dict[str, str] = field(default_factory=dict)
     # the batch's clock: the latest plausible receive time is a day ahead of it
     now_ms: int = field(default_factory=lambda: int(time.time() * 1000))
-    # the JSON text the batch may parse (contract.BATCH_TEXT_BYTES_PER_MEMORY_MB), what it
-    # has parsed, and what each device's records made up of that
+    # The batch's budget (contract.BATCH_TEXT_BYTES_PER_MEMORY_MB), in bytes of text: the
+    # text parsed, and REJECTION_TEXT_BYTES per rejected reading kept; what the batch has
+    # spent, and what each device's records spent of that.
     text_budget: int = DEFAULT_LAMBDA_MEMORY_MB * BATCH_TEXT_BYTES_PER_MEMORY_MB
-    text_read: int = 0
-    device_text: dict[str, int] = field(default_factory=dict)
+    spent: int = 0
+    device_spent: dict[str, int] = field(default_factory=dict)
 
-    def text_room(self, device_id: str) -> int:
-        """The bytes of text the batch may still parse for this device."""
+    def room(self, device_id: str) -> int:
+        """What the batch may still spend for this device."""
         share = self.text_budget // DEVICE_SHARE_OF_BATCH_TEXT
-        return min(self.text_budget - self.text_read, share - self.device_text.get(device_id, 0))
+        return min(self.text_budget - self.spent, share - self.device_spent.get(device_id, 0))
+
+    def spend(self, device_id: str, cost: int) -> bool:
+        """Charge `cost` to the batch and the device, if both have room for it."""
+        if self.room(device_id) < cost:
+            return False
+        self.spent += cost
+        self.device_spent[device_id] = self.device_spent.get(device_id, 0) + cost
+        return True
+
+    @property
+    def quarantined_count(self) -> int:
+        return sum(rejection.count for rejection in self.rejected)
 
     def budget_detail(self, device_id: str) -> str:
         share = self.text_budget // DEVICE_SHARE_OF_BATCH_TEXT
         return (
-            f"the batch may parse {max(self.text_room(device_id), 0)} more bytes of text "
-            f"for {device_id} ({self.device_text.get(device_id, 0)} of its {share} read, "
-            f"{self.text_read} of the batch's {self.text_budget})"
+            f"the batch may spend {max(self.room(device_id), 0)} more bytes for {device_id} "
+            f"({self.device_spent.get(device_id, 0)} of its {share} spent, "
+            f"{self.spent} of the batch's {self.text_budget})"
         )
+
+
+def folded(
+    first: Rejection, count: int, decoded: Decoded, what: str, reason: str | None = None
+) -> Rejection:
+    """One rejection standing for `count` rejected readings the budget cannot keep one by
+    one: the first of them, with its defect, and how many there were."""
+    return Rejection(
+        reason or first.reason,
+        f"{count} {what} not kept one by one; the first: {first.detail}: "
+        f"{decoded.budget_detail(first.device_id)}",
+        first.device_id,
+        first.received_at,
+        first.sequence_number,
+        first.index,
+        first.raw,
+        count=count,
+    )
 
 
 def _excerpt(raw: bytes) -> str:
@@ -321,7 +356,7 @@ def decode_record(
         )
     # Memory grows with the text parsed, not with the bytes received: the batch's budget of
     # text is charged before parsing (contract.BATCH_TEXT_BYTES_PER_MEMORY_MB).
-    room = out.text_room(device_id)
+    room = out.room(device_id)
     if compressed:
         inflated = (
             inflate(raw, max_payload_bytes, room)
@@ -333,8 +368,9 @@ def decode_record(
             if reason == Reason.TEXT_BUDGET:
                 detail = f"{detail}: {out.budget_detail(device_id)}" if room > 0 else detail
             return _reject_record(
-                out, reason, detail, device_id, received_at, sequence_number, raw, True
-            )
+                out, reason, detail, device_id, received_at, sequence_number, raw, True,
+                whole=reason == Reason.TEXT_BUDGET,
+            )  # fmt: skip
         # What follows judges (and quarantines) the JSON text: a quarantined line keeps
         # text a replay can send again, whichever encoding the meter used.
         raw = inflated
@@ -347,9 +383,9 @@ def decode_record(
             received_at,
             sequence_number,
             raw,
+            whole=True,
         )
-    out.text_read += len(raw)
-    out.device_text[device_id] = out.device_text.get(device_id, 0) + len(raw)
+    out.spend(device_id, len(raw))  # within the room, checked above
     if too_deep(raw):
         return _reject_record(
             out,
@@ -359,13 +395,15 @@ def decode_record(
             received_at,
             sequence_number,
             raw,
+            inflated=compressed,
         )
     try:
         body = json.loads(raw.decode())  # UTF-8 only: json.loads(bytes) would sniff UTF-16
     except UnicodeDecodeError as error:
         return _reject_record(
-            out, Reason.NOT_UTF8, str(error)[:200], device_id, received_at, sequence_number, raw
-        )
+            out, Reason.NOT_UTF8, str(error)[:200], device_id, received_at, sequence_number, raw,
+            inflated=compressed,
+        )  # fmt: skip
     except ValueError as error:
         return _reject_record(
             out,
@@ -375,6 +413,7 @@ def decode_record(
             received_at,
             sequence_number,
             raw,
+            inflated=compressed,
         )
     if type(body) is dict and "readings" in body:
         items = body["readings"]
@@ -387,11 +426,25 @@ def decode_record(
                 received_at,
                 sequence_number,
                 raw,
+                inflated=compressed,
             )
         batched = True
     else:
         items = [body]
         batched = False
+    beyond_text = len(items) * MIN_ENTRY_TEXT_BYTES - len(raw)
+    if beyond_text > 0 and not out.spend(device_id, beyond_text):
+        return _reject_record(
+            out,
+            Reason.TEXT_BUDGET,
+            f"{len(items)} entries, charged {MIN_ENTRY_TEXT_BYTES} bytes each: "
+            + out.budget_detail(device_id),
+            device_id,
+            received_at,
+            sequence_number,
+            raw,
+            inflated=compressed,
+        )
     _accept(items, batched, device_id, received_at, sequence_number, rules, out)
     return len(items)
 
@@ -405,17 +458,35 @@ def _reject_record(
     sequence_number: str,
     raw: bytes,
     compressed: bool = False,
+    *,
+    inflated: bool = False,
+    whole: bool = False,
 ) -> int:
     """Quarantines a whole Kinesis record (not one reading of it); returns the count.
-    `compressed`: `raw` is the gzip payload as sent, kept as base64."""
-    if compressed:
+    `compressed`: `raw` is the gzip payload as sent, kept as base64. `inflated`: `raw` is
+    what a gzip payload inflated to, whose excerpt the event's size does not bound: it is
+    charged to the budget, and cut short past the device's room. `whole`: keep all of `raw`
+    (as sent, so the event's size bounds it), a record refused for the budget alone, which a
+    replay sends again."""
+    if whole:
+        kept = b64encode(raw).decode() if compressed else raw.decode(errors="backslashreplace")
+        rejection = Rejection(
+            reason, detail, device_id, received_at, sequence_number, None, kept,
+            QUARANTINE_RAW_BASE64 if compressed else None,
+        )  # fmt: skip
+    elif compressed:
         rejection = Rejection(
             reason, detail, device_id, received_at, sequence_number, None,
             _base64_excerpt(raw), QUARANTINE_RAW_BASE64,
         )  # fmt: skip
     else:
+        excerpt = _excerpt(raw)
+        if inflated and not out.spend(device_id, REJECTION_TEXT_BYTES + len(excerpt)):
+            excerpt = _excerpt(raw[:SHORT_EXCERPT_BYTES])
+            if len(raw) > SHORT_EXCERPT_BYTES:
+                excerpt += f"...[{len(raw)}{EXCERPT_MARK}"
         rejection = Rejection(
-            reason, detail, device_id, received_at, sequence_number, None, _excerpt(raw)
+            reason, detail, device_id, received_at, sequence_number, None, excerpt
         )
     out.rejected.append(rejection)
     return 1
@@ -468,6 +539,8 @@ def _accept(
     latest_s = (received_at + rules.max_future_skew_s * 1000) / 1000
     max_power = rules.max_power_w
     accepted = 0
+    first_unkept: Rejection | None = None  # past the budget's room, the rest only counted
+    unkept = 0
     for index, item in enumerate(items):
         optional = None
         point: Point | None
@@ -501,17 +574,20 @@ def _accept(
             result = check_reading(item, received_at, rules)
             first = result[0]
             if type(first) is str:
-                out.rejected.append(
-                    Rejection(
-                        first,
-                        str(result[1]),
-                        device_id,
-                        received_at,
-                        sequence_number,
-                        index if batched else None,
-                        item,
-                    )
+                rejection = Rejection(
+                    first,
+                    str(result[1]),
+                    device_id,
+                    received_at,
+                    sequence_number,
+                    index if batched else None,
+                    item,
                 )
+                if out.spend(device_id, REJECTION_TEXT_BYTES):
+                    out.rejected.append(rejection)
+                else:
+                    first_unkept = first_unkept or rejection
+                    unkept += 1
                 continue
             point, optional = result  # type: ignore[assignment]
             assert isinstance(point, Point)
@@ -519,6 +595,12 @@ def _accept(
         accepted += 1
         if newest is None or point > newest:
             newest, newest_optional = point, optional or None
+    if first_unkept is not None:
+        out.rejected.append(
+            folded(
+                first_unkept, unkept, out, "rejected readings of this record", Reason.TEXT_BUDGET
+            )
+        )
     out.accepted_count += accepted
     if newest is not None:
         kept = out.latest.get(device_id)

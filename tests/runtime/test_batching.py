@@ -6,6 +6,7 @@ import base64
 import gzip
 import json
 import random
+import string
 import tracemalloc
 from dataclasses import replace
 from typing import Any
@@ -13,9 +14,13 @@ from typing import Any
 import pytest
 from energy_runtime import batching, contract
 from energy_runtime.codec import decode_points
+from energy_runtime.handoff import rate_limited
+from energy_runtime.readings import Decoded, decode_record
+from energy_runtime.settings import ReadingRules
 from runtime_fixtures import T0, Cloud, kinesis_record
 
 GOOD = {"ts": T0, "energy_wh": 1000.0, "power_w": 500.0}
+RULES = ReadingRules()
 
 
 def readings(start_s: int, count: int, energy_wh: float = 1000.0) -> list[dict[str, Any]]:
@@ -214,3 +219,59 @@ def test_one_meter_cannot_make_a_batch_parse_more_than_its_share_of_text(cloud: 
     assert refused[0][contract.QUARANTINE_RAW_ENCODING] == contract.QUARANTINE_RAW_BASE64
     handed = [json.loads(m["body"]) for m in cloud.drain_handoff()]
     assert {d["device_id"] for body in handed for d in body["devices"]} == {"m-hog", "m-1"}
+
+
+def _tiny_entries_attack(size: int) -> bytes:
+    """128 KiB of `0,` entries (each a reading refused as not_a_reading) and a random string
+    that holds the inflation ratio under the cap: 65,000 rejections a message."""
+    rng = random.Random(1)
+    pad = "".join(rng.choice(string.ascii_letters) for _ in range(2400))
+    head, tail = '{"readings":[', f',"{pad}"]}}'
+    text = head + ",".join(["0"] * ((size - len(head) - len(tail)) // 2)) + tail
+    return gzip.compress(text.encode(), mtime=0)
+
+
+def test_tiny_defective_entries_cost_the_budget_what_readings_would(cloud: Cloud) -> None:
+    """Rejections take memory whatever little text they were: each entry is charged as 32
+    bytes of text and each rejection kept as 256, and past the device's room the record's
+    further rejections are one counted line. 40 such messages: one is read, the rest are
+    refused unread, memory stays bounded, and every entry is counted."""
+    attack = _tiny_entries_attack(cloud.batching.max_payload_bytes)
+    entries = len(json.loads(gzip.decompress(attack))["readings"])
+    assert len(gzip.decompress(attack)) / len(attack) < contract.MAX_INFLATION_RATIO
+    config = replace(
+        cloud.batching, max_batch_text_bytes=128 * contract.BATCH_TEXT_BYTES_PER_MEMORY_MB
+    )
+    received = (T0 + 60) * 1000
+    event = {"Records": [kinesis_record("m-hog", attack, received, n) for n in range(40)]}
+    tracemalloc.start()
+    try:
+        batching.process_kinesis_event(event, config=config, sqs=cloud.sqs, s3=cloud.s3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    share = config.max_batch_text_bytes // contract.DEVICE_SHARE_OF_BATCH_TEXT
+    assert peak < 8 * share  # unbounded, one message of these takes ~55 MB
+    lines = quarantined_lines(cloud)
+    counts = [line.get(contract.QUARANTINE_COUNT, 1) for line in lines]
+    assert sum(counts) == entries + 39  # the read one's entries, and 39 records unread
+    budget = contract.QuarantineReason.TEXT_BUDGET
+    assert len([line for line in lines if line["reason"] == budget]) == 1 + 39
+    assert len(lines) < 1 + 39 + share // contract.REJECTION_TEXT_BYTES
+
+
+def test_rate_limited_readings_past_the_room_are_counted_on_one_line() -> None:
+    readings = [{"ts": T0 - 900 + i / 10, "energy_wh": 1000 + i / 100, "power_w": 500}
+                for i in range(2400)]  # fmt: skip
+    body = json.dumps({"readings": readings}, separators=(",", ":")).encode()
+    room_for = 100  # rate-limited rejections kept one by one
+    budget = 4 * (len(body) + room_for * contract.REJECTION_TEXT_BYTES + 100)
+    out = Decoded(now_ms=(T0 + 60) * 1000, text_budget=budget)
+    decode_record(kinesis_record("m-1", body, (T0 + 60) * 1000, 1), 131_072, RULES, out)
+    assert out.accepted_count == 2400
+    refused = rate_limited("m-1", out, 15, 1800)
+    assert len(body) <= 131_072 and out.accepted_count == 2400 - sum(r.count for r in refused)
+    assert out.accepted_count <= 2 * 1800  # two intervals at most
+    kept_one_by_one = [r for r in refused if r.count == 1]
+    assert len(kept_one_by_one) == room_for
+    assert {r.reason for r in refused} == {contract.QuarantineReason.RATE_LIMITED}

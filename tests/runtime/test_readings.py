@@ -89,7 +89,7 @@ def test_a_corpus_of_bad_records_loses_nothing() -> None:
     out = Decoded()
     received = sum(decode_record(r, 131_072, RULES, out) for r in [*records, broken, bad_device])
     reasons = [r.reason for r in out.rejected]
-    assert received == out.accepted_count + len(out.rejected) == (1 + len(CORPUS)) + 4 + 1 + 0 + 2
+    assert received == out.accepted_count + out.quarantined_count == (1 + len(CORPUS)) + 4 + 1 + 0 + 2
     assert out.accepted_count == 2 == len(out.points["m-1"])
     assert reasons.count(Reason.BAD_ENVELOPE) == 2
     for reason in (Reason.MALFORMED_JSON, Reason.NOT_UTF8, Reason.OVERSIZED):
@@ -169,7 +169,7 @@ json_values = st.recursive(
 def test_no_payload_can_crash_the_decoder_or_lose_a_reading(payload: bytes) -> None:
     out = Decoded()
     received = decode_record(kinesis_record("m-1", payload, RECEIVED_MS, 1), 131_072, RULES, out)
-    assert received == out.accepted_count + len(out.rejected)
+    assert received == out.accepted_count + out.quarantined_count
     for rejection in out.rejected:
         json.dumps(rejection.raw)  # what the quarantine writes must serialise
 
@@ -180,7 +180,7 @@ def test_no_payload_can_crash_the_decoder_or_lose_a_reading(payload: bytes) -> N
 def _decode(payload: bytes, limit: int = 131_072) -> Decoded:
     out = Decoded()
     received = decode_record(kinesis_record("m-1", payload, RECEIVED_MS, 1), limit, RULES, out)
-    assert received == out.accepted_count + len(out.rejected)
+    assert received == out.accepted_count + out.quarantined_count
     return out
 
 
@@ -240,7 +240,7 @@ def test_a_gzip_bomb_inflates_only_to_the_first_bound_it_crosses(
     assert [r.reason for r in out.rejected] == [Reason.OVERSIZED]
     assert detail in out.rejected[0].detail
     assert len(out.rejected[0].raw) < 5_000  # an excerpt of what was sent, not the inflation
-    assert out.text_read == 0  # refused before parsing: it spends none of the batch's text
+    assert out.spent == 0  # refused before parsing: it spends none of the batch's text
 
 
 def _varied(count: int) -> list[dict[str, Any]]:
@@ -282,7 +282,7 @@ def _batch(payloads: list[tuple[str, bytes]], text_budget: int) -> tuple[Decoded
     for seq, (device, payload) in enumerate(payloads):
         record = kinesis_record(device, payload, RECEIVED_MS, seq)
         received += decode_record(record, 131_072, RULES, out)
-    assert received == out.accepted_count + len(out.rejected)  # nothing lost
+    assert received == out.accepted_count + out.quarantined_count  # nothing lost
     return out, received
 
 
@@ -290,16 +290,17 @@ def test_a_device_past_its_share_of_the_batchs_text_is_quarantined_unread() -> N
     """One meter sending many messages that inflate far: its records past a quarter of the
     batch's text are refused before they are inflated; the other meters are read whole."""
     message = gzip.compress(
-        json.dumps({"readings": _varied(300)}, separators=(",", ":")).encode(), mtime=0
+        json.dumps({"readings": _varied(600)}, separators=(",", ":")).encode(), mtime=0
     )
+    assert len(message) > contract.RAW_EXCERPT_BYTES  # kept whole all the same
     text = len(gzip.decompress(message))
     budget = 40 * text  # a device may read 10 of these
     payloads = [("m-hog", message)] * 30 + [(f"m-{i}", message) for i in range(20)]
     out, _ = _batch(payloads, budget)
     refused = [r for r in out.rejected if r.reason == Reason.TEXT_BUDGET]
     assert {r.device_id for r in refused} == {"m-hog"} and len(refused) == 20
-    assert out.device_text["m-hog"] <= budget // contract.DEVICE_SHARE_OF_BATCH_TEXT
-    assert out.accepted_count == 10 * 300 + 20 * 300
+    assert out.device_spent["m-hog"] <= budget // contract.DEVICE_SHARE_OF_BATCH_TEXT
+    assert out.accepted_count == 10 * 600 + 20 * 600
     assert all(r.raw_encoding == contract.QUARANTINE_RAW_BASE64 for r in refused)
     assert base64.b64decode(refused[0].raw) == message  # a replay can send it again
 
@@ -308,7 +309,7 @@ def test_a_batch_past_its_text_budget_quarantines_the_rest_and_reads_no_further(
     body = json.dumps({"readings": _varied(30)}, separators=(",", ":")).encode()
     budget = 25 * len(body)
     out, _ = _batch([(f"m-{i}", body) for i in range(40)], budget)
-    assert out.accepted_count == 25 * 30 and out.text_read == budget
+    assert out.accepted_count == 25 * 30 and out.spent == budget
     refused = [r for r in out.rejected if r.reason == Reason.TEXT_BUDGET]
     assert len(refused) == 15 and all(r.raw == body.decode() for r in refused)
     assert f"of the batch's {budget}" in refused[0].detail
@@ -337,9 +338,9 @@ def test_no_batch_parses_more_text_than_its_budget_and_every_record_is_accounted
         payloads.append((device, gzip.compress(body, mtime=0) if compressed else body))
     out, _ = _batch(payloads, budget)
     share = budget // contract.DEVICE_SHARE_OF_BATCH_TEXT
-    assert out.text_read <= budget
-    assert all(used <= share for used in out.device_text.values())
-    assert out.text_read == sum(out.device_text.values())
+    assert out.spent <= budget
+    assert all(used <= share for used in out.device_spent.values())
+    assert out.spent == sum(out.device_spent.values())
     for rejection in out.rejected:
         json.dumps(rejection.raw)
         if rejection.raw_encoding == contract.QUARANTINE_RAW_BASE64:
