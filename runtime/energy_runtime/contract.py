@@ -150,10 +150,15 @@ DEVICE_SHARE_OF_BATCH_TEXT: Final = 4
 # line that counts them (QUARANTINE_COUNT), with the first of them; an excerpt of inflated
 # text is charged too, and cut to SHORT_EXCERPT_BYTES past the room.
 REJECTION_TEXT_BYTES: Final = 256
-# Each entry of a message's list is charged at least this much text: the smallest valid
-# reading is about 40 bytes, and an entry of 2 (`0,`) costs the decoder the time of one. A
-# record whose entries exceed the room is quarantined whole (TEXT_BUDGET).
+# Each entry of a message's list is charged at least this much text (the smallest valid
+# reading is about 40 bytes, and an entry of 2, `0,`, costs the decoder the time of one),
+# and each object or list beyond an entry's own as much as it takes parsed (`{},` is 72
+# bytes for 3 of text). A record that costs more than the room is quarantined whole.
 MIN_ENTRY_TEXT_BYTES: Final = 32
+CONTAINER_TEXT_BYTES: Final = 80
+# A rejection's detail, and a rejected reading's text in its line, are cut to these (with
+# the excerpt mark): an honest reading is a few hundred bytes.
+MAX_DETAIL_CHARS: Final = 200
 SHORT_EXCERPT_BYTES: Final = 256
 LAMBDA_MEMORY_VARIABLE: Final = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"  # set by Lambda itself
 DEFAULT_LAMBDA_MEMORY_MB: Final = 1024  # where that is not set (locally, and config's default)

@@ -13,13 +13,15 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from energy_runtime.contract import MAX_RECEIVED_AT_AHEAD_MS as MAX_AHEAD_MS
 from energy_runtime.contract import (
+    EXCERPT_MARK,
     MIN_RECEIVED_AT_MS,
     QUARANTINE_COUNT,
     QUARANTINE_RAW_ENCODING,
+    RAW_EXCERPT_BYTES,
     partition_path,
 )
+from energy_runtime.contract import MAX_RECEIVED_AT_AHEAD_MS as MAX_AHEAD_MS
 from energy_runtime.readings import Rejection
 
 
@@ -29,13 +31,18 @@ def _hour_prefix(prefix: str, received_at_ms: int) -> str:
 
 def _raw_text(raw: Any) -> str:
     """The rejected input as text. Input reaching here is bounded (nesting is refused
-    before parsing), but no input may make the quarantine itself fail."""
+    before parsing), but no input may make the quarantine itself fail. A record's excerpt
+    or whole payload is kept as it comes; a rejected reading's text is cut to
+    RAW_EXCERPT_BYTES (an honest one is a few hundred bytes)."""
     if isinstance(raw, str):
         return raw
     try:
-        return json.dumps(raw)
+        text = json.dumps(raw)
     except (RecursionError, ValueError, TypeError) as error:
         return f"<not serializable: {type(error).__name__}>"
+    if len(text) <= RAW_EXCERPT_BYTES:
+        return text
+    return f"{text[:RAW_EXCERPT_BYTES]}...[{len(text)}{EXCERPT_MARK}"
 
 
 def _line(rejection: Rejection, event_source_arn: str) -> str:

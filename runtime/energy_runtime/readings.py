@@ -22,11 +22,13 @@ from typing import Any
 from energy_runtime.codec import Point
 from energy_runtime.contract import (
     BATCH_TEXT_BYTES_PER_MEMORY_MB,
+    CONTAINER_TEXT_BYTES,
     DEFAULT_LAMBDA_MEMORY_MB,
     DEVICE_SHARE_OF_BATCH_TEXT,
     EXCERPT_MARK,
     GZIP_MAGIC,
     MAX_ABS_EPOCH_S,
+    MAX_DETAIL_CHARS,
     MAX_ENERGY_WH,
     MAX_INFLATION_RATIO,
     MAX_NESTING_DEPTH,
@@ -432,13 +434,18 @@ def decode_record(
     else:
         items = [body]
         batched = False
-    beyond_text = len(items) * MIN_ENTRY_TEXT_BYTES - len(raw)
-    if beyond_text > 0 and not out.spend(device_id, beyond_text):
+    # An entry's own object and the message's {"readings": [...]} are in its text's share;
+    # any further object or list is charged as what it takes parsed (in strings too: the
+    # count errs high, never low).
+    containers = raw.count(b"{") + raw.count(b"[") - len(items) - 2
+    cost = max(len(items) * MIN_ENTRY_TEXT_BYTES, len(raw))
+    cost += max(containers, 0) * CONTAINER_TEXT_BYTES
+    if cost > len(raw) and not out.spend(device_id, cost - len(raw)):
         return _reject_record(
             out,
             Reason.TEXT_BUDGET,
-            f"{len(items)} entries, charged {MIN_ENTRY_TEXT_BYTES} bytes each: "
-            + out.budget_detail(device_id),
+            f"{len(items)} entries and {max(containers, 0)} further objects or lists, "
+            f"charged {cost} bytes: {out.budget_detail(device_id)}",
             device_id,
             received_at,
             sequence_number,
@@ -576,7 +583,7 @@ def _accept(
             if type(first) is str:
                 rejection = Rejection(
                     first,
-                    str(result[1]),
+                    str(result[1])[:MAX_DETAIL_CHARS],
                     device_id,
                     received_at,
                     sequence_number,

@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 import pytest
-from energy_runtime import contract
+from energy_runtime import contract, quarantine
 from energy_runtime.codec import Point
 from energy_runtime.models import Reading
 from energy_runtime.readings import Decoded, Reason, check_reading, decode_record
@@ -89,7 +89,8 @@ def test_a_corpus_of_bad_records_loses_nothing() -> None:
     out = Decoded()
     received = sum(decode_record(r, 131_072, RULES, out) for r in [*records, broken, bad_device])
     reasons = [r.reason for r in out.rejected]
-    assert received == out.accepted_count + out.quarantined_count == (1 + len(CORPUS)) + 4 + 1 + 0 + 2
+    expected = (1 + len(CORPUS)) + 4 + 1 + 0 + 2
+    assert received == out.accepted_count + out.quarantined_count == expected
     assert out.accepted_count == 2 == len(out.points["m-1"])
     assert reasons.count(Reason.BAD_ENVELOPE) == 2
     for reason in (Reason.MALFORMED_JSON, Reason.NOT_UTF8, Reason.OVERSIZED):
@@ -353,3 +354,32 @@ def test_no_bytes_after_the_gzip_magic_can_crash_the_decoder(tail: bytes) -> Non
     out = _decode(b"\x1f\x8b" + tail)
     for rejection in out.rejected:
         json.dumps(rejection.raw)
+
+
+def test_objects_beyond_an_entrys_own_are_charged_as_what_they_take_parsed() -> None:
+    """`{}` is 3 bytes of text and 72 parsed: a reading holding thousands of them, kept by
+    its rejection until its line is written, costs the budget what it takes in memory."""
+    empties = ",".join(["{}"] * 10_000)
+    nested = f'{{"ts": "x", "energy_wh": 1, "power_w": 1, "x": [{empties}]}}'.encode()
+    flat = f'{{"ts": "x", "energy_wh": 1, "power_w": 1, "x": "{"." * len(empties)}"}}'.encode()
+    budget = 2 * 10_000 * contract.CONTAINER_TEXT_BYTES * contract.DEVICE_SHARE_OF_BATCH_TEXT
+    out, _ = _batch([("m-1", nested), ("m-1", nested)], budget)  # the share holds one
+    assert [r.reason for r in out.rejected] == [Reason.BAD_TIMESTAMP, Reason.TEXT_BUDGET]
+    out, _ = _batch([("m-1", flat)] * 20, budget)
+    assert [r.reason for r in out.rejected] == [Reason.BAD_TIMESTAMP] * 20  # text alone
+
+
+def test_a_rejected_readings_line_is_bounded_whatever_it_held() -> None:
+    """A reading whose `ts` is 60,000 characters JSON escapes six times over: its detail
+    and its text in the quarantine line are cut, with the excerpt mark."""
+    body = json.dumps({"ts": "é" * 60_000, "energy_wh": 1, "power_w": 1}).encode()
+    out = _decode(body)
+    [rejection] = out.rejected
+    assert len(rejection.detail) <= contract.MAX_DETAIL_CHARS
+    objects = quarantine.quarantine_objects(
+        out.rejected, prefix="quarantine/", event_source_arn="arn", fallback_ms=RECEIVED_MS
+    )
+    [(line_bytes, _)] = objects.values()
+    line = json.loads(line_bytes)
+    assert len(line_bytes) < 3 * contract.RAW_EXCERPT_BYTES
+    assert line["raw"].endswith(contract.EXCERPT_MARK)
