@@ -144,7 +144,8 @@ BATCH_TEXT_BYTES_PER_MEMORY_MB: Final = 131_072
 DEVICE_SHARE_OF_BATCH_TEXT: Final = 4
 # A rejected reading holds about 1 KB until its quarantine line is written (the rejection,
 # its line, the object's body), whatever little text it was: each one kept is charged to the
-# same budget as this many bytes of text, so a meter sending millions of tiny defective
+# same budget as this many bytes of text and its own (cut to RAW_EXCERPT_BYTES; the rejection
+# keeps that text, not the parsed object), so a meter sending millions of tiny defective
 # readings is held to the memory valid ones would take. Past its device's room, a record's
 # further rejected readings (or an interval's further rate-limited ones) are kept as one
 # line that counts them (QUARANTINE_COUNT), with the first of them; an excerpt of inflated

@@ -13,16 +13,14 @@ import json
 from collections import defaultdict
 from typing import Any
 
+from energy_runtime.contract import MAX_RECEIVED_AT_AHEAD_MS as MAX_AHEAD_MS
 from energy_runtime.contract import (
-    EXCERPT_MARK,
     MIN_RECEIVED_AT_MS,
     QUARANTINE_COUNT,
     QUARANTINE_RAW_ENCODING,
-    RAW_EXCERPT_BYTES,
     partition_path,
 )
-from energy_runtime.contract import MAX_RECEIVED_AT_AHEAD_MS as MAX_AHEAD_MS
-from energy_runtime.readings import Rejection
+from energy_runtime.readings import Rejection, reading_excerpt
 
 
 def _hour_prefix(prefix: str, received_at_ms: int) -> str:
@@ -30,19 +28,9 @@ def _hour_prefix(prefix: str, received_at_ms: int) -> str:
 
 
 def _raw_text(raw: Any) -> str:
-    """The rejected input as text. Input reaching here is bounded (nesting is refused
-    before parsing), but no input may make the quarantine itself fail. A record's excerpt
-    or whole payload is kept as it comes; a rejected reading's text is cut to
-    RAW_EXCERPT_BYTES (an honest one is a few hundred bytes)."""
-    if isinstance(raw, str):
-        return raw
-    try:
-        text = json.dumps(raw)
-    except (RecursionError, ValueError, TypeError) as error:
-        return f"<not serializable: {type(error).__name__}>"
-    if len(text) <= RAW_EXCERPT_BYTES:
-        return text
-    return f"{text[:RAW_EXCERPT_BYTES]}...[{len(text)}{EXCERPT_MARK}"
+    """The rejected input as text: a record's excerpt or payload, a rejected reading's
+    text (readings.reading_excerpt), or the readings a rate limit refused."""
+    return raw if isinstance(raw, str) else reading_excerpt(raw)
 
 
 def _line(rejection: Rejection, event_source_arn: str) -> str:

@@ -132,6 +132,20 @@ def folded(
     )
 
 
+def reading_excerpt(item: Any) -> str:
+    """A rejected reading as the JSON text its quarantine line keeps, cut to
+    RAW_EXCERPT_BYTES (an honest reading is a few hundred bytes). The rejection keeps this,
+    never the parsed object: a list of one-character strings or of integers takes 17 times
+    its text once parsed, its text alone does not."""
+    try:
+        text = json.dumps(item)
+    except (RecursionError, ValueError, TypeError) as error:
+        return f"<not serializable: {type(error).__name__}>"
+    if len(text) <= RAW_EXCERPT_BYTES:
+        return text
+    return f"{text[:RAW_EXCERPT_BYTES]}...[{len(text)}{EXCERPT_MARK}"
+
+
 def _excerpt(raw: bytes) -> str:
     text = raw[:RAW_EXCERPT_BYTES].decode("utf-8", errors="backslashreplace")
     return text if len(raw) <= RAW_EXCERPT_BYTES else text + f"...[{len(raw)}{EXCERPT_MARK}"
@@ -581,6 +595,10 @@ def _accept(
             result = check_reading(item, received_at, rules)
             first = result[0]
             if type(first) is str:
+                unkept += 1
+                if unkept > 1:  # past the room already: only counted
+                    continue
+                excerpt = reading_excerpt(item)
                 rejection = Rejection(
                     first,
                     str(result[1])[:MAX_DETAIL_CHARS],
@@ -588,13 +606,13 @@ def _accept(
                     received_at,
                     sequence_number,
                     index if batched else None,
-                    item,
+                    excerpt,
                 )
-                if out.spend(device_id, REJECTION_TEXT_BYTES):
+                if out.spend(device_id, REJECTION_TEXT_BYTES + len(excerpt)):
                     out.rejected.append(rejection)
+                    unkept = 0
                 else:
-                    first_unkept = first_unkept or rejection
-                    unkept += 1
+                    first_unkept = rejection
                 continue
             point, optional = result  # type: ignore[assignment]
             assert isinstance(point, Point)

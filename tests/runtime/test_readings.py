@@ -372,10 +372,14 @@ def test_objects_beyond_an_entrys_own_are_charged_as_what_they_take_parsed() -> 
 def test_a_rejected_readings_line_is_bounded_whatever_it_held() -> None:
     """A reading whose `ts` is 60,000 characters JSON escapes six times over: its detail
     and its text in the quarantine line are cut, with the excerpt mark."""
-    body = json.dumps({"ts": "é" * 60_000, "energy_wh": 1, "power_w": 1}).encode()
+    body = json.dumps({"ts": "é" * 60_000, "energy_wh": 1, "power_w": 1, "x": ["Ā"] * 9}).encode()
     out = _decode(body)
     [rejection] = out.rejected
     assert len(rejection.detail) <= contract.MAX_DETAIL_CHARS
+    # The rejection keeps that text, never the parsed object (which a list of one-character
+    # strings makes 17 times its text): what it holds is bounded too.
+    assert isinstance(rejection.raw, str)
+    assert len(rejection.raw) < contract.RAW_EXCERPT_BYTES + 20
     objects = quarantine.quarantine_objects(
         out.rejected, prefix="quarantine/", event_source_arn="arn", fallback_ms=RECEIVED_MS
     )
