@@ -370,14 +370,17 @@ class ObservabilityStack(cdk.Stack):
             ),
             _Signal(
                 alarm_id="RateLimitedReadings",
-                # A meter sending far more than its cadence is broken or hostile: find it
-                # in the quarantine's rate_limited lines (device_id).
-                description="Readings beyond the per-interval cap were quarantined (rate_limited)",
+                # A meter sending far more than its cadence, or more than a batch's budget
+                # lets it parse, is broken or hostile: find it in the quarantine's
+                # rate_limited and over_text_budget lines (device_id).
+                description="Readings beyond the per-interval cap or a batch's text budget "
+                "were quarantined (rate_limited, over_text_budget)",
                 metric=filled_sum(
                     "Rate-limited readings",
                     {
                         "batching": reason_metric(Reason.RATE_LIMITED, BATCHING),
                         "processor": reason_metric(Reason.RATE_LIMITED, PROCESSOR),
+                        "budget": reason_metric(Reason.TEXT_BUDGET, BATCHING),
                     },
                 ),
                 threshold=1,
