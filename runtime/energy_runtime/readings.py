@@ -82,8 +82,9 @@ class Decoded:
     # the batch's clock: the latest plausible receive time is a day ahead of it
     now_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     # The batch's budget (contract.BATCH_TEXT_BYTES_PER_MEMORY_MB), in bytes of text: the
-    # text parsed, and REJECTION_TEXT_BYTES per rejected reading kept; what the batch has
-    # spent, and what each device's records spent of that.
+    # text parsed, its entries and nested objects, each rejected reading kept and excerpts
+    # of inflated text (contract.py says what each costs); what the batch has spent, and
+    # what each device's records spent of that.
     text_budget: int = DEFAULT_LAMBDA_MEMORY_MB * BATCH_TEXT_BYTES_PER_MEMORY_MB
     spent: int = 0
     device_spent: dict[str, int] = field(default_factory=dict)
