@@ -50,6 +50,10 @@ def rate_limited(
         first_unkept: Rejection | None = None
         unkept = 0
         for point in group[max_per_interval:]:
+            refused += 1
+            if unkept:  # past the room already: only counted
+                unkept += 1
+                continue
             rejection = Rejection(
                 Reason.RATE_LIMITED,
                 f"more than {max_per_interval} readings in the interval from {start_ms}",
@@ -60,12 +64,10 @@ def rate_limited(
                 {"ts_ms": point.ts_ms, "energy_mwh": point.energy_mwh,
                  "power_dw": point.power_dw},
             )  # fmt: skip
-            refused += 1
             if decoded.spend(device_id, REJECTION_TEXT_BYTES):
                 rejected.append(rejection)
             else:
-                first_unkept = first_unkept or rejection
-                unkept += 1
+                first_unkept, unkept = rejection, 1
         if first_unkept is not None:
             rejected.append(folded(first_unkept, unkept, decoded, "more rate-limited readings"))
     if refused:

@@ -142,14 +142,18 @@ def reading_excerpt(item: Any) -> str:
         text = json.dumps(item)
     except (RecursionError, ValueError, TypeError) as error:
         return f"<not serializable: {type(error).__name__}>"
-    if len(text) <= RAW_EXCERPT_BYTES:
-        return text
-    return f"{text[:RAW_EXCERPT_BYTES]}...[{len(text)}{EXCERPT_MARK}"
+    return _marked(text[:RAW_EXCERPT_BYTES], len(text), len(text) > RAW_EXCERPT_BYTES)
 
 
-def _excerpt(raw: bytes) -> str:
-    text = raw[:RAW_EXCERPT_BYTES].decode("utf-8", errors="backslashreplace")
-    return text if len(raw) <= RAW_EXCERPT_BYTES else text + f"...[{len(raw)}{EXCERPT_MARK}"
+def _marked(kept: str, whole: int, cut: bool) -> str:
+    """What is kept of an input, marked with the size of the whole when it was cut (the
+    one format of an excerpt: a replay skips what ends in EXCERPT_MARK)."""
+    return f"{kept}...[{whole}{EXCERPT_MARK}" if cut else kept
+
+
+def _excerpt(raw: bytes, size: int = RAW_EXCERPT_BYTES) -> str:
+    text = raw[:size].decode("utf-8", errors="backslashreplace")
+    return _marked(text, len(raw), len(raw) > size)
 
 
 _BASE64_EXCERPT_BYTES = RAW_EXCERPT_BYTES * 3 // 4  # as many characters once encoded
@@ -158,7 +162,7 @@ _BASE64_EXCERPT_BYTES = RAW_EXCERPT_BYTES * 3 // 4  # as many characters once en
 def _base64_excerpt(raw: bytes) -> str:
     """A compressed payload as base64, which a replay can send again if it is whole."""
     text = b64encode(raw[:_BASE64_EXCERPT_BYTES]).decode()
-    return text if len(raw) <= _BASE64_EXCERPT_BYTES else text + f"...[{len(raw)}{EXCERPT_MARK}"
+    return _marked(text, len(raw), len(raw) > _BASE64_EXCERPT_BYTES)
 
 
 _STRUCTURE = frozenset(b'[]{}"')
@@ -167,12 +171,17 @@ _STRING = re.compile(rb'"[^"]*"')
 _PARENS = bytes.maketrans(b"[{]}", b"(())")
 
 
-def too_deep(raw: bytes, limit: int = MAX_NESTING_DEPTH) -> bool:
+def brackets(raw: bytes) -> int:
+    """The opening brackets in a JSON text, strings included."""
+    return raw.count(b"[") + raw.count(b"{")
+
+
+def too_deep(raw: bytes, limit: int = MAX_NESTING_DEPTH, opening: int | None = None) -> bool:
     """Whether the JSON text nests deeper than `limit`, found without parsing it (a deep
     enough nest makes every recursive parser and encoder fail). Free for a payload with
-    fewer brackets than the limit; for a device-side batch, a fraction of a microsecond
-    per reading (bytes methods, all in C)."""
-    if raw.count(b"[") + raw.count(b"{") <= limit:
+    fewer brackets (`opening`, if the caller has counted them) than the limit; for a
+    device-side batch, a fraction of a microsecond per reading (bytes methods, all in C)."""
+    if (brackets(raw) if opening is None else opening) <= limit:
         return False
     if b"\\" in raw:  # escaped backslashes, then escaped quotes, cannot end a string
         raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
@@ -403,7 +412,8 @@ def decode_record(
             whole=True,
         )
     out.spend(device_id, len(raw))  # within the room, checked above
-    if too_deep(raw):
+    opening = brackets(raw)  # for the depth check, and the charge for nested objects
+    if too_deep(raw, opening=opening):
         return _reject_record(
             out,
             Reason.TOO_DEEP,
@@ -452,7 +462,7 @@ def decode_record(
     # An entry's own object and the message's {"readings": [...]} are in its text's share;
     # any further object or list is charged as what it takes parsed (in strings too: the
     # count errs high, never low).
-    containers = raw.count(b"{") + raw.count(b"[") - len(items) - 2
+    containers = opening - len(items) - 2
     cost = max(len(items) * MIN_ENTRY_TEXT_BYTES, len(raw))
     cost += max(containers, 0) * CONTAINER_TEXT_BYTES
     if cost > len(raw) and not out.spend(device_id, cost - len(raw)):
@@ -504,9 +514,7 @@ def _reject_record(
     else:
         excerpt = _excerpt(raw)
         if inflated and not out.spend(device_id, REJECTION_TEXT_BYTES + len(excerpt)):
-            excerpt = _excerpt(raw[:SHORT_EXCERPT_BYTES])
-            if len(raw) > SHORT_EXCERPT_BYTES:
-                excerpt += f"...[{len(raw)}{EXCERPT_MARK}"
+            excerpt = _excerpt(raw, SHORT_EXCERPT_BYTES)
         rejection = Rejection(
             reason, detail, device_id, received_at, sequence_number, None, excerpt
         )
@@ -596,8 +604,8 @@ def _accept(
             result = check_reading(item, received_at, rules)
             first = result[0]
             if type(first) is str:
-                unkept += 1
-                if unkept > 1:  # past the room already: only counted
+                if unkept:  # past the room already: only counted
+                    unkept += 1
                     continue
                 excerpt = reading_excerpt(item)
                 rejection = Rejection(
@@ -611,9 +619,8 @@ def _accept(
                 )
                 if out.spend(device_id, REJECTION_TEXT_BYTES + len(excerpt)):
                     out.rejected.append(rejection)
-                    unkept = 0
                 else:
-                    first_unkept = rejection
+                    first_unkept, unkept = rejection, 1
                 continue
             point, optional = result  # type: ignore[assignment]
             assert isinstance(point, Point)
